@@ -1,0 +1,36 @@
+# The two quick-start commands (README):
+#   make train   — set up, then run the main job on the embedded default (no download)
+#   make test    — set up, then run the test suite
+# Both install missing Debian packages and build .venv (pinned requirements + this package, whose
+# C extension is compiled against the system libmypaint).
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: train test setup system-deps benchmarks clean
+
+train: setup
+	$(PY) launch/train.py --flagfile=configs/strokes.cfg
+
+test: setup
+	$(PY) -m pytest -q tests
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@bash scripts/system_deps.sh
+
+$(STAMP): requirements.txt setup.py $(wildcard environments/*.c)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+benchmarks: setup
+	$(PY) benchmarks/env_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info environments/*.so

@@ -1,0 +1,39 @@
+"""The unit of experience: one whole episode, as actors write it to Reverb and the learner reads it.
+
+An episode of `episode_length` L has L observations (FIRST … LAST) and L − 1 actions. Everything is stored
+with a time dimension of L, so the learner can unroll the agent over all observations and bootstrap from
+the LAST one; the action at the LAST step is a zero placeholder whose log-probability is never used.
+
+  step_type           int32   [L]          dm_env.StepType of each observation
+  observation         nest    [L, ...]     the environment's (wrapped) observations, canvas included
+  action              {k: int32 [L]}       action taken after observation t (t = L − 1: zeros)
+  behaviour_log_prob  float32 [L]          log μ(a_t | history) of the actor's policy (t = L − 1: 0)
+  core_state          {'h', 'c': float32 [lstm_size]}  the agent's LSTM state before observation 0
+
+Usage:
+  spec = trajectory_spec(env.observation_spec(), env.action_spec(), lstm_size=256)
+  # Reverb signature: tf.nest.map_structure(tf.TensorSpec.from_spec, spec)
+"""
+from typing import Any, Mapping
+
+import dm_env
+from dm_env import specs
+import tensorflow as tf
+
+def _tensor_spec(spec: specs.Array, leading=()) -> tf.TensorSpec:
+  return tf.TensorSpec(tuple(leading) + tuple(spec.shape), tf.as_dtype(spec.dtype), name=spec.name or None)
+
+def trajectory_spec(observation_spec: Mapping[str, Any], action_spec: Mapping[str, specs.Array],
+                    lstm_size: int, episode_length: int) -> dict:
+  """Nested tf.TensorSpec of one stored episode (see module docstring)."""
+  length = (episode_length,)
+  return {
+      'step_type': tf.TensorSpec(length, tf.int32, 'step_type'),
+      'observation': tf.nest.map_structure(lambda s: _tensor_spec(s, length), dict(observation_spec)),
+      'action': {k: tf.TensorSpec(length, tf.int32, k) for k in action_spec},
+      'behaviour_log_prob': tf.TensorSpec(length, tf.float32, 'behaviour_log_prob'),
+      'core_state': {'h': tf.TensorSpec((lstm_size,), tf.float32, 'h'),
+                     'c': tf.TensorSpec((lstm_size,), tf.float32, 'c')},
+  }
+
+FIRST, MID, LAST = (int(dm_env.StepType.FIRST), int(dm_env.StepType.MID), int(dm_env.StepType.LAST))
