@@ -7,7 +7,9 @@ the LAST one; the action at the LAST step is a zero placeholder whose log-probab
   step_type           int32   [L]          dm_env.StepType of each observation
   observation         nest    [L, ...]     the environment's (wrapped) observations, canvas included
   action              {k: int32 [L]}       action taken after observation t (t = L − 1: zeros)
-  behaviour_log_prob  float32 [L]          log μ(a_t | history) of the actor's policy (t = L − 1: 0)
+  behaviour_log_prob  {k: float32 [L]}     log μ of each sub-action a_t[k] given the history and the
+                                           sub-actions before it (t = L − 1: 0); the learner masks
+                                           sub-actions that had no effect with observation t+1's action_mask
   core_state          {'h', 'c': float32 [lstm_size]}  the agent's LSTM state before observation 0
 
 Usage:
@@ -31,7 +33,7 @@ def trajectory_spec(observation_spec: Mapping[str, Any], action_spec: Mapping[st
       'step_type': tf.TensorSpec(length, tf.int32, 'step_type'),
       'observation': tf.nest.map_structure(lambda s: _tensor_spec(s, length), dict(observation_spec)),
       'action': {k: tf.TensorSpec(length, tf.int32, k) for k in action_spec},
-      'behaviour_log_prob': tf.TensorSpec(length, tf.float32, 'behaviour_log_prob'),
+      'behaviour_log_prob': {k: tf.TensorSpec(length, tf.float32, k) for k in action_spec},
       'core_state': {'h': tf.TensorSpec((lstm_size,), tf.float32, 'h'),
                      'c': tf.TensorSpec((lstm_size,), tf.float32, 'c')},
   }
