@@ -11,6 +11,7 @@ the LAST one; the action at the LAST step is a zero placeholder whose log-probab
                                            sub-actions before it (t = L − 1: 0); the learner masks
                                            sub-actions that had no effect with observation t+1's action_mask
   core_state          {'h', 'c': float32 [lstm_size]}  the agent's LSTM state before observation 0
+  policy_step         int64   []           learner step of the weights that acted (for the policy lag)
 
 Usage:
   spec = trajectory_spec(env.observation_spec(), env.action_spec(), lstm_size=256)
@@ -18,12 +19,18 @@ Usage:
 """
 from typing import Any, Mapping
 
-import dm_env
 from dm_env import specs
 import tensorflow as tf
 
+
+def _plain(nest):
+  """Nested (Ordered)Dicts as plain dicts, so every process flattens them the same (sorted) way."""
+  return {k: _plain(v) for k, v in nest.items()} if isinstance(nest, Mapping) else nest
+
+
 def _tensor_spec(spec: specs.Array, leading=()) -> tf.TensorSpec:
   return tf.TensorSpec(tuple(leading) + tuple(spec.shape), tf.as_dtype(spec.dtype), name=spec.name or None)
+
 
 def trajectory_spec(observation_spec: Mapping[str, Any], action_spec: Mapping[str, specs.Array],
                     lstm_size: int, episode_length: int) -> dict:
@@ -31,11 +38,18 @@ def trajectory_spec(observation_spec: Mapping[str, Any], action_spec: Mapping[st
   length = (episode_length,)
   return {
       'step_type': tf.TensorSpec(length, tf.int32, 'step_type'),
-      'observation': tf.nest.map_structure(lambda s: _tensor_spec(s, length), dict(observation_spec)),
+      'observation': tf.nest.map_structure(lambda s: _tensor_spec(s, length), _plain(observation_spec)),
       'action': {k: tf.TensorSpec(length, tf.int32, k) for k in action_spec},
       'behaviour_log_prob': {k: tf.TensorSpec(length, tf.float32, k) for k in action_spec},
       'core_state': {'h': tf.TensorSpec((lstm_size,), tf.float32, 'h'),
                      'c': tf.TensorSpec((lstm_size,), tf.float32, 'c')},
+      'policy_step': tf.TensorSpec((), tf.int64, 'policy_step'),
   }
 
-FIRST, MID, LAST = (int(dm_env.StepType.FIRST), int(dm_env.StepType.MID), int(dm_env.StepType.LAST))
+
+def fake_spec(canvas_spec: specs.Array, conditional: bool) -> dict:
+  """One item of the `fakes` table: a final render (and the target it was painted for)."""
+  spec = {'canvas': _tensor_spec(canvas_spec)}
+  if conditional:
+    spec['target'] = _tensor_spec(canvas_spec)
+  return spec
