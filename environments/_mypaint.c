@@ -346,6 +346,34 @@ static PyObject *Painter_read_into(Painter *self, PyObject *target) {
   Py_RETURN_NONE;
 }
 
+/* The raw surface, for tests and debugging: premultiplied fix15 RGBA, row-major [width, width, 4]. */
+static PyObject *Painter_read_raw_into(Painter *self, PyObject *target) {
+  Py_buffer view;
+  if (PyObject_GetBuffer(target, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+    return NULL;
+  }
+  const int w = self->width, n = self->surface.tiles_per_side;
+  const Py_ssize_t expected = (Py_ssize_t)w * w * 4 * (Py_ssize_t)sizeof(uint16_t);
+  if (view.len != expected || !view.format || strcmp(view.format, "H") != 0) {
+    PyErr_Format(PyExc_ValueError, "read_raw_into needs a C-contiguous uint16 buffer of shape "
+                 "(%d, %d, 4), got %zd bytes of format '%s'", w, w, view.len,
+                 view.format ? view.format : "B");
+    PyBuffer_Release(&view);
+    return NULL;
+  }
+  uint16_t *out = view.buf;
+  for (int y = 0; y < w; y++) {
+    for (int tx = 0; tx * TILE < w; tx++) {
+      const int count = (w - tx * TILE) < TILE ? (w - tx * TILE) : TILE;
+      const uint16_t *src = self->surface.tiles + (size_t)((y / TILE) * n + tx) * TILE_VALUES
+                            + (size_t)(y % TILE) * TILE * 4;
+      memcpy(out + ((size_t)y * w + (size_t)tx * TILE) * 4, src, (size_t)count * 4 * sizeof(uint16_t));
+    }
+  }
+  PyBuffer_Release(&view);
+  Py_RETURN_NONE;
+}
+
 static PyObject *Painter_get_libmypaint_seconds(Painter *self, void *closure) {
   (void)closure;
   return PyFloat_FromDouble(self->libmypaint_seconds);
@@ -375,6 +403,9 @@ static PyMethodDef Painter_methods[] = {
     {"read_into", (PyCFunction)Painter_read_into, METH_O,
      "read_into(array): write the canvas (float32 [out_width, out_width, channels], un-premultiplied,\n"
      "area-averaged when width > out_width) into a C-contiguous float32 buffer."},
+    {"read_raw_into", (PyCFunction)Painter_read_raw_into, METH_O,
+     "read_raw_into(array): copy the surface, premultiplied 15-bit fixed point RGBA (1.0 = 1 << 15),\n"
+     "into a C-contiguous uint16 buffer of shape [width, width, 4] (for tests)."},
     {NULL, NULL, 0, NULL},
 };
 
