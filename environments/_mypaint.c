@@ -18,9 +18,10 @@
  *    per process and OpenMP threads would only fight the other processes for cores.
  *
  * Determinism: libmypaint 1.6 seeds each brush's RNG (used for dab jitter) with the constant 1000
- * in mypaint_brush_new and has no public way to reseed it. clear() therefore marks the brush for
- * re-creation from its JSON before the next stroke, so every episode starts from the same RNG state
- * and its canvas is a deterministic function of its strokes.
+ * in mypaint_brush_new and has no public way to reseed it. clear() therefore replaces a used brush
+ * by a fresh copy of a template brush (parsed from the JSON once; copying its settings is ~5x
+ * cheaper than re-parsing), so every episode starts from the same RNG state and its canvas is a
+ * deterministic function of its strokes.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -80,7 +81,7 @@ typedef struct {
   Surface surface;
   int surface_ready;
   MyPaintBrush *brush;
-  char *brush_json;
+  MyPaintBrush *template; /* parsed from the JSON; never paints, only copied */
   int brush_used;       /* the brush has painted since it was created (its RNG has advanced) */
   int width;            /* rendered canvas width, pixels */
   int out_width;        /* read-back width; width = scale * out_width */
@@ -106,24 +107,34 @@ static void fill_tile(uint16_t *tile, int white) {
   for (int i = 0; i < TILE_VALUES; i++) tile[i] = FIX15_ONE;
 }
 
-static MyPaintBrush *new_brush(const char *json) {
+/* A new brush with the template's settings (base values and input mappings) and a fresh RNG. */
+static MyPaintBrush *copy_brush(MyPaintBrush *template) {
   MyPaintBrush *brush = mypaint_brush_new();
   if (!brush) return NULL;
-  if (!mypaint_brush_from_string(brush, json)) {
-    mypaint_brush_unref(brush);
-    return NULL;
+  for (int setting = 0; setting < MYPAINT_BRUSH_SETTINGS_COUNT; setting++) {
+    mypaint_brush_set_base_value(brush, setting, mypaint_brush_get_base_value(template, setting));
+    for (int input = 0; input < MYPAINT_BRUSH_INPUTS_COUNT; input++) {
+      const int n = mypaint_brush_get_mapping_n(template, setting, input);
+      if (n == 0) continue; /* a new brush has no mappings; setting n = 0 is costly in libmypaint */
+      mypaint_brush_set_mapping_n(brush, setting, input, n);
+      for (int i = 0; i < n; i++) {
+        float x, y;
+        mypaint_brush_get_mapping_point(template, setting, input, i, &x, &y);
+        mypaint_brush_set_mapping_point(brush, setting, input, i, x, y);
+      }
+    }
   }
   return brush;
 }
 
 static void Painter_dealloc(Painter *self) {
   if (self->brush) mypaint_brush_unref(self->brush);
+  if (self->template) mypaint_brush_unref(self->template);
   if (self->surface_ready) mypaint_tiled_surface_destroy(&self->surface.parent);
   free(self->surface.tiles);
   free(self->surface.scratch);
   free(self->surface.touched);
   free(self->surface.stale);
-  free(self->brush_json);
   free(self->canvas);
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -138,6 +149,24 @@ static void refresh_canvas(Painter *self) {
       const int index = ty * n + tx;
       if (!s->stale[index]) continue;
       s->stale[index] = 0;
+      if (k == 1) { /* fast path: one surface pixel per output pixel, rows straight from the tile */
+        const int rows = (ty + 1) * TILE <= ow ? TILE : ow - ty * TILE;
+        const int cols = (tx + 1) * TILE <= ow ? TILE : ow - tx * TILE;
+        const uint16_t *tile = s->tiles + (size_t)index * TILE_VALUES;
+        for (int y = 0; y < rows; y++) {
+          const uint16_t *p = tile + (size_t)y * TILE * 4;
+          float *out = self->canvas + ((size_t)(ty * TILE + y) * ow + (size_t)tx * TILE) * c;
+          for (int x = 0; x < cols; x++, p += 4, out += c) {
+            const float inv_alpha = p[3] ? 1.0f / (float)p[3] : 0.0f;
+            for (int ch = 0; ch < (c == 4 ? 3 : c); ch++) {
+              const float v = (float)p[ch] * inv_alpha;
+              out[ch] = v > 1.0f ? 1.0f : v;
+            }
+            if (c == 4) out[3] = (float)p[3] * (1.0f / FIX15_ONE);
+          }
+        }
+        continue;
+      }
       /* Output pixels whose k x k source block intersects this tile (blocks may straddle tiles). */
       int oy0 = ty * TILE / k, oy1 = ((ty + 1) * TILE - 1) / k;
       int ox0 = tx * TILE / k, ox1 = ((tx + 1) * TILE - 1) / k;
@@ -205,10 +234,19 @@ static int Painter_init(Painter *self, PyObject *args, PyObject *kwargs) {
   self->channels = channels;
   self->white = white;
 
-  self->brush_json = strdup(json);
-  self->brush = new_brush(json);
-  if (!self->brush_json || !self->brush) {
-    PyErr_SetString(PyExc_ValueError, "libmypaint could not parse the brush JSON (mypaint_brush_from_string failed)");
+  self->template = mypaint_brush_new();
+  if (!self->template) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  if (!mypaint_brush_from_string(self->template, json)) {
+    PyErr_SetString(PyExc_ValueError,
+                    "libmypaint could not parse the brush JSON (mypaint_brush_from_string failed)");
+    return -1;
+  }
+  self->brush = copy_brush(self->template);
+  if (!self->brush) {
+    PyErr_NoMemory();
     return -1;
   }
 
@@ -247,7 +285,7 @@ static PyObject *Painter_clear(Painter *self, PyObject *unused) {
   }
   /* The next stroke gets a fresh brush, whose RNG starts from libmypaint's fixed seed. */
   if (self->brush_used) {
-    MyPaintBrush *brush = new_brush(self->brush_json);
+    MyPaintBrush *brush = copy_brush(self->template);
     if (!brush) return PyErr_NoMemory();
     mypaint_brush_unref(self->brush);
     self->brush = brush;

@@ -266,18 +266,26 @@ def test_transparent_background_gives_alpha_and_clears_to_zero():
   np.testing.assert_array_equal(env.reset().observation['canvas'], blank)
 
 
-@pytest.mark.parametrize('background,use_alpha', [('white', False), ('transparent', True)])
-def test_canvas_is_the_unpremultiplied_fix15_surface(background, use_alpha):
-  env = LibMyPaint(background=background, use_alpha=use_alpha, canvas_width=64)
-  canvas = _run(env, _random_program(env, np.random.default_rng(7), 10)).observation['canvas']
-  raw = np.empty((64, 64, 4), np.uint16)
-  env._painter.read_raw_into(raw)  # pylint: disable=protected-access
-  raw = raw.astype(np.float64)
+def _reference_canvas(raw, scale, channels):
+  """Independent read-back: area-sum premultiplied fix15 RGBA, un-premultiply, alpha to [0, 1]."""
+  raw = _block_mean(raw.astype(np.float64), scale)
   alpha = raw[..., 3:]
-  rgb = np.where(alpha > 0, raw[..., :3] / np.maximum(alpha, 1), 0.0)
-  reference = np.concatenate([np.minimum(rgb, 1.0), alpha / 2 ** 15], axis=-1)[..., :canvas.shape[-1]]
-  np.testing.assert_allclose(canvas, reference, atol=1e-6)
-  assert (alpha < 2 ** 15).any() if background == 'transparent' else (alpha == 2 ** 15).all()
+  rgb = np.where(alpha > 0, raw[..., :3] / np.where(alpha > 0, alpha, 1.0), 0.0)
+  return np.concatenate([np.minimum(rgb, 1.0), alpha / 2 ** 15], axis=-1)[..., :channels]
+
+
+@pytest.mark.parametrize('background,use_alpha', [('white', False), ('transparent', True)])
+@pytest.mark.parametrize('width,render_width', [(64, None), (96, None), (48, 96), (32, 128)])
+def test_canvas_is_the_unpremultiplied_fix15_surface(background, use_alpha, width, render_width):
+  env = LibMyPaint(background=background, use_alpha=use_alpha, canvas_width=width,
+                   render_width=render_width, grid_width=16, episode_length=12)
+  canvas = _run(env, _random_program(env, np.random.default_rng(width), 11)).observation['canvas']
+  full = render_width or width
+  raw = np.empty((full, full, 4), np.uint16)
+  env._painter.read_raw_into(raw)  # pylint: disable=protected-access
+  assert (raw[..., 3] < 2 ** 15).any() if background == 'transparent' else (raw[..., 3] == 2 ** 15).all()
+  assert canvas.min() < 0.5 if background == 'white' else canvas.max() > 0.5  # something painted
+  np.testing.assert_allclose(canvas, _reference_canvas(raw, full // width, canvas.shape[-1]), atol=1e-5)
 
 
 def test_grey_canvas_is_one_channel_of_black_ink():
