@@ -14,6 +14,9 @@
  *  - Our own tiled surface (a MyPaintTiledSurface subclass) records which 64x64 tiles libmypaint
  *    writes. The float canvas is cached and only tiles written since the last read are converted;
  *    clear() only refills tiles written since the last clear.
+ *  - stroke() releases the GIL while libmypaint works, so an actor's other threads (policy
+ *    inference, other environments) run meanwhile. One Painter serves one thread at a time: a call
+ *    while a stroke is running raises RuntimeError.
  *  - Tile requests are single-threaded (threadsafe_tile_requests = FALSE): environments run one
  *    per process and OpenMP threads would only fight the other processes for cores.
  *
@@ -90,6 +93,7 @@ typedef struct {
   int white;            /* background: opaque white, else transparent */
   float *canvas;        /* cached read-back, out_width^2 * channels */
   double libmypaint_seconds; /* time spent inside libmypaint's stroke_to and end_atomic */
+  int busy;             /* a stroke runs without the GIL; other calls must wait for it */
   long long strokes;
 } Painter;
 
@@ -97,6 +101,14 @@ static double now_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int check_idle(Painter *self) {
+  if (self->busy) {
+    PyErr_SetString(PyExc_RuntimeError, "Painter is in use by another thread (a stroke is running)");
+    return -1;
+  }
+  return 0;
 }
 
 static void fill_tile(uint16_t *tile, int white) {
@@ -275,6 +287,7 @@ static int Painter_init(Painter *self, PyObject *args, PyObject *kwargs) {
 
 static PyObject *Painter_clear(Painter *self, PyObject *unused) {
   (void)unused;
+  if (check_idle(self) < 0) return NULL;
   Surface *s = &self->surface;
   const int n = s->tiles_per_side;
   for (int i = 0; i < n * n; i++) {
@@ -326,11 +339,14 @@ static PyObject *Painter_stroke(Painter *self, PyObject *args) {
                         &log_radius, &red, &green, &blue, &new_stroke)) {
     return NULL;
   }
+  if (check_idle(self) < 0) return NULL;
   MyPaintBrush *brush = self->brush;
   MyPaintSurface *surface = (MyPaintSurface *)&self->surface;
   float h, s, v;
   rgb_to_hsv((float)red, (float)green, (float)blue, &h, &s, &v);
 
+  self->busy = 1;
+  Py_BEGIN_ALLOW_THREADS
   const double start = now_seconds();
   mypaint_brush_set_base_value(brush, MYPAINT_BRUSH_SETTING_RADIUS_LOGARITHMIC, (float)log_radius);
   mypaint_brush_set_base_value(brush, MYPAINT_BRUSH_SETTING_COLOR_H, h);
@@ -357,12 +373,15 @@ static PyObject *Painter_stroke(Painter *self, PyObject *args) {
   }
   mypaint_surface_end_atomic(surface, NULL);
   self->libmypaint_seconds += now_seconds() - start;
+  Py_END_ALLOW_THREADS
+  self->busy = 0;
   self->brush_used = 1;
   self->strokes++;
   Py_RETURN_NONE;
 }
 
 static PyObject *Painter_read_into(Painter *self, PyObject *target) {
+  if (check_idle(self) < 0) return NULL;
   Py_buffer view;
   if (PyObject_GetBuffer(target, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
     return NULL;
@@ -386,6 +405,7 @@ static PyObject *Painter_read_into(Painter *self, PyObject *target) {
 
 /* The raw surface, for tests and debugging: premultiplied fix15 RGBA, row-major [width, width, 4]. */
 static PyObject *Painter_read_raw_into(Painter *self, PyObject *target) {
+  if (check_idle(self) < 0) return NULL;
   Py_buffer view;
   if (PyObject_GetBuffer(target, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
     return NULL;

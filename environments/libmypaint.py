@@ -37,9 +37,14 @@ Additions: render_width (render larger, observe an area-averaged downsample, SPI
 `program` and `replay`.
 
 Randomness: dry_brush jitters its dabs with libmypaint's brush RNG, which libmypaint 1.6 seeds with
-a constant and cannot reseed. Every episode starts from a freshly created brush, so an episode's
-canvas is a deterministic function of its program (replay at scale 1 reproduces it exactly);
-`seed` is accepted for interface uniformity and changes nothing.
+the constant 1000 in mypaint_brush_new (mypaint_brush_new_with_buckets too) and cannot reseed: the
+RNG_SEED brush state is ignored. Every episode therefore starts from a fresh copy of the brush, so
+an episode's canvas is a deterministic function of its program (replay at scale 1 reproduces it
+exactly, whatever ran before). DeepMind's env keeps one brush, so its jitter continues from episode
+to episode and is not reproducible. `seed` is accepted for interface uniformity and changes nothing.
+
+Threads: the C stroke releases the GIL while libmypaint works, so environments in different threads
+paint in parallel; one environment must be stepped by one thread at a time.
 """
 import collections
 import math

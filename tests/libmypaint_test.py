@@ -2,6 +2,7 @@
 import collections
 import os
 import shutil
+import threading
 
 import dm_env
 import numpy as np
@@ -338,6 +339,27 @@ def test_replay_at_8x_matches_a_downsample_of_itself():
   assert np.abs(small - canvas).mean() < 0.05
   assert np.corrcoef(_ink(small).ravel(), _ink(canvas).ravel())[0, 1] > 0.9
   assert 0.75 < _ink(small).sum() / _ink(canvas).sum() < 1.25
+
+
+def test_environments_in_threads_paint_what_they_paint_alone():
+  # stroke() releases the GIL inside libmypaint; painters must not share state.
+  rng = np.random.default_rng(13)
+  envs = [LibMyPaint(episode_length=10) for _ in range(2)]
+  programs = [_random_program(envs[0], rng, 9) for _ in envs]
+  alone = [_run(env, program).observation['canvas'] for env, program in zip(envs, programs)]
+  results = [None, None]
+
+  def work(i):
+    for _ in range(5):
+      results[i] = _run(envs[i], programs[i]).observation['canvas']
+
+  threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  for expected, got in zip(alone, results):
+    np.testing.assert_array_equal(got, expected)
 
 
 # --- validation ------------------------------------------------------------------------------------
