@@ -127,7 +127,7 @@ static MyPaintBrush *copy_brush(MyPaintBrush *template) {
     mypaint_brush_set_base_value(brush, setting, mypaint_brush_get_base_value(template, setting));
     for (int input = 0; input < MYPAINT_BRUSH_INPUTS_COUNT; input++) {
       const int n = mypaint_brush_get_mapping_n(template, setting, input);
-      if (n == 0) continue; /* a new brush has no mappings; setting n = 0 is costly in libmypaint */
+      if (n == 0) continue; /* a new brush starts with no mapping points */
       mypaint_brush_set_mapping_n(brush, setting, input, n);
       for (int i = 0; i < n; i++) {
         float x, y;
@@ -223,7 +223,7 @@ static int Painter_init(Painter *self, PyObject *args, PyObject *kwargs) {
                                    &channels, &out_width)) {
     return -1;
   }
-  if (self->canvas) {
+  if (self->template || self->canvas) {
     PyErr_SetString(PyExc_RuntimeError, "Painter is already initialised");
     return -1;
   }
