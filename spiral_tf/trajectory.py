@@ -23,9 +23,9 @@ from dm_env import specs
 import tensorflow as tf
 
 
-def _plain(nest):
+def plain_dicts(nest):
   """Nested (Ordered)Dicts as plain dicts, so every process flattens them the same (sorted) way."""
-  return {k: _plain(v) for k, v in nest.items()} if isinstance(nest, Mapping) else nest
+  return {k: plain_dicts(v) for k, v in nest.items()} if isinstance(nest, Mapping) else nest
 
 
 def _tensor_spec(spec: specs.Array, leading=()) -> tf.TensorSpec:
@@ -38,7 +38,8 @@ def trajectory_spec(observation_spec: Mapping[str, Any], action_spec: Mapping[st
   length = (episode_length,)
   return {
       'step_type': tf.TensorSpec(length, tf.int32, 'step_type'),
-      'observation': tf.nest.map_structure(lambda s: _tensor_spec(s, length), _plain(observation_spec)),
+      'observation': tf.nest.map_structure(lambda s: _tensor_spec(s, length),
+                                           plain_dicts(observation_spec)),
       'action': {k: tf.TensorSpec(length, tf.int32, k) for k in action_spec},
       'behaviour_log_prob': {k: tf.TensorSpec(length, tf.float32, k) for k in action_spec},
       'core_state': {'h': tf.TensorSpec((lstm_size,), tf.float32, 'h'),

@@ -16,7 +16,9 @@ def _targets():
     return record
 
   namespace = {k: rule(k) for k in ('py_library', 'py_binary', 'py_test', 'cc_binary', 'cc_library')}
-  namespace.update(package=lambda **kw: None, licenses=lambda *a: None, load=lambda *a: None)
+  namespace.update(package=lambda **kw: None, licenses=lambda *a: None, load=lambda *a: None,
+                   glob=lambda patterns: [str(p.relative_to(ROOT)) for pattern in patterns
+                                          for p in sorted(ROOT.glob(pattern))])
   exec(compile((ROOT / 'BUILD').read_text(), 'BUILD', 'exec'), namespace)
   return targets
 

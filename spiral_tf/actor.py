@@ -1,0 +1,177 @@
+"""Acting: renderers + a copy of the policy → whole episodes in Reverb.
+
+An actor steps K environments in lockstep (every episode has the same length), with one batched policy
+call per step. At the end of an episode it writes, per environment, one `queue` item (the whole episode,
+spiral_tf/trajectory.py) and one `fakes` item (the final render, and its target when conditional) that
+references the same data, so nothing is sent twice. Fresh weights arrive in the background.
+
+Usage:
+  actor = Actor(envs, agent, reverb.Client(address), WeightPuller(address, agent.variables))
+  actor.run(num_episodes=10)          # or None: until stop() is called
+"""
+import threading
+import time
+from typing import Sequence
+
+import dm_env
+import numpy as np
+import reverb
+import tensorflow as tf
+from tf_agents.experimental.distributed import reverb_variable_container
+
+from spiral_tf import replay
+from spiral_tf import trajectory
+
+
+class WeightPuller:
+  """Keeps the newest policy weights from Reverb at hand without stalling the actor.
+
+  A background thread pulls the `policy_variables` table every `interval_s`; `maybe_update()` (called
+  between episodes) assigns them if they are newer than the ones in use.
+  """
+
+  def __init__(self, address: str, variables: Sequence[tf.Variable], interval_s: float = 2.0,
+               timeout_s: float = 600.0):
+    replay.wait_for_server(address, timeout_s, table=replay.POLICY_VARIABLES)
+    self._container = reverb_variable_container.ReverbVariableContainer(
+        address, table_names=[replay.POLICY_VARIABLES])
+    self._variables = list(variables)
+    self._interval_s = interval_s
+    self._lock = threading.Lock()
+    self._pending = None
+    self.learner_step = -1
+    self.errors = 0
+    self._apply(self._pull())  # Act with the learner's weights from the first episode on.
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._loop, daemon=True, name='weight-puller')
+    self._thread.start()
+
+  def _pull(self):
+    values = self._container.pull(replay.POLICY_VARIABLES)
+    return int(values['learner_step'].numpy()), [w.numpy() for w in values['weights']]
+
+  def _loop(self):
+    while not self._stop.wait(self._interval_s):
+      try:
+        pulled = self._pull()
+      except Exception:  # pylint: disable=broad-except — a restarting server; try again later.
+        self.errors += 1
+        continue
+      with self._lock:
+        if pulled[0] > self.learner_step:
+          self._pending = pulled
+
+  def _apply(self, pulled):
+    step, weights = pulled
+    for variable, value in zip(self._variables, weights):
+      variable.assign(value)
+    self.learner_step = step
+
+  def maybe_update(self) -> bool:
+    with self._lock:
+      pulled, self._pending = self._pending, None
+    if pulled is None or pulled[0] <= self.learner_step:
+      return False
+    self._apply(pulled)
+    return True
+
+  def stop(self):
+    self._stop.set()
+
+
+def _stack(nests):
+  return tf.nest.map_structure(lambda *xs: np.stack(xs), *nests)
+
+
+class Actor:
+  """Runs K environments with one policy and writes their episodes (see module docstring)."""
+
+  def __init__(self, envs: Sequence[dm_env.Environment], agent, client: reverb.Client,
+               weights: WeightPuller | None, conditional: bool, episode_length: int):
+    self._envs = list(envs)
+    self._agent = agent
+    self._client = client
+    self._weights = weights
+    self._conditional = conditional
+    self._length = episode_length
+    self._action_spec = self._envs[0].action_spec()
+    self._writer = client.trajectory_writer(num_keep_alive_refs=episode_length)
+    self._policy = tf.function(agent.step)
+    self._stop = threading.Event()
+    self.episodes = 0
+    self.frames = 0
+
+  def stop(self):
+    self._stop.set()
+
+  def run(self, num_episodes: int | None = None, log_every_s: float = 30.0) -> None:
+    """Acts until `num_episodes` episodes per environment (None: until `stop()`)."""
+    start = last_log = time.monotonic()
+    done = 0
+    while (num_episodes is None or done < num_episodes) and not self._stop.is_set():
+      if self._weights is not None:
+        self._weights.maybe_update()
+      self._write(*self._run_episode())
+      done += 1
+      now = time.monotonic()
+      if now - last_log > log_every_s:
+        last_log = now
+        step = self._weights.learner_step if self._weights else -1
+        print(f'[actor] episodes {self.episodes}  frames {self.frames}  '
+              f'{self.frames / (now - start):.0f} frames/s  weights from learner step {step}', flush=True)
+
+  def _run_episode(self):
+    """One episode of every environment: per-step records, batched over environments."""
+    k = len(self._envs)
+    timesteps = [env.reset() for env in self._envs]
+    state = self._agent.initial_state(k)
+    first_core = tf.nest.map_structure(lambda x: x.numpy(), state.core)
+    records = []
+    for t in range(self._length):
+      observation = _stack([ts.observation for ts in timesteps])
+      step_type = np.array([int(ts.step_type) for ts in timesteps], np.int32)
+      if t < self._length - 1:
+        output, state = self._policy(tf.constant(step_type), observation, state)
+        action = {key: output.action[key].numpy().astype(np.int32) for key in self._action_spec}
+        log_prob = {key: output.log_prob[key].numpy().astype(np.float32) for key in self._action_spec}
+        timesteps = [env.step({key: int(action[key][i]) for key in action})
+                     for i, env in enumerate(self._envs)]
+      else:  # LAST: nothing to act on; placeholders keep the time dimension whole.
+        action = {key: np.zeros(k, np.int32) for key in self._action_spec}
+        log_prob = {key: np.zeros(k, np.float32) for key in self._action_spec}
+      records.append((step_type, observation, action, log_prob))
+    assert all(ts.last() for ts in timesteps), 'episodes of one actor must end together'
+    return records, first_core
+
+  def _write(self, records, first_core):
+    policy_step = np.int64(self._weights.learner_step if self._weights else 0)
+    history = self._writer.history
+    for i in range(len(self._envs)):
+      for t, (step_type, observation, action, log_prob) in enumerate(records):
+        step = {
+            'step_type': step_type[i],
+            'observation': tf.nest.map_structure(lambda x: x[i], trajectory.plain_dicts(observation)),
+            'action': {key: v[i] for key, v in action.items()},
+            'behaviour_log_prob': {key: v[i] for key, v in log_prob.items()},
+        }
+        if t == 0:  # Per-episode fields are written once and referenced by the item.
+          step['core_state'] = {key: v[i] for key, v in first_core.items()}
+          step['policy_step'] = policy_step
+        self._writer.append(step)
+      span = slice(-self._length, None)
+      item = {
+          'step_type': history['step_type'][span],
+          'observation': tf.nest.map_structure(lambda column: column[span], history['observation']),
+          'action': {key: history['action'][key][span] for key in self._action_spec},
+          'behaviour_log_prob': {key: history['behaviour_log_prob'][key][span] for key in self._action_spec},
+          'core_state': {key: history['core_state'][key][-self._length] for key in ('h', 'c')},
+          'policy_step': history['policy_step'][-self._length],
+      }
+      self._writer.create_item(replay.QUEUE, priority=1.0, trajectory=item)
+      fake = {'canvas': history['observation']['canvas'][-1]}
+      if self._conditional:
+        fake['target'] = history['observation']['target'][-1]
+      self._writer.create_item(replay.FAKES, priority=1.0, trajectory=fake)
+      self._writer.end_episode(timeout_ms=600_000)
+    self.episodes += len(self._envs)
+    self.frames += len(self._envs) * (self._length - 1)

@@ -1,0 +1,92 @@
+"""Builds the parts of a run from its `Config`, the same way in every role.
+
+Every process (Reverb server, actors, learner, evaluator, export) builds its environment, agent and
+discriminator here, so their specs and variable lists agree — Reverb's table signatures and the weight
+tables depend on it.
+
+Usage:
+  env = make_environment(config, split='train', seed=7)
+  agent = make_agent(config, env)
+  discriminator = make_discriminator(config)
+"""
+import json
+import os
+
+import dm_env
+
+from spiral_tf import agent as agent_lib
+from spiral_tf import config as config_lib
+from spiral_tf import discriminator as discriminator_lib
+from spiral_tf import trajectory
+from spiral_tf.data import targets as targets_lib
+
+CONFIG_FILE = 'config.json'
+
+
+def make_renderer(config: config_lib.Config, seed: int | None = None) -> dm_env.Environment:
+  """The bare renderer (no targets), as configured."""
+  if config.environment == 'libmypaint':
+    from environments import libmypaint  # pylint: disable=g-import-not-at-top
+    return libmypaint.LibMyPaint(
+        episode_length=config.episode_length, canvas_width=config.canvas_width,
+        grid_width=config.grid_width, brush_type=config.brush_type, brush_sizes=config.brush_sizes,
+        use_color=config.use_color, use_pressure=config.use_pressure, background='white',
+        render_width=config.render_width, seed=seed)
+  from environments import mujoco_scenes  # pylint: disable=g-import-not-at-top
+  return mujoco_scenes.MujocoScenes(episode_length=config.episode_length,
+                                    image_width=config.canvas_width, seed=seed)
+
+
+def load_targets(config: config_lib.Config, split: str):
+  """The dataset's images (uint8 [N, 64, 64, C], ink on white) for the given split."""
+  from spiral_tf import data  # pylint: disable=g-import-not-at-top
+  return data.load_images(config.dataset, split=split, data_dir=config.data_dir, channels=config.channels)
+
+
+def make_environment(config: config_lib.Config, split: str = 'train', seed: int | None = None,
+                     images=None) -> dm_env.Environment:
+  """Renderer + per-episode target (when conditional) + per-episode noise sample."""
+  if config.conditional and images is None:
+    images = load_targets(config, split)
+  return targets_lib.ConditionalTargets(make_renderer(config, seed), images if config.conditional else None,
+                                        conditional=config.conditional, seed=seed)
+
+
+def make_agent(config: config_lib.Config, env: dm_env.Environment) -> agent_lib.Agent:
+  return agent_lib.Agent(env.action_spec(), env.observation_spec(), size=config.network_size,
+                         conditional=config.conditional)
+
+
+def make_discriminator(config: config_lib.Config) -> discriminator_lib.Discriminator:
+  return discriminator_lib.Discriminator(
+      size=config.network_size, spectral_norm=config.d_loss == 'sn-gan')
+
+
+def specs(config: config_lib.Config, env: dm_env.Environment, agent: agent_lib.Agent):
+  """(trajectory spec, fake spec) of the Reverb tables."""
+  observation_spec = env.observation_spec()
+  return (trajectory.trajectory_spec(observation_spec, env.action_spec(), agent.lstm_size,
+                                     config.episode_length),
+          trajectory.fake_spec(observation_spec['canvas'], config.conditional))
+
+
+def save_config(config: config_lib.Config, root_dir: str) -> str:
+  """Writes the run's configuration (read back by export, paint and evaluate)."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  os.makedirs(root_dir, exist_ok=True)
+  path = os.path.join(root_dir, CONFIG_FILE)
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
+  os.replace(tmp, path)
+  return path
+
+
+def load_config(root_dir: str) -> config_lib.Config:
+  path = os.path.join(root_dir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path} not found: is {root_dir} a training run directory (--root_dir)?')
+  with open(path) as f:
+    values = json.load(f)
+  values['brush_sizes'] = tuple(values['brush_sizes'])
+  return config_lib.validate(config_lib.Config(**values))

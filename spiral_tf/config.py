@@ -1,0 +1,206 @@
+"""Training configuration: the flags of `launch/train.py`, as one validated, immutable `Config`.
+
+Every role (reverb, actor, learner, evaluator) builds the same `Config` from the same command line, so a
+configuration error is found by the supervisor before any process starts.
+
+Usage:
+  config.define_flags()                       # once, in the binary
+  cfg = config.from_flags(flags.FLAGS)        # raises ConfigError naming the flag
+"""
+import dataclasses
+import math
+import os
+
+from absl import flags
+
+DATASETS = ('strokes', 'mnist', 'omniglot', 'celeba', 'scenes')
+ENVIRONMENTS = ('libmypaint', 'mujoco_scenes')
+REWARDS = ('spiral', 'spiral++', 'l2')
+STRATEGIES = ('default', 'one_device', 'mirrored', 'multi_worker', 'tpu')
+D_LOSSES = ('wgan-gp', 'sn-gan')
+ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator')
+
+
+class ConfigError(ValueError):
+  """A flag value that cannot work; the message names the flag."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """All settings of a training run (see `define_flags` for their meaning)."""
+  root_dir: str = 'runs/strokes'
+  # Task.
+  environment: str = 'libmypaint'
+  dataset: str = 'strokes'
+  data_dir: str | None = None
+  conditional: bool = True
+  episode_length: int = 20
+  canvas_width: int = 64
+  render_width: int | None = None
+  grid_width: int = 32
+  brush_type: str = 'classic/dry_brush'
+  brush_sizes: tuple = (1, 2, 4, 8, 12, 24)
+  use_color: bool = False
+  use_pressure: bool = True
+  # Agent and discriminator.
+  network_size: str = 'tiny'
+  reward: str = 'spiral'
+  discount: float = 1.0
+  d_loss: str = 'wgan-gp'
+  gradient_penalty_weight: float = 1.0
+  gradient_penalty_target: float = 1.0
+  # Learning.
+  batch_size: int = 64
+  policy_learning_rate: float = 1e-4
+  d_learning_rate: float = 1e-4
+  entropy_cost: float = 1e-2
+  baseline_cost: float = 0.5
+  d_steps_per_policy_step: int = 1
+  fakes_replay_size: int = 1280
+  strategy: str = 'default'
+  num_cpu_replicas: int = 1
+  jit_compile: bool = True
+  # Actors.
+  num_actors: int = 2
+  envs_per_actor: int = 4
+  weight_pull_seconds: float = 2.0
+  queue_size: int = 0  # 0: 2 × batch_size.
+  # Running.
+  reverb_address: str | None = None
+  reverb_port: int = 0
+  max_frames: int = 0
+  max_learner_steps: int = 0
+  max_minutes: float = 0.0
+  checkpoint_every_minutes: float = 10.0
+  log_every_seconds: float = 10.0
+  image_summary_every_steps: int = 100
+  seed: int = 0
+
+  @property
+  def num_replicas(self) -> int:
+    return self.num_cpu_replicas if self.strategy == 'mirrored' else 1
+
+  @property
+  def channels(self) -> int:
+    if self.environment == 'mujoco_scenes':
+      return 3
+    return 3 if self.use_color else 1
+
+  @property
+  def frames_per_episode(self) -> int:
+    return self.episode_length - 1
+
+  @property
+  def effective_queue_size(self) -> int:
+    return self.queue_size or 2 * self.batch_size
+
+
+def validate(config: Config) -> Config:
+  """Raises ConfigError, naming the flag, for settings that cannot work."""
+  def need(ok, flag, message):
+    if not ok:
+      raise ConfigError(f'--{flag}: {message}')
+
+  need(config.environment in ENVIRONMENTS, 'environment',
+       f'{config.environment!r} is not one of {ENVIRONMENTS}')
+  need(config.dataset in DATASETS, 'dataset', f'unknown dataset {config.dataset!r}; one of {DATASETS}')
+  need(config.reward in REWARDS, 'reward', f'{config.reward!r} is not one of {REWARDS}')
+  need(config.strategy in STRATEGIES, 'strategy', f'{config.strategy!r} is not one of {STRATEGIES}')
+  need(config.d_loss in D_LOSSES, 'd_loss', f'{config.d_loss!r} is not one of {D_LOSSES}')
+  need(config.network_size in ('tiny', 'deepmind'), 'network_size',
+       f'{config.network_size!r} is not tiny or deepmind')
+  need(config.episode_length >= 2, 'episode_length', f'{config.episode_length} < 2 (no action fits)')
+  need(config.canvas_width > 0 and config.canvas_width % 64 == 0, 'canvas_width',
+       f'{config.canvas_width} is not a positive multiple of 64')
+  if config.environment == 'libmypaint':
+    need(0 < config.grid_width <= config.canvas_width, 'grid_width',
+         f'grid {config.grid_width} must be between 1 and the canvas width {config.canvas_width}')
+    need(config.grid_width in (16, 32), 'grid_width',
+         f'{config.grid_width}: the location head decodes 16×16 or 32×32 grids')
+    need(config.render_width is None or config.render_width % config.canvas_width == 0, 'render_width',
+         f'{config.render_width} is not a multiple of --canvas_width={config.canvas_width}')
+    need(len(config.brush_sizes) > 0 and all(s > 0 for s in config.brush_sizes), 'brush_sizes',
+         f'{config.brush_sizes}: need at least one positive size')
+  if config.environment == 'mujoco_scenes':
+    need(config.dataset == 'scenes', 'dataset', 'the mujoco_scenes environment reconstructs `scenes`')
+  if config.reward == 'l2':
+    need(config.conditional, 'reward', 'l2 needs a target: set --conditional')
+  need(config.batch_size > 0, 'batch_size', f'{config.batch_size} must be positive')
+  need(config.num_cpu_replicas >= 1, 'num_cpu_replicas', f'{config.num_cpu_replicas} < 1')
+  need(config.batch_size % config.num_replicas == 0, 'batch_size',
+       f'{config.batch_size} is not divisible by the {config.num_replicas} replicas of '
+       f'--strategy={config.strategy}')
+  need(0.0 <= config.discount <= 1.0, 'discount', f'{config.discount} is not in [0, 1]')
+  need(config.num_actors >= 1, 'num_actors', f'{config.num_actors} < 1')
+  need(config.envs_per_actor >= 1, 'envs_per_actor', f'{config.envs_per_actor} < 1')
+  need(config.d_steps_per_policy_step >= 0, 'd_steps_per_policy_step', 'must be ≥ 0')
+  need(config.fakes_replay_size >= config.batch_size, 'fakes_replay_size',
+       f'{config.fakes_replay_size} is smaller than a batch ({config.batch_size})')
+  for name in ('policy_learning_rate', 'd_learning_rate'):
+    value = getattr(config, name)
+    need(math.isfinite(value) and value > 0, name, f'{value} must be a positive number')
+  need(config.root_dir != '', 'root_dir', 'must name a directory')
+  if config.data_dir is not None and config.dataset != 'strokes':
+    need(os.path.isdir(config.data_dir), 'data_dir', f'{config.data_dir} is not a directory')
+  return config
+
+
+def define_flags() -> None:
+  """Defines one absl flag per Config field (defaults from Config), plus --role and --task."""
+  defaults = Config()
+  flags.DEFINE_enum('role', 'all', ROLES, 'Which part of the system this process runs; `all` starts and '
+                    'supervises the others as subprocesses.')
+  flags.DEFINE_integer('task', 0, 'Index of this actor (role=actor).')
+  help_text = {
+      'root_dir': 'Run directory: checkpoints, TensorBoard logs, exports. An existing run resumes.',
+      'environment': 'Renderer: libmypaint or mujoco_scenes.',
+      'dataset': f'Real images / targets: one of {DATASETS}. `strokes` needs no download.',
+      'data_dir': 'Where the datasets live (default: $SPIRAL_DATA_DIR or ~/spiral_data).',
+      'conditional': 'Reconstruct a target (True) or generate unconditionally (False).',
+      'render_width': 'Render at this width and show the agent canvas_width (SPIRAL++: 256 → 64).',
+      'network_size': 'tiny (CPU experiments) or deepmind (the released architecture).',
+      'reward': 'spiral: D(final) at the last step; spiral++: D differences; l2: −‖final − target‖².',
+      'd_loss': 'wgan-gp (SPIRAL) or sn-gan (SPIRAL++: spectral norm + non-saturating loss).',
+      'd_steps_per_policy_step': 'Discriminator updates per policy update.',
+      'fakes_replay_size': 'D samples fakes uniformly from the most recent this many renders.',
+      'strategy': f'tf.distribute strategy: {STRATEGIES}.',
+      'num_cpu_replicas': 'With --strategy=mirrored and no accelerator: split the CPU into this many '
+                          'logical devices.',
+      'envs_per_actor': 'Environments each actor steps in lockstep with one batched policy call.',
+      'weight_pull_seconds': 'How often an actor fetches fresh weights (in the background).',
+      'queue_size': 'Episodes buffered in Reverb between actors and learner (0: 2 × batch).',
+      'reverb_address': 'host:port of the Reverb server (default: started by --role=all on loopback).',
+      'reverb_port': 'Port for --role=reverb (0: pick a free one).',
+      'max_frames': 'Stop after this many environment frames (0: no limit).',
+      'max_learner_steps': 'Stop after this many learner steps (0: no limit).',
+      'max_minutes': 'Stop after this many minutes of training (0: no limit).',
+  }
+  for field in dataclasses.fields(Config):
+    name, default = field.name, getattr(defaults, field.name)
+    text = help_text.get(name, name.replace('_', ' ') + '.')
+    if isinstance(default, bool):
+      flags.DEFINE_bool(name, default, text)
+    elif isinstance(default, int):
+      flags.DEFINE_integer(name, default, text)
+    elif isinstance(default, float):
+      flags.DEFINE_float(name, default, text)
+    elif isinstance(default, tuple):
+      flags.DEFINE_list(name, [str(x) for x in default], text)
+    elif name == 'render_width':
+      flags.DEFINE_integer(name, None, text)
+    else:
+      flags.DEFINE_string(name, default, text)
+
+
+def from_flags(flag_values) -> Config:
+  """Builds and validates the Config from parsed absl flags."""
+  values = {}
+  for field in dataclasses.fields(Config):
+    value = flag_values[field.name].value
+    if field.name == 'brush_sizes':
+      try:
+        value = tuple(int(x) for x in value)
+      except ValueError:
+        raise ConfigError(f'--brush_sizes: {value} must be a list of integers') from None
+    values[field.name] = value
+  return validate(Config(**values))

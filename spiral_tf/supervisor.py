@@ -1,0 +1,139 @@
+"""`--role=all`: runs one training job on this machine as supervised subprocesses.
+
+The supervisor imports neither TensorFlow nor Reverb: it only starts `launch/train.py` again once per role
+(a Reverb server, the learner, `num_actors` actors), each in its own session so that Ctrl-C reaches the
+supervisor alone and the shutdown order stays ours: learner first (it writes a final checkpoint), then the
+actors and the server.
+
+Usage:
+  exit_code = Supervisor(train_py, argv, config).run()
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from spiral_tf import config as config_lib
+
+LEARNER_SHUTDOWN_S = 180.0
+CHILD_SHUTDOWN_S = 20.0
+
+
+def free_port() -> int:
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+class Supervisor:
+  """Starts, watches and stops the roles of a run (see module docstring)."""
+
+  def __init__(self, train_py: str, argv: list[str], config: config_lib.Config, poll_s: float = 0.5):
+    self._train_py = train_py
+    self._argv = [a for a in argv if not a.startswith(('--role', '--task', '--reverb_address'))]
+    self._config = config
+    self._poll_s = poll_s
+    self._stopping = False
+    self._procs: dict[str, subprocess.Popen] = {}
+    self._logs = {}
+    self.restarts: dict[str, int] = {}
+    self.log_dir = os.path.join(config.root_dir, 'logs')
+
+  def _command(self, role, *extra):
+    return [sys.executable, self._train_py, *self._argv, f'--role={role}', *extra]
+
+  def _start(self, name, command, to_console=False):
+    if to_console:
+      out = None
+    else:
+      out = self._logs.get(name) or open(os.path.join(self.log_dir, f'{name}.log'), 'ab')
+      self._logs[name] = out
+    self._procs[name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT if out else None,
+                                         start_new_session=True)
+    print(f'[supervisor] started {name} (pid {self._procs[name].pid})', flush=True)
+
+  def _start_actor(self, i):
+    self._start(f'actor-{i}', self._command('actor', f'--task={i}', f'--reverb_address={self._address}'))
+
+  def _start_reverb(self):
+    self._start('reverb', self._command('reverb', f'--reverb_port={self._port}'))
+
+  def _on_signal(self, signum, frame):
+    del frame
+    if not self._stopping:
+      print(f'[supervisor] {signal.Signals(signum).name}: stopping (learner checkpoints first)', flush=True)
+    self._stopping = True
+
+  def run(self) -> int:
+    os.makedirs(self.log_dir, exist_ok=True)
+    self._port = self._config.reverb_port or free_port()
+    self._address = f'localhost:{self._port}'
+    previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+      self._start_reverb()
+      self._start('learner', self._command('learner', f'--reverb_address={self._address}'),
+                  to_console=True)
+      for i in range(self._config.num_actors):
+        self._start_actor(i)
+      print(f'[supervisor] logs of the other roles: {self.log_dir}', flush=True)
+      return self._watch()
+    finally:
+      self._shutdown()
+      for s, handler in previous.items():
+        signal.signal(s, handler)
+      for f in self._logs.values():
+        f.close()
+
+  def _watch(self) -> int:
+    learner = self._procs['learner']
+    while True:
+      if self._stopping:
+        return self._stop_learner()
+      code = learner.poll()
+      if code is not None:
+        print(f'[supervisor] learner exited with code {code}', flush=True)
+        return code
+      for name, proc in list(self._procs.items()):
+        if name == 'learner' or proc.poll() is None:
+          continue
+        # A dead actor or server is restarted; the learner keeps training meanwhile.
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        print(f'[supervisor] {name} exited with code {proc.returncode}; restarting it '
+              f'(restart {self.restarts[name]})', flush=True)
+        if name == 'reverb':
+          self._start_reverb()
+        else:
+          self._start_actor(int(name.split('-')[1]))
+      time.sleep(self._poll_s)
+
+  def _stop_learner(self) -> int:
+    learner = self._procs['learner']
+    if learner.poll() is None:
+      learner.send_signal(signal.SIGTERM)
+      try:
+        learner.wait(LEARNER_SHUTDOWN_S)
+      except subprocess.TimeoutExpired:
+        print('[supervisor] learner did not stop in time; killing it', flush=True)
+        learner.kill()
+        learner.wait()
+    return learner.returncode
+
+  def _shutdown(self):
+    """Stops every child we started (actors before the server), by pid."""
+    order = [n for n in self._procs if n.startswith('actor')] + ['learner', 'reverb']
+    for name in order:
+      proc = self._procs.get(name)
+      if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + CHILD_SHUTDOWN_S
+    for name in order:
+      proc = self._procs.get(name)
+      if proc is None:
+        continue
+      try:
+        proc.wait(max(0.1, deadline - time.monotonic()))
+      except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
