@@ -1,0 +1,75 @@
+"""MNIST digits as 64×64 grey ink on white paper.
+
+Files: `<data_dir>/mnist/train-images-idx3-ubyte.gz` and `t10k-images-idx3-ubyte.gz` (the official
+IDX files; the un-gzipped names also work). Splits: the official ones, train 60,000 / test 10,000.
+Conversion: inverted (MNIST stores ink as 255 on a black background; the painter draws dark ink on
+white paper), then bilinear upsampling 28 -> 64 (images.py).
+
+Usage:
+  digits = load(data_dir, 'train')        # uint8 [60000, 64, 64, 1], 255 = paper
+"""
+import gzip
+import os
+import zlib
+
+import numpy as np
+
+from spiral_tf.data import cache
+from spiral_tf.data import images
+from spiral_tf.data import locations
+
+SPLITS = {'train': 'train-images-idx3-ubyte', 'test': 't10k-images-idx3-ubyte'}
+COUNTS = {'train': 60000, 'test': 10000}
+HOW_TO_GET = ('download the four IDX files (train/t10k images and labels, *.gz) from '
+              'http://yann.lecun.com/exdb/mnist/ or a mirror such as '
+              'https://storage.googleapis.com/cvdf-datasets/mnist/ into <data_dir>/mnist/.')
+_VERSION = 1
+_IDX_IMAGES_MAGIC = 2051
+
+
+def load(data_dir=None, split='train', limit=None, cache_dir=None):
+  """uint8 [N, 64, 64, 1] digits of `split`, ink on white (the first `limit` if given)."""
+  if split not in SPLITS:
+    raise ValueError(f'MNIST split must be one of {tuple(SPLITS)}, got {split!r}')
+  path = _find(data_dir, split)
+  key = {'version': _VERSION, 'sources': cache.fingerprint([path]), 'limit': limit}
+  return cache.cached(f'mnist-{split}', key, lambda: _decode(path, limit), cache_dir)
+
+
+def _find(data_dir, split):
+  root, origin = locations.resolve_data_dir(data_dir)
+  directory = os.path.join(root, 'mnist')
+  name = SPLITS[split]
+  for candidate in (name + '.gz', name):
+    path = os.path.join(directory, candidate)
+    if os.path.isfile(path):
+      return path
+  expected = [SPLITS[s] + '.gz' for s in SPLITS]
+  missing = [f for f in expected if not os.path.isfile(os.path.join(directory, f))]
+  raise locations.missing_files('MNIST', directory, origin, expected, HOW_TO_GET, missing)
+
+
+def read_idx_images(path):
+  """uint8 [N, rows, cols] from an IDX3 image file (gzipped or not); CorruptDataError names it."""
+  opener = gzip.open if path.endswith('.gz') else open
+  try:
+    with opener(path, 'rb') as f:
+      data = f.read()
+  except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; truncation an EOFError
+    raise locations.CorruptDataError(path, f'cannot decompress ({e})') from None
+  if len(data) < 16:
+    raise locations.CorruptDataError(path, f'only {len(data)} bytes, shorter than the IDX header')
+  magic, count, rows, cols = np.frombuffer(data, '>u4', count=4)
+  if magic != _IDX_IMAGES_MAGIC:
+    raise locations.CorruptDataError(path, f'IDX magic number {magic}, expected {_IDX_IMAGES_MAGIC}')
+  if len(data) != 16 + int(count) * rows * cols:
+    raise locations.CorruptDataError(
+        path, f'header promises {count} images of {rows}×{cols} ({16 + count * rows * cols} bytes), '
+        f'the file has {len(data)} bytes')
+  return np.frombuffer(data, np.uint8, offset=16).reshape(count, rows, cols)
+
+
+def _decode(path, limit):
+  digits = read_idx_images(path)[:limit]
+  paper = 255 - digits[..., None]  # ink on white
+  return images.resize(paper, 64, 64, 'bilinear')

@@ -1,0 +1,49 @@
+"""The procedural MuJoCo scenes (the paper's 3-D targets) as 64×64 colour images.
+
+Files: the shards that `environments.scenes_dataset.generate` writes, in `<data_dir>/scenes/`
+(`python launch/generate_scenes.py --out_dir=<data_dir>/scenes`). Splits: the generator's fixed train
+and held-out (test) split. Images are rendered at 64×64 already, so no resize; they are scenes, not
+ink on paper. Decoded arrays are cached like the other datasets.
+
+Usage:
+  scenes = load(data_dir, 'test')     # uint8 [N, 64, 64, 3]
+"""
+import glob
+import os
+import zipfile
+import zlib
+
+from spiral_tf.data import cache
+from spiral_tf.data import locations
+
+SPLITS = ('train', 'test')
+HOW_TO_GET = ('generate them (no download) with `python launch/generate_scenes.py '
+              '--out_dir=<data_dir>/scenes` (environments.scenes_dataset.generate).')
+_VERSION = 1
+
+
+def load(data_dir=None, split='train', limit=None, cache_dir=None):
+  """uint8 [N, 64, 64, 3] scene renders of `split` (the first `limit` if given)."""
+  if split not in SPLITS:
+    raise ValueError(f'scenes split must be one of {SPLITS}, got {split!r}')
+  root, origin = locations.resolve_data_dir(data_dir)
+  directory = os.path.join(root, 'scenes')
+  metadata = os.path.join(directory, 'metadata.json')
+  if not os.path.isfile(metadata):  # written last by the generator: without it the set is incomplete
+    raise locations.missing_files('scenes', directory, origin,
+                                  ['metadata.json and the train-*.npz / test-*.npz shards'], HOW_TO_GET)
+  sources = [metadata] + sorted(glob.glob(os.path.join(directory, '*.npz')))
+  key = {'version': _VERSION, 'sources': cache.fingerprint(sources), 'limit': limit}
+  return cache.cached(f'scenes-{split}', key, lambda: _read(directory, split, limit), cache_dir)
+
+
+def _read(directory, split, limit):
+  from environments import scenes_dataset  # pylint: disable=g-import-not-at-top  (MuJoCo only here)
+  try:
+    images, _ = scenes_dataset.load(directory, split=split)
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+    raise locations.CorruptDataError(directory, f'cannot read the {split} scenes ({e})') from None
+  if images.ndim != 4 or images.shape[1:] != (64, 64, 3):
+    raise locations.CorruptDataError(directory, f'scene images have shape {images.shape}, '
+                                     'expected [N, 64, 64, 3]')
+  return images[:limit]
