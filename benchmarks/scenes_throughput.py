@@ -1,4 +1,4 @@
-"""Throughput of the MuJoCo scenes environment at 64², one process, and the XML-rebuild alternative.
+"""Throughput of the MuJoCo scenes environment at 64² (one process) and of rebuilding from XML.
 
 Usage:
   .venv/bin/python benchmarks/scenes_throughput.py [--steps 2000] [--repeats 5]

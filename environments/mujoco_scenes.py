@@ -157,7 +157,8 @@ def _object_geom_xml(name, obj, group=0):
   size, z = geom_size(obj.type, obj.size)
   x, y = cell_center(obj.location)
   return (f'<geom name="{name}" type="{TYPE_NAMES[obj.type]}" size="{_fmt(size)}" '
-          f'pos="{_fmt((x, y, z))}" quat="{_fmt(geom_quat(obj.type))}" rgba="{_fmt(object_rgba(obj))}" group="{group}"/>')
+          f'pos="{_fmt((x, y, z))}" quat="{_fmt(geom_quat(obj.type))}" '
+          f'rgba="{_fmt(object_rgba(obj))}" group="{group}"/>')
 
 
 def scene_xml(objects=(), image_width=64, num_slots=0):

@@ -41,15 +41,16 @@ def save_grid(images, path, rows, cols, zoom, gutter=4):
   """Tiles images uint8 [N, W, W, 3] row-major on a white page, each zoomed by pixel replication."""
   from PIL import Image  # pylint: disable=g-import-not-at-top  # only needed for the grid
   if len(images) < rows * cols:
-    raise ValueError(f'--grid_png needs {rows * cols} training scenes (--grid_rows × --grid_cols), '
-                     f'the dataset has {len(images)}')
+    raise ValueError(f'--grid_png needs {rows * cols} training scenes (--grid_rows × '
+                     f'--grid_cols), the dataset has {len(images)}')
   width = images.shape[1] * zoom
   step = width + gutter
   page = np.full((rows * step + gutter, cols * step + gutter, 3), 255, np.uint8)
   for n in range(rows * cols):
     r, c = divmod(n, cols)
     tile = images[n].repeat(zoom, axis=0).repeat(zoom, axis=1)
-    page[gutter + r * step:gutter + r * step + width, gutter + c * step:gutter + c * step + width] = tile
+    top, left = gutter + r * step, gutter + c * step
+    page[top:top + width, left:left + width] = tile
   Image.fromarray(page).save(path)
 
 
@@ -71,7 +72,8 @@ def main(argv):
   if FLAGS.grid_png:
     images, _ = scenes_dataset.load(FLAGS.out_dir, 'train')
     save_grid(images, FLAGS.grid_png, FLAGS.grid_rows, FLAGS.grid_cols, FLAGS.grid_zoom)
-    print(f'saved a {FLAGS.grid_rows}×{FLAGS.grid_cols} grid of training scenes to {FLAGS.grid_png}')
+    print(f'saved a {FLAGS.grid_rows}×{FLAGS.grid_cols} grid of training scenes to '
+          f'{FLAGS.grid_png}')
   return 0
 
 

@@ -22,8 +22,11 @@ def env():
   environment.close()
 
 
-def _action(type=0, location=0, size=1, red=0, green=0, blue=0, mode=ADD):  # pylint: disable=redefined-builtin
-  return dict(type=type, location=location, size=size, red=red, green=green, blue=blue, mode=mode)
+def _action(mode=ADD, **values):
+  """An action dict: type 0, location 0, size 1, black, unless `values` say otherwise."""
+  action = dict(type=0, location=0, size=1, red=0, green=0, blue=0, mode=mode)
+  action.update(values)
+  return action
 
 
 def _project(env, point):
@@ -91,6 +94,18 @@ def test_episode_conventions(env):
   timestep = env.step(_action())  # after LAST: a reset, not an action
   assert timestep.step_type == dm_env.StepType.FIRST
   assert env.objects == [] and env.program == []
+
+
+def test_step_before_reset_resets():
+  with mujoco_scenes.SceneRenderer(1) as renderer:
+    empty_floor = renderer.render()
+  fresh = MujocoScenes(episode_length=3)
+  try:
+    timestep = fresh.step(_action(red=3))
+    assert timestep.first() and fresh.objects == [] and fresh.program == []
+    np.testing.assert_array_equal(np.rint(timestep.observation['canvas'] * 255), empty_floor)
+  finally:
+    fresh.close()
 
 
 def test_red_object_appears_at_its_projected_cell_only(env):
