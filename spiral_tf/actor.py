@@ -145,7 +145,6 @@ class Actor:
 
   def _write(self, records, first_core):
     policy_step = np.int64(self._weights.learner_step if self._weights else 0)
-    history = self._writer.history
     for i in range(len(self._envs)):
       for t, (step_type, observation, action, log_prob) in enumerate(records):
         step = {
@@ -158,6 +157,7 @@ class Actor:
           step['core_state'] = {key: v[i] for key, v in first_core.items()}
           step['policy_step'] = policy_step
         self._writer.append(step)
+      history = self._writer.history
       span = slice(-self._length, None)
       item = {
           'step_type': history['step_type'][span],

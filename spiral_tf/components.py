@@ -37,10 +37,42 @@ def make_renderer(config: config_lib.Config, seed: int | None = None) -> dm_env.
                                     image_width=config.canvas_width, seed=seed)
 
 
-def load_targets(config: config_lib.Config, split: str):
+def dataset_options(config: config_lib.Config) -> dict:
+  """Procedural strokes are painted with the agent's own painter settings (so they are reachable)."""
+  if config.dataset != 'strokes':
+    return {}
+  return dict(episode_length=config.episode_length, canvas_width=config.canvas_width,
+              grid_width=config.grid_width, brush_type=config.brush_type, brush_sizes=config.brush_sizes,
+              use_pressure=config.use_pressure)
+
+
+def load_targets(config: config_lib.Config, split: str, limit: int | None = None):
   """The dataset's images (uint8 [N, 64, 64, C], ink on white) for the given split."""
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
-  return data.load_images(config.dataset, split=split, data_dir=config.data_dir, channels=config.channels)
+  return data.load_images(config.dataset, split=split, data_dir=config.data_dir, channels=config.channels,
+                          limit=limit, **dataset_options(config))
+
+
+def real_dataset(config: config_lib.Config, batch_size: int):
+  """Endless float32 batches of real training images for D."""
+  from spiral_tf import data  # pylint: disable=g-import-not-at-top
+  return data.real_dataset(config.dataset, 'train', batch_size, data_dir=config.data_dir,
+                           channels=config.channels, seed=config.seed, **dataset_options(config))
+
+
+def make_learner_update(config: config_lib.Config, agent, discriminator, strategy):
+  """The compiled update of policy, critic and D (spiral_tf/learner_step.py); call in strategy scope."""
+  from spiral_tf import learner_step  # pylint: disable=g-import-not-at-top
+  settings = learner_step.LearnerConfig(
+      reward=config.reward, discount=config.discount,
+      conditioning=config.d_conditioning if config.conditional else 'none', d_loss=config.d_loss,
+      gradient_penalty_weight=config.gradient_penalty_weight,
+      gradient_penalty_target=config.gradient_penalty_target,
+      policy_learning_rate=config.policy_learning_rate, d_learning_rate=config.d_learning_rate,
+      entropy_cost=config.entropy_cost, baseline_cost=config.baseline_cost,
+      stroke_penalty=config.stroke_penalty, blank_penalty=config.blank_penalty)
+  return learner_step.Learner(agent, discriminator, settings, strategy, jit_compile=config.jit_compile,
+                              seed=config.seed)
 
 
 def make_environment(config: config_lib.Config, split: str = 'train', seed: int | None = None,
@@ -58,8 +90,11 @@ def make_agent(config: config_lib.Config, env: dm_env.Environment) -> agent_lib.
 
 
 def make_discriminator(config: config_lib.Config) -> discriminator_lib.Discriminator:
+  """D on renders, or on (render, target) channel pairs when conditional; built (variables exist)."""
+  channels = config.channels * (2 if config.conditional else 1)
   return discriminator_lib.Discriminator(
-      size=config.network_size, spectral_norm=config.d_loss == 'sn-gan')
+      size=config.network_size, spectral_norm=config.d_loss == 'sn-gan',
+      input_shape=(config.canvas_width, config.canvas_width, channels))
 
 
 def specs(config: config_lib.Config, env: dm_env.Environment, agent: agent_lib.Agent):

@@ -18,6 +18,7 @@ ENVIRONMENTS = ('libmypaint', 'mujoco_scenes')
 REWARDS = ('spiral', 'spiral++', 'l2')
 STRATEGIES = ('default', 'one_device', 'mirrored', 'multi_worker', 'tpu')
 D_LOSSES = ('wgan-gp', 'sn-gan')
+D_CONDITIONINGS = ('pair', 'complement')
 ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator')
 
 
@@ -47,6 +48,7 @@ class Config:
   reward: str = 'spiral'
   discount: float = 1.0
   d_loss: str = 'wgan-gp'
+  d_conditioning: str = 'pair'
   gradient_penalty_weight: float = 1.0
   gradient_penalty_target: float = 1.0
   # Learning.
@@ -56,6 +58,8 @@ class Config:
   entropy_cost: float = 1e-2
   baseline_cost: float = 0.5
   d_steps_per_policy_step: int = 1
+  stroke_penalty: float = 0.0
+  blank_penalty: float = 0.0
   fakes_replay_size: int = 1280
   strategy: str = 'default'
   num_cpu_replicas: int = 1
@@ -106,6 +110,8 @@ def validate(config: Config) -> Config:
   need(config.dataset in DATASETS, 'dataset', f'unknown dataset {config.dataset!r}; one of {DATASETS}')
   need(config.reward in REWARDS, 'reward', f'{config.reward!r} is not one of {REWARDS}')
   need(config.strategy in STRATEGIES, 'strategy', f'{config.strategy!r} is not one of {STRATEGIES}')
+  need(config.d_conditioning in D_CONDITIONINGS, 'd_conditioning',
+       f'{config.d_conditioning!r} is not one of {D_CONDITIONINGS}')
   need(config.d_loss in D_LOSSES, 'd_loss', f'{config.d_loss!r} is not one of {D_LOSSES}')
   need(config.network_size in ('tiny', 'deepmind'), 'network_size',
        f'{config.network_size!r} is not tiny or deepmind')
@@ -161,7 +167,12 @@ def define_flags() -> None:
       'network_size': 'tiny (CPU experiments) or deepmind (the released architecture).',
       'reward': 'spiral: D(final) at the last step; spiral++: D differences; l2: −‖final − target‖².',
       'd_loss': 'wgan-gp (SPIRAL) or sn-gan (SPIRAL++: spectral norm + non-saturating loss).',
+      'd_conditioning': 'Conditional D input: pair (render, target) — real = (target, target) — or '
+                        'complement (SPIRAL++: D judges one half of the render beside the other half of '
+                        'the target).',
       'd_steps_per_policy_step': 'Discriminator updates per policy update.',
+      'stroke_penalty': 'Auxiliary reward: −this for every new disjoint stroke (the paper, MNIST).',
+      'blank_penalty': 'Auxiliary reward: −this when the final canvas shows nothing (the paper, MNIST).',
       'fakes_replay_size': 'D samples fakes uniformly from the most recent this many renders.',
       'strategy': f'tf.distribute strategy: {STRATEGIES}.',
       'num_cpu_replicas': 'With --strategy=mirrored and no accelerator: split the CPU into this many '

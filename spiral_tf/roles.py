@@ -1,0 +1,87 @@
+"""The processes of a training run: `run(role, config)` for reverb, actor, learner and evaluator.
+
+`launch/train.py` calls this in a fresh process per role (`--role=all` starts them as subprocesses).
+Every role builds its environment, agent and discriminator through `spiral_tf/components.py`, so the
+Reverb signatures and weight tables agree across processes and hosts.
+"""
+import os
+import signal
+import threading
+
+import reverb
+import tensorflow as tf
+
+from spiral_tf import components
+from spiral_tf import config as config_lib
+from spiral_tf import replay
+
+REVERB_CHECKPOINTS = 'reverb_checkpoints'
+
+
+def _stop_event() -> threading.Event:
+  """An event set by SIGTERM or SIGINT (the supervisor's and the user's way of saying stop)."""
+  stop = threading.Event()
+  for s in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(s, lambda signum, frame: stop.set())
+  return stop
+
+
+def _tables(config: config_lib.Config):
+  env = components.make_environment(config, images=_placeholder_targets(config))
+  agent = components.make_agent(config, env)
+  discriminator = components.make_discriminator(config)
+  trajectory_spec, fake_spec = components.specs(config, env, agent)
+  return replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
+                            queue_size=config.effective_queue_size, fakes_size=config.fakes_replay_size)
+
+
+def _placeholder_targets(config):
+  """The server needs only the specs: one blank target instead of loading the dataset."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return np.full((1, config.canvas_width, config.canvas_width, config.channels), 255, np.uint8)
+
+
+def run_reverb(config: config_lib.Config) -> int:
+  stop = _stop_event()
+  checkpoint_dir = os.path.join(config.root_dir, REVERB_CHECKPOINTS)
+  server = reverb.Server(_tables(config), port=config.reverb_port,
+                         checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir))
+  print(f'[reverb] serving on port {server.port}', flush=True)
+  stop.wait()
+  server.stop()
+  return 0
+
+
+def run_actor(config: config_lib.Config, task: int) -> int:
+  from spiral_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
+  tf.config.threading.set_intra_op_parallelism_threads(1)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  stop = _stop_event()
+  images = components.load_targets(config, 'train') if config.conditional else None
+  k = config.envs_per_actor
+  envs = [components.make_environment(config, 'train', seed=config.seed * 100_003 + task * k + i,
+                                      images=images) for i in range(k)]
+  agent = components.make_agent(config, envs[0])
+  replay.wait_for_server(config.reverb_address, timeout_s=600)
+  weights = actor_lib.WeightPuller(config.reverb_address, agent.variables, config.weight_pull_seconds)
+  actor = actor_lib.Actor(envs, agent, reverb.Client(config.reverb_address), weights,
+                          conditional=config.conditional, episode_length=config.episode_length)
+  threading.Thread(target=lambda: (stop.wait(), actor.stop()), daemon=True).start()
+  print(f'[actor {task}] {k} environments, weights from learner step {weights.learner_step}', flush=True)
+  actor.run()
+  weights.stop()
+  return 0
+
+
+def run(role: str, config: config_lib.Config, task: int = 0) -> int:
+  if role == 'reverb':
+    return run_reverb(config)
+  if role == 'actor':
+    return run_actor(config, task)
+  if role == 'learner':
+    from spiral_tf import learner  # pylint: disable=g-import-not-at-top
+    return learner.run(config)
+  if role == 'evaluator':
+    from spiral_tf import evaluator  # pylint: disable=g-import-not-at-top
+    return evaluator.run(config)
+  raise ValueError(f'unknown role {role!r}')
