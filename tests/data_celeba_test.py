@@ -102,3 +102,32 @@ def test_corrupt_files_are_named(tmp_path):
 def test_bad_split():
   with pytest.raises(ValueError, match='validation'):
     celeba.split_files(str(DATA_DIR), 'val')
+
+
+def test_prepared_tensorflow_datasets_directory(tmp_path):
+  # tensorflow-datasets' celeb_a layout: <dir>/celeb_a/<version>/celeb_a-<split>.tfrecord-NNNNN-of-NNNNN,
+  # tf.Examples whose 'image' feature holds the JPEG bytes (plus attributes we ignore).
+  names = celeba.split_files(str(DATA_DIR), 'test')[:5]
+  with zipfile.ZipFile(SUBSET_ZIP) as archive:
+    jpegs = [archive.read('img_align_celeba/' + n) for n in names]
+  for version, count in (('2.0.0', 2), ('2.0.1', 5)):  # the newest version is the one read
+    folder = tmp_path / 'celeb_a' / version
+    folder.mkdir(parents=True)
+    for shard, part in enumerate((jpegs[:3][:count], jpegs[3:count])):
+      path = folder / f'celeb_a-test.tfrecord-{shard:05d}-of-00002'
+      with tf.io.TFRecordWriter(str(path)) as writer:
+        for jpeg in part:
+          example = tf.train.Example(features=tf.train.Features(feature={
+              'image': tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+              'attributes/Male': tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))}))
+          writer.write(example.SerializeToString())
+  faces = celeba.load(str(tmp_path), 'test', cache_dir=str(tmp_path / 'cache'))
+  from_zip = celeba.load(str(DATA_DIR), 'test', limit=5, cache_dir=str(tmp_path / 'cache'))
+  np.testing.assert_array_equal(faces, from_zip)
+  assert len(celeba.load(str(tmp_path), 'test', limit=2, cache_dir=str(tmp_path / 'cache'))) == 2
+  with pytest.raises(locations.DatasetNotFoundError, match='tensorflow-datasets'):
+    celeba.load(str(tmp_path), 'train')  # no train records, no CelebA files
+  broken = tmp_path / 'celeb_a' / '2.0.1' / 'celeb_a-test.tfrecord-00000-of-00002'
+  broken.write_bytes(broken.read_bytes()[:-100])
+  with pytest.raises(locations.CorruptDataError, match='2.0.1'):
+    celeba.load(str(tmp_path), 'test', cache_dir=str(tmp_path / 'cache2'))

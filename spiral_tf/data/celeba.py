@@ -6,6 +6,10 @@ Files under `<data_dir>/celeba/`: the images as the folder `img_align_celeba/` o
 `list_eval_partition_subset.txt`, are accepted too. Splits come from the partition file:
 train = 0, validation = 1 (kept apart; nothing trains or reports on it by default), test = 2, the
 held-out split. Images are taken in partition-file order.
+Alternatively, when `<data_dir>/celeba/` has no images, a tensorflow-datasets directory that already
+holds a prepared `celeb_a` (`<data_dir>/celeb_a/<version>/celeb_a-<split>.tfrecord-*`, same three
+splits) is read directly, without tensorflow-datasets: the JPEG bytes of each record's `image`
+feature, in record order.
 Conversion: the largest centred square (the 178×218 images lose 20 rows top and bottom), then an area
 downsample 178 -> 64 (images.py).
 
@@ -14,6 +18,7 @@ Usage:
   n = len(split_files(data_dir, 'test'))          # count without decoding
 """
 import concurrent.futures
+import glob
 import io
 import os
 import zipfile
@@ -40,6 +45,12 @@ _CHUNK = 1024  # images decoded at full size at a time
 
 def load(data_dir=None, split='train', limit=None, cache_dir=None):
   """uint8 [N, 64, 64, 3] faces of `split` (the first `limit` if given)."""
+  if split not in SPLITS:
+    raise ValueError(f'CelebA split must be one of {tuple(SPLITS)}, got {split!r}')
+  records = _tfds_records(data_dir, split)
+  if records:
+    key = {'version': _VERSION, 'sources': cache.fingerprint(records), 'limit': limit}
+    return cache.cached(f'celeba-tfds-{split}', key, lambda: _decode_tfds(records, limit), cache_dir)
   source, partition = _find(data_dir)
   files = split_files(data_dir, split)[:limit]
   key = {'version': _VERSION, 'sources': cache.fingerprint([source, partition]), 'limit': limit}
@@ -66,6 +77,35 @@ def split_files(data_dir=None, split='train'):
   return names
 
 
+def _tfds_records(data_dir, split):
+  """TFRecord shards of a prepared tensorflow-datasets celeb_a, if there are no CelebA files."""
+  root, _ = locations.resolve_data_dir(data_dir)
+  if any(os.path.exists(os.path.join(root, 'celeba', s)) for s in IMAGE_SOURCES):
+    return []
+  versions = sorted(glob.glob(os.path.join(root, 'celeb_a', '*', f'celeb_a-{split}.tfrecord-*')))
+  newest = max((os.path.dirname(p) for p in versions), default=None, key=_version_key)
+  return [p for p in versions if os.path.dirname(p) == newest]
+
+
+def _version_key(directory):
+  return tuple(int(x) if x.isdigit() else -1 for x in os.path.basename(directory).split('.'))
+
+
+def _decode_tfds(records, limit):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (only for TFRecords)
+  feature = {'image': tf.io.FixedLenFeature([], tf.string)}
+  dataset = tf.data.TFRecordDataset(records)
+  if limit is not None:
+    dataset = dataset.take(limit)
+  try:
+    jpegs = [(f'{records[0]} (record {i})', tf.io.parse_single_example(r, feature)['image'].numpy())
+             for i, r in enumerate(dataset)]
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+    raise locations.CorruptDataError(os.path.dirname(records[0]),
+                                     f'cannot read the celeb_a TFRecords ({e.message})') from None
+  return _decode_items(jpegs)
+
+
 def _find(data_dir):
   root, origin = locations.resolve_data_dir(data_dir)
   directory = os.path.join(root, 'celeba')
@@ -77,7 +117,9 @@ def _find(data_dir):
     return source, partition
   expected = ['img_align_celeba.zip (or folder img_align_celeba/)', 'list_eval_partition.txt']
   missing = [e for e, found in zip(expected, (source, partition)) if not found]
-  raise locations.missing_files('CelebA', directory, origin, expected, HOW_TO_GET, missing)
+  how = HOW_TO_GET + (' Or point --data_dir at a tensorflow-datasets directory holding a prepared '
+                      'celeb_a (<data_dir>/celeb_a/<version>/celeb_a-<split>.tfrecord-*).')
+  raise locations.missing_files('CelebA', directory, origin, expected, how, missing)
 
 
 def _read_chunks(source, files):
@@ -120,15 +162,27 @@ def _decode_face(item):
 
 
 def _decode(source, files):
-  if not files:
-    return np.zeros((0, 64, 64, 3), np.uint8)
-  out = np.empty((len(files), 64, 64, 3), np.uint8)
+  return _decode_items(item for chunk in _read_chunks(source, files) for item in chunk)
+
+
+def _decode_items(items):
+  """uint8 [N, 64, 64, 3] from an iterable of (name for errors, jpeg bytes)."""
+  out = []
   # Pillow releases the GIL while decoding JPEGs, so two threads use both cores. Chunks bound the
   # memory of the full-size crops (the whole of CelebA would need 15 GB at 178²).
   with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-    start = 0
-    for items in _read_chunks(source, files):
-      squares = np.stack(list(pool.map(_decode_face, items, chunksize=32)))
-      out[start:start + len(items)] = images.resize(squares, 64, 64, 'area')
-      start += len(items)
-  return out
+    for chunk in _chunks(items, _CHUNK):
+      squares = np.stack(list(pool.map(_decode_face, chunk, chunksize=32)))
+      out.append(images.resize(squares, 64, 64, 'area'))
+  return np.concatenate(out) if out else np.zeros((0, 64, 64, 3), np.uint8)
+
+
+def _chunks(iterable, size):
+  chunk = []
+  for item in iterable:
+    chunk.append(item)
+    if len(chunk) == size:
+      yield chunk
+      chunk = []
+  if chunk:
+    yield chunk
