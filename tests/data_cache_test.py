@@ -68,3 +68,29 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
   monkeypatch.delenv('SPIRAL_CACHE_DIR')
   monkeypatch.setenv('HOME', str(tmp_path))
   assert cache.resolve_cache_dir(None) == str(tmp_path / '.cache' / 'spiral_tf')
+
+
+def _build_in_another_process(cache_dir, log):
+  # Runs in a 'spawn' child: builds slowly, appending to `log` so the test sees how many builds ran.
+  import time  # pylint: disable=g-import-not-at-top
+
+  def build():
+    with open(log, 'a') as f:
+      f.write('built\n')
+    time.sleep(0.5)
+    return np.full((4,), 5, np.uint8)
+  assert cache.cached('shared', {'k': 0}, build, cache_dir)[0] == 5
+
+
+def test_concurrent_processes_build_once(tmp_path):
+  import multiprocessing  # pylint: disable=g-import-not-at-top
+  context = multiprocessing.get_context('spawn')  # never fork after TensorFlow may be imported
+  log = tmp_path / 'log'
+  workers = [context.Process(target=_build_in_another_process, args=(str(tmp_path / 'c'), str(log)))
+             for _ in range(3)]
+  for worker in workers:
+    worker.start()
+  for worker in workers:
+    worker.join(60)
+  assert [w.exitcode for w in workers] == [0, 0, 0]
+  assert log.read_text() == 'built\n'

@@ -10,6 +10,7 @@ directory only costs the caching.
 Usage:
   images = cached('mnist-train', {'version': 1, 'sources': fingerprint(paths)}, decode_fn, cache_dir)
 """
+import fcntl
 import hashlib
 import json
 import logging
@@ -48,17 +49,44 @@ def cache_path(name, key, cache_dir=None):
 
 
 def cached(name, key, build, cache_dir=None):
-  """Returns the array cached under (name, key), calling `build()` and storing it on a miss."""
+  """Returns the array cached under (name, key), calling `build()` and storing it on a miss.
+
+  Processes that miss the same entry at once (the actors and the learner of a fresh run) take turns
+  through a lock file: one builds, the others then read its result instead of building it again.
+  """
   path = cache_path(name, key, cache_dir)
-  if os.path.exists(path):
-    try:
-      return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:  # e.g. a half-written file from a killed process
-      logging.warning('Rebuilding unreadable cache entry %s (%s)', path, e)
-  array = build()
+  array = _read(path)
+  if array is not None:
+    return array
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    # Write then rename, so concurrent readers (several actors) never see a partial file.
+    lock = open(path + '.lock', 'a+b')  # pylint: disable=consider-using-with
+  except OSError as e:
+    logging.warning('Could not cache %s in %s (%s); it will be decoded again next time.',
+                    name, os.path.dirname(path), e)
+    return build()
+  with lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+    array = _read(path)  # built by another process while we waited
+    if array is None:
+      array = build()
+      _write(path, array)
+  return array
+
+
+def _read(path):
+  if not os.path.exists(path):
+    return None
+  try:
+    return np.load(path, allow_pickle=False)
+  except (OSError, ValueError) as e:  # e.g. a file damaged on disk
+    logging.warning('Rebuilding unreadable cache entry %s (%s)', path, e)
+    return None
+
+
+def _write(path, array):
+  # Write then rename, so readers that do not take the lock never see a partial file.
+  try:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
     try:
       with os.fdopen(fd, 'wb') as f:
@@ -68,6 +96,4 @@ def cached(name, key, build, cache_dir=None):
       if os.path.exists(tmp):
         os.remove(tmp)
   except OSError as e:
-    logging.warning('Could not cache %s in %s (%s); it will be decoded again next time.',
-                    name, os.path.dirname(path), e)
-  return array
+    logging.warning('Could not write the cache entry %s (%s)', path, e)
