@@ -399,13 +399,14 @@ class MujocoScenes(dm_env.Environment):
       if key not in action:
         raise ValueError(f'action is missing key {key!r} (an integer in [0, {num_values - 1}])')
       value = action[key]
-      try:
-        if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
-          raise TypeError
-        value = int(value.__index__())
-      except (TypeError, AttributeError):
-        raise ValueError(f'action[{key!r}] must be an integer in [0, {num_values - 1}], got '
-                         f'{value!r}') from None
+      if type(value) is not int:  # pylint: disable=unidiomatic-typecheck  # the common case, fast
+        try:
+          if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
+            raise TypeError
+          value = int(value.__index__())
+        except (TypeError, AttributeError):
+          raise ValueError(f'action[{key!r}] must be an integer in [0, {num_values - 1}], got '
+                           f'{value!r}') from None
       if not 0 <= value < num_values:
         raise ValueError(f'action[{key!r}] = {value} is outside [0, {num_values - 1}]')
       out[key] = value

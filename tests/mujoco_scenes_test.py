@@ -255,6 +255,8 @@ def test_same_program_same_image_and_replay(env):
     (_action(type=-1), r"action\['type'\] = -1 is outside \[0, 3\]"),
     (_action(mode=3), r"action\['mode'\] = 3 is outside \[0, 2\]"),
     (_action(red=1.5), r"action\['red'\] must be an integer in \[0, 3\]"),
+    (_action(size=True), r"action\['size'\] must be an integer in \[0, 2\]"),
+    (_action(blue=np.array([1])), r"action\['blue'\] must be an integer in \[0, 3\]"),
     ({k: v for k, v in _action().items() if k != 'size'}, r"missing key 'size'.*\[0, 2\]"),
     (dict(_action(), colour=1), r"unknown keys \['colour'\]"),
     ([1, 2, 3], r'action must be a mapping'),
