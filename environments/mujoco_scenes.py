@@ -44,8 +44,10 @@ the lights have no specular part, and the primitives are tessellated coarsely (1
 one quad per box face: ~0.04 ms per object instead of ~0.2, with no visible facets even at 256^2).
 4x multisampling stays on for clean object edges.
 
-Headless rendering uses EGL: MUJOCO_GL is set to 'egl' when unset, before mujoco is imported.
-A missing GL stack raises RuntimeError naming the Debian packages to install.
+Headless rendering uses EGL: MUJOCO_GL is set to 'egl' when unset, before mujoco is imported
+(so import this module before anything else imports mujoco). A missing GL stack raises an error
+naming the Debian packages to install: ImportError when mujoco cannot load its GL backend at
+import, RuntimeError when no offscreen context can be created.
 """
 import collections
 import os
