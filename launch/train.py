@@ -20,6 +20,8 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# TensorFlow's C++ info and warning lines (grappler, oneDNN, CUDA probing) drown the progress lines.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
 

@@ -11,6 +11,7 @@ Usage:
   learner.run()          # until a stop condition (max frames / steps / minutes) or the stop event
 """
 import os
+import sys
 import threading
 import time
 
@@ -153,8 +154,10 @@ class Learner:
         scalars = {k: float(v.numpy()) for k, v in metrics.items()}
         scalars.update(rates)
         scalars.update(self._table_sizes())
-        scalars['policy_lag_steps'] = step - 1 - float(np.mean(
+        # The learner step of the weights that acted: it grows as fresh weights reach the actors.
+        scalars['acting_policy_step'] = float(np.mean(
             summaries.local_numpy(batch[0]['policy_step'], self.strategy)))
+        scalars['policy_lag_steps'] = step - 1 - scalars['acting_policy_step']
         summaries.write_scalars(self.writer, step, scalars)
         summaries.print_progress(step, frames, scalars, self._eta(start, step - steps0, frames - frames0))
         last_log, logged_steps, logged_frames, busy, waited = now, step, frames, 0.0, 0.0
@@ -186,5 +189,11 @@ def run(config: config_lib.Config) -> int:
   from spiral_tf import roles  # pylint: disable=g-import-not-at-top
   stop = roles._stop_event()  # pylint: disable=protected-access
   replay.wait_for_server(config.reverb_address, timeout_s=600)
-  Learner(config, stop).run()
-  return 0
+  learner = Learner(config, stop)
+  learner.run()
+  learner.writer.close()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  # Everything is saved. Skip interpreter teardown: destroying Reverb dataset iterators waits for their
+  # in-flight samples (up to DATA_TIMEOUT_MS) once the actors stop feeding the queue.
+  os._exit(0)  # pylint: disable=protected-access

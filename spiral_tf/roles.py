@@ -56,7 +56,8 @@ def run_actor(config: config_lib.Config, task: int) -> int:
   from spiral_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
   tf.config.threading.set_intra_op_parallelism_threads(1)
   tf.config.threading.set_inter_op_parallelism_threads(1)
-  stop = _stop_event()
+  # SIGTERM keeps its default action: an actor owns nothing worth saving (a partial episode is the only
+  # loss), and a Python handler would wait behind a blocked Reverb insert.
   images = components.load_targets(config, 'train') if config.conditional else None
   k = config.envs_per_actor
   envs = [components.make_environment(config, 'train', seed=config.seed * 100_003 + task * k + i,
@@ -66,7 +67,6 @@ def run_actor(config: config_lib.Config, task: int) -> int:
   weights = actor_lib.WeightPuller(config.reverb_address, agent.variables, config.weight_pull_seconds)
   actor = actor_lib.Actor(envs, agent, reverb.Client(config.reverb_address), weights,
                           conditional=config.conditional, episode_length=config.episode_length)
-  threading.Thread(target=lambda: (stop.wait(), actor.stop()), daemon=True).start()
   print(f'[actor {task}] {k} environments, weights from learner step {weights.learner_step}', flush=True)
   actor.run()
   weights.stop()

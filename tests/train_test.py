@@ -1,0 +1,119 @@
+"""End to end: Reverb + 2 actors + learner as real processes (`launch/train.py --role=all`).
+
+One short run with the default strategy, then a resume of the same run directory under the mirrored
+strategy (2 logical CPU replicas): together they show training under both strategies, checkpoints,
+continuous counters and optimizer state across a restart, weights reaching the actors, the fakes replay
+filling, and the TensorBoard tags. Config errors must fail before any process starts.
+"""
+import glob
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TRAIN = [sys.executable, str(ROOT / 'launch' / 'train.py'), '--flagfile=configs/smoke.cfg']
+FIRST_STEPS, RESUMED_STEPS = 4, 8
+BATCH, FRAMES_PER_EPISODE = 8, 4  # smoke.cfg: batch 8, episode_length 5.
+
+SCALAR_TAGS = ('policy_loss', 'value_loss', 'entropy', 'd_loss_real', 'd_loss_fake', 'gradient_penalty',
+               'd_score_real', 'd_score_fake', 'reward_mean', 'l2_to_target', 'frames_per_s',
+               'learner_steps_per_s', 'queue_size', 'fakes_size', 'policy_lag_steps')
+IMAGE_TAGS = ('targets_and_renders', 'strokes')
+
+
+def _train(root_dir, *flags, timeout=300):
+  return subprocess.run(TRAIN + [f'--root_dir={root_dir}', '--log_every_seconds=0', *flags], cwd=ROOT,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def _scalars(root_dir):
+  """{tag: [(step, value)]} from every event file of the run."""
+  values = {}
+  for path in sorted(glob.glob(os.path.join(root_dir, 'tensorboard', 'events.*'))):
+    acc = event_accumulator.EventAccumulator(path, size_guidance={'tensors': 0})
+    acc.Reload()
+    for tag in acc.Tags()['tensors']:
+      for event in acc.Tensors(tag):
+        values.setdefault(tag, []).append((event.step, tf.make_ndarray(event.tensor_proto)))
+  return values
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+  root = tmp_path_factory.mktemp('smoke') / 'run'
+  first = _train(root, f'--max_learner_steps={FIRST_STEPS}')
+  assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+  first_checkpoint = tf.train.load_checkpoint(str(root / 'checkpoints' / f'ckpt-{FIRST_STEPS}'))
+  second = _train(root, f'--max_learner_steps={RESUMED_STEPS}', '--strategy=mirrored',
+                  '--num_cpu_replicas=2')
+  assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+  return root, first, second, first_checkpoint
+
+
+def test_trains_and_checkpoints_with_both_strategies(run):
+  root, first, second, _ = run
+  assert f'stopped: reached --max_learner_steps={FIRST_STEPS}' in first.stdout
+  assert 'strategy default × 1' in first.stdout
+  assert 'strategy mirrored × 2' in second.stdout
+  assert f'stopped: reached --max_learner_steps={RESUMED_STEPS}' in second.stdout
+  assert (root / 'checkpoints' / f'ckpt-{RESUMED_STEPS}.index').exists()
+  assert str(root / 'tensorboard') in second.stdout  # Tells the user where the logs are.
+
+
+def test_resume_continues_counters_weights_and_optimizer(run):
+  root, _, second, first_checkpoint = run
+  assert re.search(rf'resumed from .*ckpt-{FIRST_STEPS}: step {FIRST_STEPS}, '
+                   rf'frames {FIRST_STEPS * BATCH * FRAMES_PER_EPISODE}', second.stdout)
+  final = tf.train.load_checkpoint(str(root / 'checkpoints' / f'ckpt-{RESUMED_STEPS}'))
+  assert final.get_tensor('learner_step/.ATTRIBUTES/VARIABLE_VALUE') == RESUMED_STEPS
+  assert final.get_tensor('frames/.ATTRIBUTES/VARIABLE_VALUE') == RESUMED_STEPS * BATCH * FRAMES_PER_EPISODE
+  # Adam's step count continued from the first run rather than restarting at 0.
+  assert final.get_tensor('policy_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == RESUMED_STEPS
+  assert final.get_tensor('d_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == RESUMED_STEPS
+  # The weights moved on from the first run's (they were trained further, not re-initialised far away).
+  names = [n for n in first_checkpoint.get_variable_to_shape_map()
+           if n.startswith('agent/') and n.endswith('VARIABLE_VALUE')]
+  assert names
+  moved = [np.abs(final.get_tensor(n) - first_checkpoint.get_tensor(n)).max() for n in names]
+  assert max(moved) > 0
+  assert np.median(moved) < 0.1  # Small Adam steps from the restored weights.
+  steps = [step for step, _ in _scalars(root)['policy_loss']]
+  assert min(steps) == 1 and max(steps) == RESUMED_STEPS and len(set(steps)) == RESUMED_STEPS
+
+
+def test_tensorboard_scalars_and_images(run):
+  root = run[0]
+  scalars = _scalars(root)
+  for tag in SCALAR_TAGS + IMAGE_TAGS:
+    assert tag in scalars, f'missing TensorBoard tag {tag}; have {sorted(scalars)}'
+  assert all(np.isfinite(v).all() for _, v in scalars['policy_loss'])
+  image = scalars['targets_and_renders'][0][1]  # [width, height, encoded images...]
+  assert int(image[0]) == 2 * 64 and int(image[1]) == 64  # Target beside render.
+
+
+def test_weights_reach_actors_and_fakes_fill(run):
+  scalars = _scalars(run[0])
+  acting = [float(v) for _, v in sorted(scalars['acting_policy_step'])]
+  assert max(acting) > 0, f'actors never acted with weights newer than step 0: {acting}'
+  assert max(float(v) for _, v in scalars['fakes_size']) >= BATCH
+
+
+@pytest.mark.parametrize('flags, named', [
+    (['--dataset=imagenet'], '--dataset'),
+    (['--grid_width=128'], '--grid_width'),
+    (['--strategy=mirrored', '--num_cpu_replicas=3'], '--batch_size'),
+])
+def test_config_error_fails_before_any_process(tmp_path, flags, named):
+  root = tmp_path / 'bad'
+  result = _train(root, *flags, timeout=60)
+  assert result.returncode == 2
+  assert named in result.stderr and 'configuration error' in result.stderr
+  assert '[supervisor] started' not in result.stdout
+  assert not root.exists()
