@@ -1,0 +1,98 @@
+r"""Evaluates an exported agent's reconstructions on the held-out split against a non-learned baseline.
+
+  python launch/evaluate.py --model=runs/strokes/export --num_targets=100 --grid=eval_grid.png
+
+Loads the first --num_targets images of the held-out split (--split, default test) of the dataset the
+agent was trained on (--data_dir overrides the run's), paints each with the agent (best of
+--num_samples episodes) and with greedy search over random strokes given the same number of renders
+(spiral_tf/evaluation.py), and prints the mean squared error per pixel of both (and of a blank canvas).
+--grid writes an image: targets (top row), agent, baseline. The last line printed is one JSON object.
+Exit status 0, or 1 with a message on bad input.
+"""
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+flags.DEFINE_string('model', None, 'Exported SavedModel directory (e.g. <root_dir>/export).')
+flags.DEFINE_integer('num_targets', 100, 'How many held-out targets (the first ones of the split).')
+flags.DEFINE_integer('num_samples', 1, 'Agent episodes per target (the best counts); the baseline gets '
+                     'as many random strokes per step.')
+flags.DEFINE_string('split', 'test', 'Held-out split of the dataset.')
+flags.DEFINE_string('data_dir', None, "Dataset directory (default: the run's --data_dir).")
+flags.DEFINE_string('grid', None, 'Where to write the image grid (PNG).')
+flags.DEFINE_integer('grid_columns', 16, 'Targets shown in the grid.')
+flags.DEFINE_integer('seed', 0, 'Seed of the noise samples and of the baseline.')
+FLAGS = flags.FLAGS
+
+
+def _fail(message):
+  print(f'evaluate.py: error: {message}', file=sys.stderr)
+  return 1
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not FLAGS.model:
+    return _fail('--model is required (an exported SavedModel directory)')
+  for name in ('num_targets', 'num_samples', 'grid_columns'):
+    if getattr(FLAGS, name) < 1:
+      return _fail(f'--{name}={getattr(FLAGS, name)} must be at least 1')
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from spiral_tf import components  # pylint: disable=g-import-not-at-top
+  from spiral_tf import data  # pylint: disable=g-import-not-at-top
+  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+
+  try:
+    metadata = painter_lib.read_export_metadata(FLAGS.model)
+    config = painter_lib.config_of(metadata, FLAGS.model)
+  except painter_lib.ModelError as e:
+    return _fail(str(e))
+  if metadata.get('renderer') != painter_lib.RENDERER:
+    return _fail(f'{FLAGS.model} was trained for the {metadata.get("renderer")!r} renderer; evaluate.py '
+                 f'drives {painter_lib.RENDERER}')
+  if not config.conditional:
+    return _fail(f'{FLAGS.model} is an unconditional agent; evaluate.py measures reconstructions')
+  if FLAGS.data_dir:
+    config = dataclasses.replace(config, data_dir=FLAGS.data_dir)
+  try:
+    targets = components.load_targets(config, FLAGS.split, limit=FLAGS.num_targets)
+  except (data.DatasetNotFoundError, data.CorruptDataError, ValueError) as e:
+    return _fail(f'held-out targets ({config.dataset}, split {FLAGS.split!r}): {e}')
+  if len(targets) == 0:
+    return _fail(f'split {FLAGS.split!r} of {config.dataset} has no images')
+
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # The oneDNN remapper trips over the loaded graph (harmless, but it floods stderr with warnings).
+  tf.config.optimizer.set_experimental_options({'remapping': False})
+  try:
+    painter = painter_lib.Painter.from_saved_model(FLAGS.model)
+    result = evaluation.evaluate(painter, targets, num_samples=FLAGS.num_samples, seed=FLAGS.seed)
+  except (painter_lib.ModelError, ValueError) as e:
+    return _fail(str(e))
+  summary = result.summary()
+  summary.update(model=FLAGS.model, dataset=config.dataset, split=FLAGS.split,
+                 learner_step=metadata.get('learner_step'))
+  if FLAGS.grid:
+    try:
+      summary['grid'] = evaluation.write_grid(FLAGS.grid, result, FLAGS.grid_columns)
+    except (OSError, ValueError) as e:
+      return _fail(f'--grid: cannot write {FLAGS.grid}: {e}')
+  print(f'{summary["num_targets"]} held-out {config.dataset} targets ({FLAGS.split}), '
+        f'{summary["renders_per_target"]} renders per target')
+  print(f'  mean squared error per pixel: agent {summary["agent_mse"]:.5f} '
+        f'± {summary["agent_mse_stderr"]:.5f}, greedy baseline {summary["baseline_mse"]:.5f} '
+        f'± {summary["baseline_mse_stderr"]:.5f}, blank canvas {summary["blank_mse"]:.5f}')
+  print(f'  agent better on {summary["agent_wins"]} of {summary["num_targets"]} targets')
+  print(json.dumps(summary))
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,50 @@
+r"""Exports a training run's agent as a SavedModel that plain TensorFlow can load and run.
+
+  python launch/export.py --root_dir=runs/strokes                  # → runs/strokes/export
+  python launch/export.py --root_dir=runs/celeba --export_dir=/models/celeba --checkpoint=PATH
+
+Reads `<root_dir>/config.json` and the latest checkpoint in `<root_dir>/checkpoints/` (or --checkpoint),
+and writes the export atomically (spiral_tf/export.py describes its signatures). The learner exports
+after every checkpoint as well. Exit status: 0 on success, 1 with a message on bad input.
+"""
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+flags.DEFINE_string('root_dir', None, 'Training run directory (config.json, checkpoints/).')
+flags.DEFINE_string('export_dir', None, 'Where to write the SavedModel (default: <root_dir>/export).')
+flags.DEFINE_string('checkpoint', None, 'A checkpoint path (prefix) instead of the latest one.')
+FLAGS = flags.FLAGS
+
+
+def _fail(message):
+  print(f'export.py: error: {message}', file=sys.stderr)
+  return 1
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not FLAGS.root_dir:
+    return _fail('--root_dir is required (the training run directory)')
+  # Cheap checks first: TensorFlow takes seconds to import.
+  if not os.path.isdir(FLAGS.root_dir):
+    return _fail(f'--root_dir={FLAGS.root_dir} is not a directory')
+  if not os.path.isfile(os.path.join(FLAGS.root_dir, 'config.json')):
+    return _fail(f'--root_dir={FLAGS.root_dir} has no config.json: is it a training run directory?')
+  from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf import export  # pylint: disable=g-import-not-at-top
+  try:
+    path = export.export_from_checkpoint(FLAGS.root_dir, FLAGS.export_dir, FLAGS.checkpoint)
+  except (FileNotFoundError, export.ExportError, config_lib.ConfigError, ValueError, TypeError) as e:
+    return _fail(str(e))
+  print(f'exported to {path}')
+  return 0
+
+
+if __name__ == '__main__':
+  app.run(main)
