@@ -17,6 +17,9 @@ Usage:
   targets = load('train', channels=1, episode_length=10)          # uint8 [10000, 64, 64, 1], cached
   images, programs = render(16, seed=0, split='test', channels=1)  # programs replay exactly
 """
+import concurrent.futures
+import os
+
 import numpy as np
 
 from spiral_tf.data import cache
@@ -31,7 +34,7 @@ PAINTER_OPTIONS = ('episode_length', 'canvas_width', 'grid_width', 'brush_type',
 PAINTER_DEFAULTS = {'episode_length': 10, 'canvas_width': 64, 'grid_width': 32,
                     'brush_type': 'classic/dry_brush', 'brush_sizes': (1, 2, 4, 8, 12, 24),
                     'use_pressure': True}
-_VERSION = 1
+_VERSION = 2
 
 
 def load(split='train', channels=1, seed=0, num_images=None, limit=None, cache_dir=None,
@@ -61,28 +64,51 @@ def render(num_images, seed=0, split='train', channels=1, paint_probability=0.6,
   if not 0.0 <= paint_probability <= 1.0:
     raise ValueError(f'paint_probability must be in [0, 1], got {paint_probability!r}')
   settings = _painter_settings(channels, painter)
-  env = libmypaint.LibMyPaint(**settings)
-  spec = env.action_spec()
   small = [i for i, s in enumerate(settings['brush_sizes']) if s <= max_brush_size]
-  if 'size' in spec and not small:
+  if len(settings['brush_sizes']) > 1 and not small:
     raise ValueError(f'max_brush_size={max_brush_size} is below every brush size '
                      f'{settings["brush_sizes"]}')
-  width = env.canvas_width
+  width = settings.get('canvas_width', 64)
   out = np.empty((num_images, width, width, channels), np.uint8)
-  programs = []
-  for i in range(num_images):
-    rng = np.random.default_rng([seed, SPLITS[split], i])
-    timestep = env.reset()
-    while not timestep.last():
-      action = {key: int(rng.integers(s.num_values)) for key, s in spec.items()}
-      action['flag'] = int(rng.random() < paint_probability)
-      if 'size' in action:
-        action['size'] = small[rng.integers(len(small))]
-      timestep = env.step(action)
-    out[i] = image_ops.to_uint8(timestep.observation['canvas'] * 255.0)
-    programs.append(list(env.program))
-  env.close()
+  programs = [None] * num_images
+
+  def paint(block):
+    env = libmypaint.LibMyPaint(**settings)
+    spec = env.action_spec()
+    keys = list(spec)
+    highs = np.array([spec[k].num_values for k in keys])
+    for i in block:
+      rng = np.random.default_rng([seed, SPLITS[split], i])
+      actions = _random_actions(rng, keys, highs, settings['episode_length'] - 1, paint_probability,
+                                small)
+      env.reset()
+      for action in actions:
+        timestep = env.step(action)
+      out[i] = image_ops.to_uint8(timestep.observation['canvas'] * 255.0)
+      programs[i] = actions
+    env.close()
+
+  # The painter releases the GIL while it paints, so one painter per thread uses every core.
+  workers = max(1, min(os.cpu_count() or 1, num_images // 64))
+  blocks = np.array_split(np.arange(num_images), workers)
+  with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    list(pool.map(paint, blocks))  # list(): re-raises a worker's exception
   return out, programs
+
+
+def _random_actions(rng, keys, highs, length, paint_probability, small):
+  """`length` action dicts: uniform sub-actions, flag = paint with paint_probability, small brushes."""
+  values = rng.integers(highs, size=(length, len(keys)))
+  flags = rng.random(length) < paint_probability
+  sizes = rng.choice(small, size=length) if small else None
+  actions = []
+  for t in range(length):
+    action = dict(zip(keys, values[t].tolist()))
+    action['flag'] = int(flags[t])
+    if 'size' in action:
+      action['size'] = int(sizes[t])
+    actions.append(action)
+  return actions
 
 
 def _painter_settings(channels, painter):
