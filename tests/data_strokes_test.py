@@ -70,3 +70,15 @@ def test_bad_options_are_named():
     strokes.render(1, max_brush_size=0.5)
   with pytest.raises(ValueError, match='split'):
     strokes.load('validation')
+
+
+def test_threaded_rendering_matches_the_programs():
+  small = {'episode_length': 3, 'grid_width': 8}
+  images, programs = strokes.render(130, seed=5, split='train', channels=1, **small)  # 2 threads
+  again, _ = strokes.render(130, seed=5, split='train', channels=1, **small)
+  prefix, _ = strokes.render(3, seed=5, split='train', channels=1, **small)       # 1 thread
+  np.testing.assert_array_equal(images, again)
+  np.testing.assert_array_equal(images[:3], prefix)
+  for i in (0, 64, 65, 129):  # both sides of the block boundary
+    canvas = libmypaint.replay(programs[i], use_color=False, **small)
+    np.testing.assert_array_equal(images[i], np.clip(np.rint(canvas * 255), 0, 255).astype(np.uint8))
