@@ -39,7 +39,8 @@ def test_batches_are_shuffled_epochs_of_exact_images():
 
 def test_seed_fixes_the_order():
   images = _images(1)
-  take = lambda seed: np.concatenate([b.numpy() for b in pipeline.image_batches(images, BATCH, seed=seed).take(4)])
+  take = lambda seed: np.concatenate(
+      [b.numpy() for b in pipeline.image_batches(images, BATCH, seed=seed).take(4)])
   np.testing.assert_array_equal(take(5), take(5))
   assert not np.array_equal(take(5), take(6))
 

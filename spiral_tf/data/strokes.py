@@ -47,7 +47,8 @@ def load(split='train', channels=1, seed=0, num_images=None, limit=None, cache_d
     count = min(count, limit)
   settings = _painter_settings(channels, painter)
   key = {'version': _VERSION, 'seed': seed, 'count': count, 'p': paint_probability,
-         'max_brush_size': max_brush_size, 'painter': settings, 'code': cache.fingerprint(_painter_files(settings))}
+         'max_brush_size': max_brush_size, 'painter': settings,
+         'code': cache.fingerprint(_painter_files(settings))}
   name = f'strokes-{split}-{channels}'
   build = lambda: render(count, seed, split, channels, paint_probability, max_brush_size, **painter)[0]
   return cache.cached(name, key, build, cache_dir)
