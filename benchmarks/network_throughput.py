@@ -1,0 +1,165 @@
+r"""Network throughput: policy forward frames/s and learner frames/s, and FLOP/s against a matmul peak.
+
+For each agent size (tiny, deepmind) on the CelebA painter spec (64², colour, grid 32, conditional):
+  * policy: `agent.step` as the actors run it (tf.function), batch 1, 16, 64 → frames/s;
+  * learner: one XLA-compiled update of policy + critic + D (WGAN-GP, conditional pairs) on 64 episodes
+    of length 20 (19 frames each) → frames/s;
+  * FLOPs of each, counted by tf.compat.v1.profiler on the (non-XLA) graph of the same computation, and the
+    achieved FLOP/s as a fraction of the float32 matmul peak measured in this run (2048² matmuls).
+
+  .venv/bin/python benchmarks/network_throughput.py [--sizes=tiny,deepmind] [--learner_steps=3]
+
+The last printed line is one JSON object.
+"""
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+import dm_env
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
+
+# pylint: disable=g-import-not-at-top
+from spiral_tf import agent as agent_lib
+from spiral_tf import discriminator as d_lib
+from spiral_tf import learner_step
+import network_fixtures
+
+flags.DEFINE_list('sizes', ['tiny', 'deepmind'], 'Agent/discriminator sizes to measure.')
+flags.DEFINE_list('policy_batches', ['1', '16', '64'], 'Batch sizes of the policy step.')
+flags.DEFINE_integer('batch_size', 64, 'Learner batch (episodes).')
+flags.DEFINE_integer('episode_length', 20, 'Observations per episode (episode_length − 1 frames).')
+flags.DEFINE_integer('learner_steps', 3, 'Timed learner updates (after the compiling one).')
+flags.DEFINE_float('policy_seconds', 3.0, 'Time spent measuring each policy batch size.')
+FLAGS = flags.FLAGS
+
+
+def _timed(fn, min_seconds=2.0, min_calls=3):
+  """(seconds per call, calls) of `fn`, whose result is fetched to the host each time."""
+  calls, start = 0, time.perf_counter()
+  while calls < min_calls or time.perf_counter() - start < min_seconds:
+    tf.nest.map_structure(lambda x: x.numpy() if hasattr(x, 'numpy') else x, fn())
+    calls += 1
+  return (time.perf_counter() - start) / calls, calls
+
+
+def matmul_peak(n=2048):
+  """float32 FLOP/s of chained n×n matmuls (the best of a few timings)."""
+  a = tf.random.normal([n, n])
+  b = tf.random.normal([n, n]) / n
+
+  @tf.function
+  def chain(x):
+    for _ in range(8):
+      x = tf.matmul(x, b)
+    return tf.reduce_sum(x)
+
+  chain(a).numpy()
+  best = min(_timed(lambda: chain(a), min_seconds=1.0)[0] for _ in range(3))
+  return 8 * 2 * n ** 3 / best
+
+
+def graph_flops(concrete_function):
+  options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+  options['output'] = 'none'
+  return tf.compat.v1.profiler.profile(concrete_function.graph, options=options).total_float_ops
+
+
+def _episodes(action_spec, observation_spec, batch, length, lstm_size, rng):
+  """Batch-major random episodes with the contract's structure (random canvases, valid actions)."""
+  width, _, channels = observation_spec['canvas'].shape
+  step_type = np.full([batch, length], int(dm_env.StepType.MID), np.int32)
+  step_type[:, 0], step_type[:, -1] = int(dm_env.StepType.FIRST), int(dm_env.StepType.LAST)
+  action = {k: rng.integers(0, s.num_values, size=[batch, length]).astype(np.int32)
+            for k, s in action_spec.items()}
+  flags_prev = np.concatenate([np.ones([batch, 1]), action['flag'][:, :-1]], 1)
+  mask = {k: (np.ones_like(flags_prev) if k in ('end', 'flag') else flags_prev).astype(np.float32)
+          for k in action_spec}
+  target = rng.uniform(size=[batch, 1, width, width, channels]).astype(np.float32)
+  return {
+      'step_type': step_type,
+      'observation': {
+          'canvas': rng.uniform(size=[batch, length, width, width, channels]).astype(np.float32),
+          'target': np.repeat(target, length, 1),
+          'noise_sample': np.repeat(rng.normal(size=[batch, 1, 10]).astype(np.float32), length, 1),
+          'action_mask': mask},
+      'action': action,
+      'behaviour_log_prob': {k: np.full([batch, length], -np.log(s.num_values), np.float32)
+                             for k, s in action_spec.items()},
+      'core_state': {k: np.zeros([batch, lstm_size], np.float32)
+                     for k in ('h', 'c')},
+  }
+
+
+def measure(size, peak, rng):
+  action_spec, observation_spec = network_fixtures.painter_specs(
+      grid=32, width=64, channels=3, use_color=True, conditional=True)
+  agent = agent_lib.Agent(action_spec, observation_spec, size=size, conditional=True)
+  d = d_lib.Discriminator(size, input_shape=[64, 64, 6])
+  print(f'[{size}] agent {agent.num_parameters():,} parameters, discriminator {d.num_parameters():,}',
+        flush=True)
+  result = {'agent_parameters': agent.num_parameters(), 'd_parameters': d.num_parameters(), 'policy': {}}
+
+  step = tf.function(agent.step)
+  for batch in [int(b) for b in FLAGS.policy_batches]:
+    obs = network_fixtures.random_observation(observation_spec, batch, rng)
+    obs = tf.nest.map_structure(tf.constant, obs)
+    step_type = tf.fill([batch], int(dm_env.StepType.MID))
+    state = agent.initial_state(batch)
+    step(step_type, obs, state)
+    seconds, _ = _timed(lambda: step(step_type, obs, state)[0].action, FLAGS.policy_seconds)
+    flops = graph_flops(step.get_concrete_function(step_type, obs, state))
+    entry = {'frames_per_s': batch / seconds, 'ms_per_step': 1e3 * seconds, 'flops_per_frame': flops / batch,
+             'flops_per_s': flops / seconds, 'fraction_of_peak': flops / seconds / peak}
+    result['policy'][batch] = entry
+    print(f'[{size}] policy batch {batch:3d}: {entry["frames_per_s"]:9.1f} frames/s  '
+          f'{entry["ms_per_step"]:8.2f} ms/step  {flops / batch / 1e6:7.1f} MFLOP/frame  '
+          f'{entry["fraction_of_peak"]:6.1%} of peak', flush=True)
+
+  batch, length = FLAGS.batch_size, FLAGS.episode_length
+  episodes = tf.nest.map_structure(tf.constant, _episodes(action_spec, observation_spec, batch, length,
+                                                                   agent.lstm_size, rng))
+  real = tf.constant(rng.uniform(size=[batch, 64, 64, 3]).astype(np.float32))
+  learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(reward='spiral', conditioning='pair'),
+                                 jit_compile=True)
+  noise = learner.draw_noise(batch)
+  start = time.perf_counter()
+  learner._update_fn(episodes, real, None, noise)['d_loss'].numpy()  # pylint: disable=protected-access
+  compile_s = time.perf_counter() - start
+  seconds, calls = _timed(lambda: learner._update_fn(episodes, real, None, noise)['d_loss'],  # pylint: disable=protected-access
+                          min_seconds=0.0, min_calls=FLAGS.learner_steps)
+  flops = graph_flops(tf.function(learner.gradients).get_concrete_function(episodes, real, None, noise))
+  frames = batch * (length - 1)
+  result['learner'] = {'frames_per_s': frames / seconds, 's_per_step': seconds, 'steps_timed': calls,
+                       'compile_s': compile_s, 'flops_per_step': flops, 'flops_per_s': flops / seconds,
+                       'fraction_of_peak': flops / seconds / peak}
+  print(f'[{size}] learner {batch}×{length - 1}: {frames / seconds:8.1f} frames/s  {seconds:6.2f} s/step '
+        f'(compile {compile_s:.0f} s)  {flops / 1e9:7.1f} GFLOP/step  {flops / seconds / 1e9:6.1f} GFLOP/s  '
+        f'{flops / seconds / peak:6.1%} of peak', flush=True)
+  return result
+
+
+def main(argv):
+  del argv
+  rng = np.random.default_rng(0)
+  load = os.getloadavg()[0]
+  peak = matmul_peak()
+  print(f'matmul peak {peak / 1e9:.1f} GFLOP/s (float32, 2048², {os.cpu_count()} cores); '
+        f'load average at start {load:.2f}', flush=True)
+  results = {'matmul_peak_flops': peak, 'load_average_start': load}
+  for size in FLAGS.sizes:
+    results[size] = measure(size, peak, rng)
+  peak_end = matmul_peak()
+  results['matmul_peak_flops_end'] = peak_end
+  print(f'matmul peak at the end {peak_end / 1e9:.1f} GFLOP/s; load average {os.getloadavg()[0]:.2f}')
+  print(json.dumps(results))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,242 @@
+"""One learner update of the policy + critic (V-trace) and of D, compilable with XLA, under any strategy.
+
+From a batch of whole episodes (spiral_tf/trajectory.py, batch-major [B, L, ...] as Reverb yields them)
+and a batch of real images [B, W, W, C]:
+  1. rewards with the *current* D (before its update), stopped from the gradient:
+       spiral    D(final canvas) at the last action
+       spiral++  D(c_{t+1}) − D(c_t) at every action (γ = `discount`)
+       l2        −mean over pixels of (final − target)² at the last action
+     plus the optional auxiliary penalties (rewards.py): `stroke_penalty` per new disjoint stroke,
+     `blank_penalty` when the final canvas shows nothing.
+  2. policy + critic: teacher-forced unroll, sub-actions masked by their effect, V-trace actor-critic loss.
+     Discount γ between MID steps, 0 into LAST (bootstrap value 0 at the episode's end).
+  3. D: WGAN-GP (gradient penalty by a nested GradientTape) or SN-GAN, on real images vs `fakes` (by
+     default the episodes' final canvases; the training loop passes renders sampled from the fakes replay).
+     Conditional D sees (image, target) pairs, real = (target, target) with target = a real image.
+  4. Adam (β1 = 0.5, β2 = 0.999, ε = 1e-8) on both, slots built in the strategy scope.
+
+The random inputs of an update (the penalty's ε, the complement mask's half) are drawn outside the compiled
+function, so `update` is a pure function of its arguments and the variables.
+
+Usage:
+  with strategy.scope():
+    agent, d = Agent(...), Discriminator(...)
+  learner = Learner(agent, d, LearnerConfig(reward='spiral', conditioning='pair'), strategy)
+  metrics = learner.step(trajectories, real_images)     # per-replica values under a multi-replica strategy
+"""
+import dataclasses
+from typing import Optional
+
+import dm_env
+import tensorflow as tf
+
+from spiral_tf import discriminator as d_lib
+from spiral_tf import losses
+from spiral_tf import rewards as rewards_lib
+
+REWARDS = ('spiral', 'spiral++', 'l2')
+D_LOSSES = ('wgan-gp', 'sn-gan')
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+  """Settings of an update; see the module docstring."""
+  reward: str = 'spiral'
+  discount: float = 1.0
+  conditioning: str = 'none'  # D's input: 'none', 'pair' or 'complement' (discriminator.py).
+  d_loss: str = 'wgan-gp'
+  gradient_penalty_weight: float = 1.0
+  gradient_penalty_target: float = 1.0
+  centring_weight: float = 1e-3
+  policy_learning_rate: float = 1e-4
+  d_learning_rate: float = 1e-4
+  entropy_cost: float = 1e-2
+  baseline_cost: float = 0.5
+  clip_rho: float = 1.0
+  clip_pg_rho: float = 1.0
+  clip_c: float = 1.0
+  stroke_penalty: float = 0.0
+  blank_penalty: float = 0.0
+  blank_threshold: float = 1 / 255
+
+  def __post_init__(self):
+    def need(ok, field, message):
+      if not ok:
+        raise ValueError(f'LearnerConfig.{field}={getattr(self, field)!r}: {message}')
+    need(self.reward in REWARDS, 'reward', f'not one of {REWARDS}')
+    need(self.d_loss in D_LOSSES, 'd_loss', f'not one of {D_LOSSES}')
+    need(self.conditioning in d_lib.CONDITIONING, 'conditioning', f'not one of {d_lib.CONDITIONING}')
+    need(0.0 <= self.discount <= 1.0, 'discount', 'must be in [0, 1]')
+    for name in ('policy_learning_rate', 'd_learning_rate'):
+      need(getattr(self, name) > 0, name, 'must be positive')
+    for name in ('gradient_penalty_weight', 'centring_weight', 'entropy_cost', 'baseline_cost',
+                 'stroke_penalty', 'blank_penalty'):
+      need(getattr(self, name) >= 0, name, 'must be ≥ 0')
+
+
+def time_major(x):
+  """[B, T, ...] → [T, B, ...]."""
+  x = tf.convert_to_tensor(x)
+  return tf.transpose(x, [1, 0] + list(range(2, x.shape.rank)))
+
+
+def _adam(learning_rate):
+  return tf.keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+
+
+class Learner(tf.Module):
+  """Owns the optimizers and the compiled update of an agent and a discriminator."""
+
+  def __init__(self, agent, discriminator, config: LearnerConfig,
+               strategy: Optional[tf.distribute.Strategy] = None, jit_compile: bool = True,
+               seed: int = 0, name: str = 'learner'):
+    super().__init__(name=name)
+    self.agent, self.discriminator, self.config = agent, discriminator, config
+    self._strategy = strategy or tf.distribute.get_strategy()
+    self._num_replicas = self._strategy.num_replicas_in_sync
+    with self._strategy.scope():
+      self.policy_optimizer = _adam(config.policy_learning_rate)
+      self.d_optimizer = _adam(config.d_learning_rate)
+      self.policy_optimizer.build(agent.trainable_variables)
+      self.d_optimizer.build(discriminator.trainable_variables)
+      self._rng = tf.random.Generator.from_seed(seed)
+    if self._num_replicas == 1:
+      self._update_fn = tf.function(self.update, jit_compile=jit_compile)
+    else:  # merge_call (the gradient all-reduce) cannot live inside an XLA cluster.
+      gradients = tf.function(self.gradients, jit_compile=jit_compile)
+      self._update_fn = lambda *args: self._apply(*gradients(*args))
+    self._step_fn = tf.function(self._distributed_step)
+
+  @property
+  def num_updates(self):
+    return self.policy_optimizer.iterations
+
+  def step(self, trajectories, real_images, fakes=None) -> dict:
+    """One update from (per-replica) batches; returns scalar metrics averaged over replicas."""
+    return self._step_fn(trajectories, real_images, fakes)
+
+  def update(self, trajectories, real_images, fakes, noise) -> dict:
+    """The whole update on one replica's batch with given noise {'epsilon': [B], 'half': int32 [B]}."""
+    return self._apply(*self.gradients(trajectories, real_images, fakes, noise))
+
+  def draw_noise(self, batch_size) -> dict:
+    return {'epsilon': self._rng.uniform([batch_size]),
+            'half': self._rng.uniform([batch_size], 0, 4, dtype=tf.int32)}
+
+  # --- internals -------------------------------------------------------------------------------------
+
+  def _distributed_step(self, trajectories, real_images, fakes):
+    def replica_step(trajectories, real_images, fakes):
+      noise = self.draw_noise(tf.shape(real_images)[0])
+      return self._update_fn(trajectories, real_images, fakes, noise)
+    per_replica = self._strategy.run(replica_step, args=(trajectories, real_images, fakes))
+    return {k: self._strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+            for k, v in per_replica.items()}
+
+  def _apply(self, policy_grads, d_grads, metrics):
+    self.policy_optimizer.apply_gradients(zip(policy_grads, self.agent.trainable_variables))
+    self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+    return metrics
+
+  def _d_input(self, images, targets, half):
+    return d_lib.pair_inputs(images, targets, self.config.conditioning, half)
+
+  def _scores(self, images, targets, half):
+    """What the agent is paid for `images` by the current D (no gradient, no power-iteration step)."""
+    scores = self.discriminator(self._d_input(images, targets, half), training=False)
+    return tf.stop_gradient(d_lib.reward_score(scores, self.config.d_loss))
+
+  def _rewards(self, step_type, observation, action, half):
+    config = self.config
+    canvases = observation['canvas']  # [L, B, W, W, C]
+    length = canvases.shape[0]
+    targets = observation.get('target')
+    if targets is None and (config.conditioning != 'none' or config.reward == 'l2'):
+      raise ValueError(f'conditioning={config.conditioning!r} / reward={config.reward!r} need a `target` '
+                       'observation in the trajectories')
+    final_target = None if targets is None else targets[-1]
+    if config.reward == 'spiral':
+      rewards = rewards_lib.final_step(self._scores(canvases[-1], final_target, half), length)
+    elif config.reward == 'spiral++':
+      merge = lambda x: tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))
+      all_targets = None if targets is None else merge(targets)
+      halves = tf.reshape(tf.tile(half[None], [length, 1]), [-1])
+      scores = tf.reshape(self._scores(merge(canvases), all_targets, halves), [length, -1])
+      rewards = rewards_lib.differences(scores)
+    else:
+      rewards = rewards_lib.final_step(-rewards_lib.l2_distance(canvases[-1], final_target), length)
+    if config.stroke_penalty:
+      if 'flag' not in action:
+        raise ValueError('stroke_penalty needs a `flag` sub-action (the painter); this spec has '
+                         f'{sorted(action)}')
+      rewards += rewards_lib.new_stroke_penalty(action['flag'], config.stroke_penalty)
+    if config.blank_penalty:
+      rewards += rewards_lib.blank_penalty(canvases[0], canvases[-1], config.blank_penalty, length,
+                                           config.blank_threshold)
+    return rewards
+
+  def gradients(self, trajectories, real_images, fakes, noise):
+    """(policy gradients, D gradients, metrics) of one replica's batch."""
+    config = self.config
+    step_type = time_major(tf.convert_to_tensor(trajectories['step_type']))
+    observation = tf.nest.map_structure(time_major, dict(trajectories['observation']))
+    action = {k: time_major(v) for k, v in trajectories['action'].items()}
+    behaviour = {k: time_major(v) for k, v in trajectories['behaviour_log_prob'].items()}
+    core_state = trajectories['core_state']
+    real_images = tf.convert_to_tensor(real_images, tf.float32)
+    if real_images.shape[1:] != observation['canvas'].shape[2:]:
+      raise ValueError(f'real images {real_images.shape} do not match canvases '
+                       f'{observation["canvas"].shape[2:]} (per example)')
+    half = noise['half']
+
+    rewards = self._rewards(step_type, observation, action, half)
+    not_last = tf.cast(tf.not_equal(step_type[1:], int(dm_env.StepType.LAST)), tf.float32)
+    discounts = config.discount * not_last
+
+    mask = losses.effect_mask(observation['action_mask'])
+    with tf.GradientTape() as tape:
+      unrolled = self.agent.unroll(step_type, observation, action, core_state)
+      ac = losses.actor_critic_loss(
+          losses.masked_sum(unrolled.log_prob, mask)[:-1], losses.masked_sum(behaviour, mask)[:-1],
+          losses.masked_sum(unrolled.entropy, mask)[:-1], unrolled.value[:-1], unrolled.value[-1],
+          rewards, discounts, config.entropy_cost, config.baseline_cost, config.clip_rho,
+          config.clip_pg_rho, config.clip_c)
+      # Replica gradients are summed by the all-reduce.
+      policy_loss = ac.total / self._num_replicas
+    policy_grads = tape.gradient(policy_loss, self.agent.trainable_variables)
+
+    if fakes is None:
+      fakes = {'canvas': observation['canvas'][-1]}
+      if 'target' in observation:
+        fakes['target'] = observation['target'][-1]
+    fake_canvas = tf.convert_to_tensor(fakes['canvas'], tf.float32)
+    if fake_canvas.shape != real_images.shape:
+      raise ValueError(f'fakes {fake_canvas.shape} and real images {real_images.shape} must have the same '
+                       'shape (the gradient penalty interpolates between them)')
+    real_in = self._d_input(real_images, real_images, half)
+    fake_in = self._d_input(fake_canvas, fakes.get('target'), half)
+    with tf.GradientTape() as d_tape:
+      if config.d_loss == 'wgan-gp':
+        d_losses = d_lib.wgan_gp_loss(self.discriminator, real_in, fake_in, noise['epsilon'],
+                                      config.gradient_penalty_weight, config.gradient_penalty_target,
+                                      config.centring_weight)
+      else:
+        d_losses = d_lib.sn_gan_loss(self.discriminator, real_in, fake_in)
+      d_loss = d_losses['loss'] / self._num_replicas
+    d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
+
+    metrics = {
+        'policy_loss': ac.policy, 'value_loss': ac.baseline, 'entropy_loss': ac.entropy,
+        'entropy': ac.mean_entropy, 'total_policy_loss': ac.total,
+        'value_mean': tf.reduce_mean(unrolled.value[:-1]),
+        'reward_mean': tf.reduce_mean(tf.reduce_sum(rewards, 0)),
+        'log_rho_mean': tf.reduce_mean(losses.masked_sum(unrolled.log_prob, mask)[:-1]
+                                       - losses.masked_sum(behaviour, mask)[:-1]),
+        'd_loss': d_losses['loss'], 'd_loss_real': d_losses['loss_real'],
+        'd_loss_fake': d_losses['loss_fake'], 'gradient_penalty': d_losses['gradient_penalty'],
+        'd_score_real': d_losses['score_real'], 'd_score_fake': d_losses['score_fake'],
+    }
+    if 'target' in observation:
+      metrics['l2_to_target'] = tf.reduce_mean(
+          rewards_lib.l2_distance(observation['canvas'][-1], observation['target'][-1]))
+    return policy_grads, d_grads, metrics

@@ -1,0 +1,188 @@
+"""Learner step: XLA == eager, learning sanity on a one-step task, multi-replica == single, bad input."""
+import collections
+import os
+import subprocess
+import sys
+import textwrap
+
+import dm_env
+from dm_env import specs
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spiral_tf import agent as agent_lib
+from spiral_tf import discriminator as d_lib
+from spiral_tf import learner_step
+import network_fixtures as nf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _setup(conditional=True, batch=2, length=3):
+  action_spec, obs_spec = nf.painter_specs(grid=8, width=16, conditional=conditional)
+  agent = agent_lib.Agent(action_spec, obs_spec, size='tiny', conditional=conditional)
+  d = d_lib.Discriminator('tiny', input_shape=[16, 16, 2 if conditional else 1])
+  episodes = nf.sampled_episodes(agent, action_spec, obs_spec, batch, length, seed=5)
+  real = np.random.default_rng(6).uniform(size=(batch, 16, 16, 1)).astype(np.float32)
+  return agent, d, episodes, real
+
+
+def test_xla_update_equals_eager_update():
+  agent, d, episodes, real = _setup()
+  config = learner_step.LearnerConfig(reward='spiral++', discount=0.9, conditioning='complement',
+                                      stroke_penalty=0.01, blank_penalty=0.1)
+  variables = agent.variables + d.variables
+  start = [v.numpy() for v in variables]
+  noise = {'epsilon': tf.constant([0.3, 0.8]), 'half': tf.constant([1, 2], tf.int32)}
+
+  eager = learner_step.Learner(agent, d, config, jit_compile=False)
+  eager_grads = eager.gradients(episodes, real, None, noise)
+  eager_metrics = eager.update(episodes, real, None, noise)
+  eager_after = [v.numpy() for v in variables]
+  for v, value in zip(variables, start):
+    v.assign(value)
+  compiled = learner_step.Learner(agent, d, config, jit_compile=True)
+  xla_metrics = compiled._update_fn(episodes, real, None, noise)  # The XLA-compiled whole update.
+  xla_after = [v.numpy() for v in variables]
+
+  assert set(eager_metrics) >= {'policy_loss', 'value_loss', 'entropy', 'd_loss_real', 'd_loss_fake',
+                                'gradient_penalty', 'd_score_real', 'd_score_fake', 'reward_mean',
+                                'l2_to_target'}
+  for key in eager_metrics:
+    np.testing.assert_allclose(xla_metrics[key].numpy(), eager_metrics[key].numpy(), rtol=1e-4, atol=1e-6,
+                               err_msg=key)
+  # Adam's first step is lr·g/(|g| + ε'), ε' = 3e-7: rounding decides its sign for |g| ≲ ε'; compare the
+  # rest.
+  grads = [g.numpy() for g in tf.nest.flatten(eager_grads[:2])]
+  deltas = [(e - b, x - b) for b, e, x in zip(start, eager_after, xla_after)]
+  trainable = [v.ref() for v in agent.trainable_variables + d.trainable_variables]
+  trainable_deltas = [delta for v, delta in zip(variables, deltas) if v.ref() in trainable]
+  assert len(trainable_deltas) == len(grads)
+  clear_total = 0
+  for g, (e, x) in zip(grads, trainable_deltas):
+    clear = np.abs(g) > 1e-6
+    np.testing.assert_allclose(x[clear], e[clear], atol=1e-6)  # 1 % of the learning rate.
+    clear_total += np.count_nonzero(clear)
+  print(f'{clear_total} of {sum(g.size for g in grads)} gradient entries above 1e-6')
+  assert clear_total > 0.3 * sum(g.size for g in grads)  # 44 % here (tiny net, batch 2).
+  assert int(compiled.num_updates) == 1
+
+
+def _one_step_specs():
+  action = collections.OrderedDict(flag=specs.DiscreteArray(2, name='flag'),
+                                   size=specs.DiscreteArray(4, name='size'))
+  observation = collections.OrderedDict(
+      canvas=specs.Array((16, 16, 1), np.float32), target=specs.Array((16, 16, 1), np.float32),
+      action_mask=collections.OrderedDict((k, specs.Array((), np.float32)) for k in action),
+      noise_sample=specs.Array((10,), np.float32))
+  return action, observation
+
+
+def test_learning_sanity_one_step_task():
+  """Episodes of one action; the final canvas matches the (black) target only for flag=1, size=2."""
+  tf.random.set_seed(0)
+  action_spec, obs_spec = _one_step_specs()
+  agent = agent_lib.Agent(action_spec, obs_spec, size='tiny', conditional=True)
+  d = d_lib.Discriminator('tiny', input_shape=[16, 16, 2])
+  config = learner_step.LearnerConfig(reward='l2', conditioning='pair', policy_learning_rate=3e-3,
+                                      entropy_cost=1e-3)
+  learner = learner_step.Learner(agent, d, config, jit_compile=False)
+  batch, rng = 32, np.random.default_rng(0)
+  act = tf.function(agent.step)
+  first = np.full([batch], int(dm_env.StepType.FIRST), np.int32)
+
+  def observation(canvas):
+    return {'canvas': canvas, 'target': np.zeros((batch, 16, 16, 1), np.float32),
+            'action_mask': {k: np.ones(batch, np.float32) for k in action_spec},
+            'noise_sample': noise}
+
+  def success_rate():
+    output, _ = act(first, observation(blank), agent.initial_state(batch))
+    return np.mean((output.action['flag'].numpy() == 1) & (output.action['size'].numpy() == 2)), output
+
+  for _ in range(150):
+    noise = rng.normal(size=(batch, 10)).astype(np.float32)
+    blank = np.ones((batch, 16, 16, 1), np.float32)
+    _, output = success_rate()
+    hit = (output.action['flag'].numpy() == 1) & (output.action['size'].numpy() == 2)
+    final = np.where(hit[:, None, None, None], 0.0, 1.0).astype(np.float32) * blank
+    two = lambda a, b: np.stack([a, b], 1)
+    episodes = {
+        'step_type': two(first, np.full([batch], int(dm_env.StepType.LAST), np.int32)),
+        'observation': tf.nest.map_structure(two, observation(blank), observation(final)),
+        'action': {k: two(v.numpy(), np.zeros(batch, np.int32)) for k, v in output.action.items()},
+        'behaviour_log_prob': {k: two(v.numpy(), np.zeros(batch, np.float32))
+                               for k, v in output.log_prob.items()},
+        'core_state': {k: np.zeros((batch, agent.lstm_size), np.float32) for k in ('h', 'c')},
+    }
+    metrics = learner.step(episodes, final)
+  rate, _ = success_rate()
+  assert rate > 0.9, f'policy picks the rewarded action in only {rate:.0%} of episodes'
+  assert float(metrics['reward_mean']) > -0.2
+
+
+def test_two_replicas_equal_one_replica_on_the_whole_batch():
+  """Mirrored over 2 logical CPUs (in a fresh process: devices split before TF starts) vs one update."""
+  script = textwrap.dedent(f"""
+      import sys
+      sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r}]
+      from spiral_tf import strategy as strategy_lib
+      strategy = strategy_lib.make_strategy('mirrored', num_cpu_replicas=2)
+      import numpy as np, tensorflow as tf
+      from spiral_tf import agent as agent_lib, discriminator as d_lib, learner_step
+      import network_fixtures as nf
+      a, o = nf.painter_specs(grid=8, width=16, conditional=False)
+      with strategy.scope():
+        agent = agent_lib.Agent(a, o, size='tiny')
+        d = d_lib.Discriminator('tiny', input_shape=[16, 16, 1], spectral_norm=True)
+      episodes = nf.sampled_episodes(agent, a, o, batch=4, length=3, seed=1)
+      real = np.random.default_rng(2).uniform(size=(4, 16, 16, 1)).astype(np.float32)
+      # sn-gan and no conditioning: the update draws no noise, so both runs see the same inputs.
+      config = learner_step.LearnerConfig(reward='spiral', d_loss='sn-gan', policy_learning_rate=1e-2,
+                                          d_learning_rate=1e-2)
+      learner = learner_step.Learner(agent, d, config, strategy=strategy, jit_compile=False)
+      start = [v.numpy() for v in agent.variables + d.variables]
+      # The whole batch on one device (cross-replica context), then back to the same start.
+      grads = learner.gradients(episodes, real, None, learner.draw_noise(4))
+      # Losses are divided by the 2 replicas there; the all-reduce sums the two halves' gradients.
+      expected = [2 * g.numpy() for g in grads[0] + grads[1]]
+      for v, s in zip(agent.variables + d.variables, start):
+        v.assign(s)
+      variables = agent.trainable_variables + d.trainable_variables
+      start = [v.numpy() for v in variables]
+      data = tf.data.Dataset.from_tensors((episodes, real)).unbatch().batch(4)  # 2 + 2 examples.
+      inputs = next(iter(strategy.experimental_distribute_dataset(data)))
+      metrics = learner.step(*inputs)
+      # Keras Adam's first step: Δ = −lr·g/(|g| + ε/√(1 − β2)).
+      worst = 0.0
+      for v, s, g in zip(variables, start, expected):
+        delta = v.numpy() - s
+        clear = np.abs(g) > 1e-6  # Below, rounding moves g/(|g| + ε') a lot.
+        adam = -1e-2 * g / (np.abs(g) + 1e-8 / np.sqrt(1e-3))
+        worst = max([worst] + list(np.abs(delta[clear] - adam[clear])))
+      print('RESULT', strategy.num_replicas_in_sync, worst, float(metrics['d_loss']))
+  """)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300,
+                        env=env, cwd=ROOT)
+  lines = [line for line in proc.stdout.splitlines() if line.startswith('RESULT')]
+  assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+  _, replicas, worst, d_loss = lines[0].split()
+  assert int(replicas) == 2
+  assert float(worst) < 1e-5, f'2-replica update differs from the 1-replica one by {worst}'
+  assert np.isfinite(float(d_loss))
+
+
+def test_bad_inputs_are_named():
+  with pytest.raises(ValueError, match='reward'):
+    learner_step.LearnerConfig(reward='l1')
+  with pytest.raises(ValueError, match='discount'):
+    learner_step.LearnerConfig(discount=1.5)
+  agent, d, episodes, real = _setup(conditional=False, batch=2, length=3)
+  learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(reward='l2'), jit_compile=False)
+  with pytest.raises(ValueError, match='target'):
+    learner.update(episodes, real, None, learner.draw_noise(2))
+  learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(), jit_compile=False)
+  with pytest.raises(ValueError, match='real images'):
+    learner.update(episodes, real[:, :8, :8], None, learner.draw_noise(2))
