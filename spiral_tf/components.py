@@ -20,7 +20,13 @@ from spiral_tf import discriminator as discriminator_lib
 from spiral_tf import trajectory
 from spiral_tf.data import targets as targets_lib
 
+# The run directory (--root_dir): config.json, checkpoints/, tensorboard/, export/ (the latest SavedModel),
+# logs/ (one file per supervised role).
 CONFIG_FILE = 'config.json'
+
+
+def export_dir(root_dir: str) -> str:
+  return os.path.join(root_dir, 'export')
 
 
 def make_renderer(config: config_lib.Config, seed: int | None = None) -> dm_env.Environment:

@@ -78,6 +78,8 @@ class Config:
   checkpoint_every_minutes: float = 10.0
   log_every_seconds: float = 10.0
   image_summary_every_steps: int = 100
+  evaluator: bool = False
+  eval_targets: int = 64
   seed: int = 0
 
   @property
@@ -145,6 +147,7 @@ def validate(config: Config) -> Config:
   for name in ('policy_learning_rate', 'd_learning_rate'):
     value = getattr(config, name)
     need(math.isfinite(value) and value > 0, name, f'{value} must be a positive number')
+  need(config.eval_targets >= 1, 'eval_targets', f'{config.eval_targets} < 1')
   need(config.root_dir != '', 'root_dir', 'must name a directory')
   if config.data_dir is not None and config.dataset != 'strokes':
     need(os.path.isdir(config.data_dir), 'data_dir', f'{config.data_dir} is not a directory')
@@ -185,6 +188,8 @@ def define_flags() -> None:
       'max_frames': 'Stop after this many environment frames (0: no limit).',
       'max_learner_steps': 'Stop after this many learner steps (0: no limit).',
       'max_minutes': 'Stop after this many minutes of training (0: no limit).',
+      'evaluator': 'With --role=all: also run the evaluator (scores each export on held-out targets).',
+      'eval_targets': 'Held-out targets the evaluator paints per export.',
   }
   for field in dataclasses.fields(Config):
     name, default = field.name, getattr(defaults, field.name)

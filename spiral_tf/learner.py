@@ -22,6 +22,7 @@ from tf_agents.experimental.distributed import reverb_variable_container
 
 from spiral_tf import components
 from spiral_tf import config as config_lib
+from spiral_tf import export
 from spiral_tf import replay
 from spiral_tf import strategy as strategy_lib
 from spiral_tf import summaries
@@ -167,7 +168,8 @@ class Learner:
     path = self.save()
     print(f'[learner] stopped: {reason}. Step {int(self.learner_step.numpy())}, '
           f'frames {int(self.frames.numpy())}.', flush=True)
-    print(f'[learner] checkpoint: {path}\n[learner] TensorBoard logs: {self.log_dir}  '
+    print(f'[learner] checkpoint: {path}\n[learner] SavedModel: '
+          f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: {self.log_dir}  '
           f'(tensorboard --logdir {self.log_dir})', flush=True)
     return reason
 
@@ -176,7 +178,11 @@ class Learner:
     return {'queue_size': info[replay.QUEUE].current_size, 'fakes_size': info[replay.FAKES].current_size}
 
   def save(self) -> str:
-    path = self.manager.save(checkpoint_number=int(self.learner_step.numpy()))
+    """Checkpoint (to resume) and SavedModel export (to use) of the current step."""
+    step, frames = int(self.learner_step.numpy()), int(self.frames.numpy())
+    path = self.manager.save(checkpoint_number=step)
+    export.export_saved_model(self.agent, self.config, components.export_dir(self.config.root_dir),
+                              learner_step=step, frames=frames)
     self.writer.flush()
     return path
 
@@ -187,7 +193,7 @@ def _blank_targets(config):
 
 def run(config: config_lib.Config) -> int:
   from spiral_tf import roles  # pylint: disable=g-import-not-at-top
-  stop = roles._stop_event()  # pylint: disable=protected-access
+  stop = roles.stop_event()
   replay.wait_for_server(config.reverb_address, timeout_s=600)
   learner = Learner(config, stop)
   learner.run()

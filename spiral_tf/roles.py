@@ -18,7 +18,7 @@ from spiral_tf import replay
 REVERB_CHECKPOINTS = 'reverb_checkpoints'
 
 
-def _stop_event() -> threading.Event:
+def stop_event() -> threading.Event:
   """An event set by SIGTERM or SIGINT (the supervisor's and the user's way of saying stop)."""
   stop = threading.Event()
   for s in (signal.SIGTERM, signal.SIGINT):
@@ -42,7 +42,7 @@ def _placeholder_targets(config):
 
 
 def run_reverb(config: config_lib.Config) -> int:
-  stop = _stop_event()
+  stop = stop_event()
   checkpoint_dir = os.path.join(config.root_dir, REVERB_CHECKPOINTS)
   server = reverb.Server(_tables(config), port=config.reverb_port,
                          checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir))
@@ -74,6 +74,8 @@ def run_actor(config: config_lib.Config, task: int) -> int:
 
 
 def run(role: str, config: config_lib.Config, task: int = 0) -> int:
+  # Grappler's remapper logs spurious errors about the residual blocks' fused adds; the graphs run fine.
+  tf.config.optimizer.set_experimental_options({'remapping': False})
   if role == 'reverb':
     return run_reverb(config)
   if role == 'actor':

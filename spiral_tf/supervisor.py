@@ -57,6 +57,9 @@ class Supervisor:
   def _start_actor(self, i):
     self._start(f'actor-{i}', self._command('actor', f'--task={i}', f'--reverb_address={self._address}'))
 
+  def _start_evaluator(self):
+    self._start('evaluator', self._command('evaluator', f'--reverb_address={self._address}'))
+
   def _start_reverb(self):
     self._start('reverb', self._command('reverb', f'--reverb_port={self._port}'))
 
@@ -77,6 +80,8 @@ class Supervisor:
                   to_console=True)
       for i in range(self._config.num_actors):
         self._start_actor(i)
+      if self._config.evaluator:
+        self._start_evaluator()
       print(f'[supervisor] logs of the other roles: {self.log_dir}', flush=True)
       return self._watch()
     finally:
@@ -104,6 +109,8 @@ class Supervisor:
               f'(restart {self.restarts[name]})', flush=True)
         if name == 'reverb':
           self._start_reverb()
+        elif name == 'evaluator':
+          self._start_evaluator()
         else:
           self._start_actor(int(name.split('-')[1]))
       time.sleep(self._poll_s)
@@ -122,7 +129,7 @@ class Supervisor:
 
   def _shutdown(self):
     """Stops every child we started (actors before the server), by pid."""
-    order = [n for n in self._procs if n.startswith('actor')] + ['learner', 'reverb']
+    order = [n for n in self._procs if n.startswith('actor')] + ['evaluator', 'learner', 'reverb']
     for name in order:
       proc = self._procs.get(name)
       if proc is not None and proc.poll() is None:
