@@ -110,7 +110,7 @@ def main(argv):
       if scaled is not None:
         written.append(image_io.write_png(_scaled(out, FLAGS.scale), scaled[i]))
       if FLAGS.program:
-        written.append(image_io.write_json(_numbered(FLAGS.program, i, count), painting.to_json()))
+        written.append(image_io.write_text(_numbered(FLAGS.program, i, count), painting.to_json_text()))
       if FLAGS.strokes:
         written.append(image_io.write_gif(_numbered(FLAGS.strokes, i, count),
                                           image_io.upscale_nearest(painting.canvases, zoom)))

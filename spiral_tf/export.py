@@ -172,7 +172,9 @@ class Exporter:
       with open(asset_path, 'w', encoding='utf-8') as f:
         json.dump(self.metadata(learner_step, frames), f, indent=1, sort_keys=True)
       module = tf.Module()
-      module.agent = self._agent
+      # Only the variables: tracking the Keras layers themselves would make the saver serialise every
+      # layer (slower, and nothing a plain-TensorFlow caller could use).
+      module.agent_variables = list(self._agent.variables)
       module.initial_state = self._initial_state_fn
       module.step = self._step_fn
       module.export_asset = tf.saved_model.Asset(asset_path)

@@ -164,10 +164,13 @@ def write_gif(path, frames, frame_ms=250, last_frame_ms=1500) -> str:
 
 
 def write_json(path, value) -> str:
+  return write_text(path, json.dumps(value, indent=1) + '\n')
+
+
+def write_text(path, text: str) -> str:
   with atomic_output(path) as tmp:
     with open(tmp, 'w', encoding='utf-8') as f:
-      json.dump(value, f, indent=1)
-      f.write('\n')
+      f.write(text)
   return os.fspath(path)
 
 

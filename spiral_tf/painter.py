@@ -136,6 +136,14 @@ class Painting:
     return {'format': PROGRAM_FORMAT, 'renderer': RENDERER, 'settings': self.settings,
             'mse': self.mse, 'steps': self.records}
 
+  def to_json_text(self) -> str:
+    """`to_json()` as text with one step per line (readable, and diffs well)."""
+    program = self.to_json()
+    steps = program.pop('steps')
+    fields = [f' {json.dumps(k)}: {json.dumps(v)}' for k, v in program.items()]
+    fields.append(' "steps": [' + ','.join(f'\n  {json.dumps(step)}' for step in steps) + '\n ]')
+    return '{\n' + ',\n'.join(fields) + '\n}\n'
+
   def replay(self, scale: int = 1) -> np.ndarray:
     from environments import libmypaint  # pylint: disable=g-import-not-at-top
     return libmypaint.replay(self.actions, scale=scale, **self.settings)

@@ -178,7 +178,9 @@ def test_paint_returns_consistent_paintings_whose_programs_replay(painter, tmp_p
         assert record['type'] == 'move' and 'radius' not in record
       pen = record['to']
     # The program file replays exactly at scale 1 and approximately (brush jitter) at 2×.
-    path = image_io.write_json(tmp_path / 'program.json', painting.to_json())
+    path = image_io.write_text(tmp_path / 'program.json', painting.to_json_text())
+    with open(path) as f:
+      assert json.load(f) == json.loads(json.dumps(painting.to_json()))
     np.testing.assert_array_equal(painter_lib.replay_program(path), painting.canvas)
     np.testing.assert_array_equal(
         libmypaint.replay(painter_lib.load_program(path)[0], **painter.settings), painting.canvas)
