@@ -2,8 +2,8 @@ r"""Network throughput: policy forward frames/s and learner frames/s, and FLOP/s
 
 For each agent size (tiny, deepmind) on the CelebA painter spec (64², colour, grid 32, conditional):
   * policy: `agent.step` as the actors run it (tf.function), batch 1, 16, 64 → frames/s;
-  * learner: one XLA-compiled update of policy + critic + D (WGAN-GP, conditional pairs) on 64 episodes
-    of length 20 (19 frames each) → frames/s;
+  * learner: one update of policy + critic + D (WGAN-GP, conditional pairs) on 64 episodes of length 20
+    (19 frames each) → frames/s, as a plain tf.function (TF's kernels) and XLA-compiled;
   * FLOPs of each, counted by tf.compat.v1.profiler on the (non-XLA) graph of the same computation, and the
     achieved FLOP/s as a fraction of the float32 matmul peak measured in this run (2048² matmuls).
 
@@ -35,7 +35,9 @@ flags.DEFINE_list('sizes', ['tiny', 'deepmind'], 'Agent/discriminator sizes to m
 flags.DEFINE_list('policy_batches', ['1', '16', '64'], 'Batch sizes of the policy step.')
 flags.DEFINE_integer('batch_size', 64, 'Learner batch (episodes).')
 flags.DEFINE_integer('episode_length', 20, 'Observations per episode (episode_length − 1 frames).')
-flags.DEFINE_integer('learner_steps', 3, 'Timed learner updates (after the compiling one).')
+flags.DEFINE_integer('learner_steps', 2, 'Timed learner updates (after the compiling one).')
+flags.DEFINE_list('learner_modes', ['graph', 'xla'], 'graph: tf.function (TF kernels, oneDNN on CPU); '
+                  'xla: tf.function(jit_compile=True).')
 flags.DEFINE_float('policy_seconds', 3.0, 'Time spent measuring each policy batch size.')
 FLAGS = flags.FLAGS
 
@@ -63,6 +65,42 @@ def matmul_peak(n=2048):
   chain(a).numpy()
   best = min(_timed(lambda: chain(a), min_seconds=1.0)[0] for _ in range(3))
   return 8 * 2 * n ** 3 / best
+
+
+def conv_paths(peak, batch=256, width=32, channels=32):
+  """GFLOP/s of the convolutions the networks use, TF kernels vs XLA:CPU: what bounds the XLA step."""
+  x = tf.random.normal([batch, width, width, channels])
+  w = tf.random.normal([4, 4, channels, channels]) * 0.05
+  small = tf.random.normal([batch, width // 2, width // 2, channels])
+  strided = lambda x: tf.nn.conv2d(x, w, 2, 'SAME')
+  transposed = lambda y: tf.nn.conv2d_transpose(y, w, [batch, width, width, channels], 2, 'SAME')
+  plain = lambda x: tf.nn.conv2d(x, w[:3, :3], 1, 'SAME')
+
+  def backward(conv, inputs):
+    def fn():
+      with tf.GradientTape() as tape:
+        tape.watch([inputs, w])
+        y = tf.reduce_sum(conv(inputs))
+      return tape.gradient(y, [inputs, w])
+    return fn
+
+  flop = 2 * batch * (width // 2) ** 2 * 16 * channels * channels  # One 4×4/2 conv (= its transpose).
+  cases = {
+      'conv 3x3/1 forward': (lambda: plain(x), 2 * batch * width ** 2 * 9 * channels ** 2),
+      'conv 4x4/2 forward': (lambda: strided(x), flop),
+      'conv 4x4/2 backward (input + filter grads)': (backward(strided, x), 2 * flop),
+      'conv-transpose 4x4/2 forward': (lambda: transposed(small), flop),
+  }
+  result = {}
+  for name, (fn, flops) in cases.items():
+    for mode in ('graph', 'xla'):
+      compiled = tf.function(fn, jit_compile=mode == 'xla')
+      tf.nest.map_structure(lambda t: t.numpy(), compiled())
+      seconds, _ = _timed(compiled, min_seconds=1.0)
+      result[f'{name} [{mode}]'] = flops / seconds
+      print(f'  {name:44s} {mode:5s} {flops / seconds / 1e9:7.1f} GFLOP/s  {flops / seconds / peak:6.1%} of peak',
+            flush=True)
+  return result
 
 
 def graph_flops(concrete_function):
@@ -126,22 +164,30 @@ def measure(size, peak, rng):
   episodes = tf.nest.map_structure(tf.constant, _episodes(action_spec, observation_spec, batch, length,
                                                                    agent.lstm_size, rng))
   real = tf.constant(rng.uniform(size=[batch, 64, 64, 3]).astype(np.float32))
-  learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(reward='spiral', conditioning='pair'),
-                                 jit_compile=True)
-  noise = learner.draw_noise(batch)
-  start = time.perf_counter()
-  learner._update_fn(episodes, real, None, noise)['d_loss'].numpy()  # pylint: disable=protected-access
-  compile_s = time.perf_counter() - start
-  seconds, calls = _timed(lambda: learner._update_fn(episodes, real, None, noise)['d_loss'],  # pylint: disable=protected-access
-                          min_seconds=0.0, min_calls=FLAGS.learner_steps)
-  flops = graph_flops(tf.function(learner.gradients).get_concrete_function(episodes, real, None, noise))
   frames = batch * (length - 1)
-  result['learner'] = {'frames_per_s': frames / seconds, 's_per_step': seconds, 'steps_timed': calls,
-                       'compile_s': compile_s, 'flops_per_step': flops, 'flops_per_s': flops / seconds,
-                       'fraction_of_peak': flops / seconds / peak}
-  print(f'[{size}] learner {batch}×{length - 1}: {frames / seconds:8.1f} frames/s  {seconds:6.2f} s/step '
-        f'(compile {compile_s:.0f} s)  {flops / 1e9:7.1f} GFLOP/step  {flops / seconds / 1e9:6.1f} GFLOP/s  '
-        f'{flops / seconds / peak:6.1%} of peak', flush=True)
+  for mode in FLAGS.learner_modes:
+    # Timing does not depend on the weights, so both modes share (and move) the same ones.
+    learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(reward='spiral', conditioning='pair'),
+                                   jit_compile=mode == 'xla')
+    update = learner._update_fn  # pylint: disable=protected-access
+    if mode == 'graph':
+      update = tf.function(learner.update)
+    noise = learner.draw_noise(batch)
+    start = time.perf_counter()
+    update(episodes, real, None, noise)['d_loss'].numpy()
+    compile_s = time.perf_counter() - start
+    seconds, calls = _timed(lambda: update(episodes, real, None, noise)['d_loss'],  # pylint: disable=cell-var-from-loop
+                            min_seconds=0.0, min_calls=FLAGS.learner_steps)
+    if 'flops_per_step' not in result:
+      result['flops_per_step'] = graph_flops(
+          tf.function(learner.gradients).get_concrete_function(episodes, real, None, noise))
+    flops = result['flops_per_step']
+    result['learner_' + mode] = {'frames_per_s': frames / seconds, 's_per_step': seconds, 'steps_timed': calls,
+                                 'first_call_s': compile_s, 'flops_per_s': flops / seconds,
+                                 'fraction_of_peak': flops / seconds / peak}
+    print(f'[{size}] learner ({mode}) {batch}×{length - 1}: {frames / seconds:8.1f} frames/s  '
+          f'{seconds:6.2f} s/step (first call {compile_s:.0f} s)  {flops / 1e9:7.1f} GFLOP/step  '
+          f'{flops / seconds / 1e9:6.1f} GFLOP/s  {flops / seconds / peak:6.1%} of peak', flush=True)
   return result
 
 
@@ -153,6 +199,8 @@ def main(argv):
   print(f'matmul peak {peak / 1e9:.1f} GFLOP/s (float32, 2048², {os.cpu_count()} cores); '
         f'load average at start {load:.2f}', flush=True)
   results = {'matmul_peak_flops': peak, 'load_average_start': load}
+  print(f'convolutions, batch 256 at 32² × 32 channels:')
+  results['conv_paths_flops'] = conv_paths(peak)
   for size in FLAGS.sizes:
     results[size] = measure(size, peak, rng)
   peak_end = matmul_peak()

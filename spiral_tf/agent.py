@@ -12,7 +12,7 @@ caller keeps the `AgentState` (LSTM state and previous action) and passes it bac
           z ← ReLU(z + MLP(concat(z, Linear16(embedding(sample))))).
 
 Usage:
-  agent = Agent(env.action_spec(), env.observation_spec(), size='tiny')
+  agent = Agent(env.action_spec(), env.observation_spec(), size='tiny')   # or an AgentSize(...)
   state = agent.initial_state(batch_size)
   output, state = agent.step(step_type, observation, state)     # output.action {k: int32 [B]}
   unrolled = agent.unroll(step_type, observation, action, core_state)   # time-major [T, B]
@@ -111,13 +111,17 @@ class Agent(tf.Module):
   """Policy + critic over a dict action spec (see module docstring)."""
 
   def __init__(self, action_spec: Mapping[str, dm_env.specs.DiscreteArray],
-               observation_spec: Mapping, size: str = 'deepmind', order: Optional[Sequence[str]] = None,
+               observation_spec: Mapping, size='deepmind', order: Optional[Sequence[str]] = None,
                conditional: bool = False, location_keys: Sequence[str] = DEFAULT_LOCATION_KEYS,
                name: str = 'agent'):
     super().__init__(name=name)
-    if size not in SIZES:
-      raise ValueError(f'Agent size {size!r} is not one of {sorted(SIZES)}')
-    self._size = sizes = SIZES[size]
+    if isinstance(size, AgentSize):
+      sizes = size
+    elif size in SIZES:
+      sizes = SIZES[size]
+    else:
+      raise ValueError(f'Agent size {size!r} is not one of {sorted(SIZES)} (or an AgentSize)')
+    self._size = sizes
     if sizes.lstm_size % 16:
       raise ValueError(f'lstm_size {sizes.lstm_size} must be divisible by 16 (4×4 location map)')
     self._num_values = {k: int(s.num_values) for k, s in action_spec.items()}

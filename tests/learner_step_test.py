@@ -21,8 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _setup(conditional=True, batch=2, length=3):
   action_spec, obs_spec = nf.painter_specs(grid=8, width=16, conditional=conditional)
-  agent = agent_lib.Agent(action_spec, obs_spec, size='tiny', conditional=conditional)
-  d = d_lib.Discriminator('tiny', input_shape=[16, 16, 2 if conditional else 1])
+  agent = agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO, conditional=conditional)
+  d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2 if conditional else 1])
   episodes = nf.sampled_episodes(agent, action_spec, obs_spec, batch, length, seed=5)
   real = np.random.default_rng(6).uniform(size=(batch, 16, 16, 1)).astype(np.float32)
   return agent, d, episodes, real
@@ -83,8 +83,8 @@ def test_learning_sanity_one_step_task():
   """Episodes of one action; the final canvas matches the (black) target only for flag=1, size=2."""
   tf.random.set_seed(0)
   action_spec, obs_spec = _one_step_specs()
-  agent = agent_lib.Agent(action_spec, obs_spec, size='tiny', conditional=True)
-  d = d_lib.Discriminator('tiny', input_shape=[16, 16, 2])
+  agent = agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO, conditional=True)
+  d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2])
   config = learner_step.LearnerConfig(reward='l2', conditioning='pair', policy_learning_rate=3e-3,
                                       entropy_cost=1e-3)
   learner = learner_step.Learner(agent, d, config, jit_compile=False)
@@ -134,8 +134,8 @@ def test_two_replicas_equal_one_replica_on_the_whole_batch():
       import network_fixtures as nf
       a, o = nf.painter_specs(grid=8, width=16, conditional=False)
       with strategy.scope():
-        agent = agent_lib.Agent(a, o, size='tiny')
-        d = d_lib.Discriminator('tiny', input_shape=[16, 16, 1], spectral_norm=True)
+        agent = agent_lib.Agent(a, o, size=nf.MICRO)
+        d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 1], spectral_norm=True)
       episodes = nf.sampled_episodes(agent, a, o, batch=4, length=3, seed=1)
       real = np.random.default_rng(2).uniform(size=(4, 16, 16, 1)).astype(np.float32)
       # sn-gan and no conditioning: the update draws no noise, so both runs see the same inputs.

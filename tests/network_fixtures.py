@@ -10,6 +10,13 @@ from dm_env import specs
 import numpy as np
 import tensorflow as tf
 
+from spiral_tf import agent as agent_lib
+
+# Smaller than 'tiny', so that graphs (and XLA compiles) in tests stay small.
+MICRO = agent_lib.AgentSize(torso_channels=8, torso_res_blocks=1, z_dim=32, lstm_size=32, head_channels=8,
+                            head_res_blocks=1, action_mlp=(16, 16), autoregressive_mlp=(16, 16))
+MICRO_D = (8, 8, 16, 16)
+
 
 def painter_specs(grid=32, width=64, channels=1, use_pressure=True, use_color=False, conditional=False,
                   num_sizes=6):
