@@ -89,6 +89,10 @@ def main(argv):
     path = getattr(FLAGS, flag)
     if path and os.path.isdir(path):
       return _fail(f'--{flag}={path} is a directory; give a file name')
+  try:
+    image_io.image_format(FLAGS.out)
+  except ValueError as e:
+    return _fail(f'--out: {e}')
 
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # The oneDNN remapper trips over the loaded graph (harmless, but it floods stderr with warnings).

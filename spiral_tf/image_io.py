@@ -129,7 +129,8 @@ def _umask():
   return mask
 
 
-def _format_of(path, default):
+def image_format(path, default='PNG'):
+  """Pillow's format name for `path`'s extension (`default` if none); ValueError if unknown."""
   ext = os.path.splitext(os.fspath(path))[1].lower()
   registered = Image.registered_extensions()
   if not ext:
@@ -142,7 +143,7 @@ def _format_of(path, default):
 def write_png(path, canvas) -> str:
   """Writes a float [H, W, C] canvas in [0, 1] (format from the extension; PNG if none)."""
   image = Image.fromarray(to_uint8_image(canvas))
-  fmt = _format_of(path, 'PNG')
+  fmt = image_format(path)
   with atomic_output(path) as tmp:
     image.save(tmp, format=fmt)
   return os.fspath(path)

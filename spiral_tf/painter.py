@@ -21,6 +21,10 @@ Usage:
   paintings = painter.paint(None, num_samples=4)      # unconditional agents sample
   painting.canvas, painting.canvases, painting.records, painting.mse
   big = painting.replay(scale=8)                      # float32 [512, 512, C]
+
+TensorFlow's oneDNN graph remapper logs harmless warnings ("No registered '' OpKernel", "remapper
+failed") on the loaded graph; `tf.config.optimizer.set_experimental_options({'remapping': False})`
+silences them (launch/paint.py and launch/evaluate.py do).
 """
 import dataclasses
 import json

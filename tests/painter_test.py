@@ -278,10 +278,36 @@ def test_paint_cli_bad_inputs_fail_without_outputs(tmp_path):
       ([f'--model={tmp_path / "nowhere"}', f'--target={tmp_path / "notes.png"}'], 'does not exist'),
       ([f'--model={_tampered_export(tmp_path, renderer="mujoco_scenes")}',
         f'--target={tmp_path / "notes.png"}'], "trained for the 'mujoco_scenes' renderer"),
+      ([f'--model={model}', f'--target={tmp_path / "fine.png"}', f'--out={out / "p.xyz"}'],
+       "unknown image extension '.xyz'"),
   ]
+  Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / 'fine.png')
   for args, message in cases:
-    result = fixtures.run_script('paint.py', *args, f'--out={out / "p.png"}',
-                                 f'--program={out / "p.json"}', f'--strokes={out / "s.gif"}')
+    result = fixtures.run_script('paint.py', f'--out={out / "p.png"}', f'--program={out / "p.json"}',
+                                 f'--strokes={out / "s.gif"}', *args)
     assert result.returncode == 1, (args, result.stderr[-2000:])
     assert message in result.stderr, (message, result.stderr[-2000:])
     assert not out.exists() or os.listdir(out) == []
+
+
+def test_unconditional_agent_paints_samples_and_refuses_targets(tmp_path):
+  """A freshly initialised unconditional agent (the weights do not matter for the plumbing)."""
+  from spiral_tf import components  # pylint: disable=g-import-not-at-top
+  from spiral_tf import export  # pylint: disable=g-import-not-at-top
+  config = fixtures.tiny_config(str(tmp_path / 'run'), conditional=False, reward='spiral')
+  env = components.make_environment(config)
+  agent = components.make_agent(config, env)
+  export_dir = export.export_saved_model(agent, config, tmp_path / 'export')
+  painter = painter_lib.Painter.from_saved_model(export_dir)
+  assert not painter.conditional
+  paintings = painter.paint(None, num_samples=3, seed=0)
+  assert len(paintings) == 3
+  for painting in paintings:
+    assert painting.target is None and painting.mse is None
+    np.testing.assert_array_equal(painting.replay(), painting.canvas)
+  with pytest.raises(ValueError, match='unconditional agent'):
+    painter.paint(np.zeros((64, 64), np.uint8))
+  result = fixtures.run_script('paint.py', f'--model={export_dir}', f'--target={tmp_path / "x.png"}',
+                               f'--out={tmp_path / "out.png"}')
+  assert result.returncode == 1 and 'unconditional agent' in result.stderr
+  assert not (tmp_path / 'out.png').exists()
