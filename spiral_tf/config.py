@@ -72,6 +72,7 @@ class Config:
   # Running.
   reverb_address: str | None = None
   reverb_port: int = 0
+  max_nonfinite_updates: int = 10
   max_frames: int = 0
   max_learner_steps: int = 0
   max_minutes: float = 0.0
@@ -149,9 +150,39 @@ def validate(config: Config) -> Config:
     need(math.isfinite(value) and value > 0, name, f'{value} must be a positive number')
   need(config.eval_targets >= 1, 'eval_targets', f'{config.eval_targets} < 1')
   need(config.root_dir != '', 'root_dir', 'must name a directory')
+  _validate_root_dir(config.root_dir)
+  need(0 <= config.reverb_port <= 65535, 'reverb_port', f'{config.reverb_port} is not a port (0–65535)')
+  if config.reverb_address is not None:
+    need(_is_host_port(config.reverb_address), 'reverb_address',
+         f'{config.reverb_address!r} is not host:port (e.g. localhost:8000 or 10.0.0.2:8000)')
+  need(config.max_nonfinite_updates >= 1, 'max_nonfinite_updates',
+       f'{config.max_nonfinite_updates} < 1 (updates with a NaN/Inf loss allowed in a row)')
   if config.data_dir is not None and config.dataset != 'strokes':
     need(os.path.isdir(config.data_dir), 'data_dir', f'{config.data_dir} is not a directory')
   return config
+
+
+def _is_host_port(address: str) -> bool:
+  host, sep, port = address.rpartition(':')
+  host = host[1:-1] if host.startswith('[') and host.endswith(']') else host  # [::1]:8000
+  return (bool(sep) and bool(host) and not any(c.isspace() for c in host) and port.isdigit()
+          and 0 < int(port) <= 65535)
+
+
+def _validate_root_dir(root_dir: str) -> None:
+  """The run directory must be (or become) a writable directory; checked without creating it."""
+  path = os.path.abspath(root_dir)
+  if os.path.exists(path):
+    if not os.path.isdir(path):
+      raise ConfigError(f'--root_dir: {root_dir} exists and is not a directory')
+    if not os.access(path, os.W_OK | os.X_OK):
+      raise ConfigError(f'--root_dir: {root_dir} is not writable')
+    return
+  parent = os.path.dirname(path)
+  while not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+    raise ConfigError(f'--root_dir: cannot create {root_dir}: {parent} is not a writable directory')
 
 
 def define_flags() -> None:
@@ -184,7 +215,10 @@ def define_flags() -> None:
       'weight_pull_seconds': 'How often an actor fetches fresh weights (in the background).',
       'queue_size': 'Episodes buffered in Reverb between actors and learner (0: 2 × batch).',
       'reverb_address': 'host:port of the Reverb server (default: started by --role=all on loopback).',
-      'reverb_port': 'Port for --role=reverb (0: pick a free one).',
+      'reverb_port': 'Port for --role=reverb (0: pick a free one). Reverb 0.14 serves it on every '
+                     'interface of the host (see README, Operations).',
+      'max_nonfinite_updates': 'Stop the run (the last good checkpoint stays) after this many updates '
+                               'in a row with a NaN/Inf loss or weights; each one is skipped and logged.',
       'max_frames': 'Stop after this many environment frames (0: no limit).',
       'max_learner_steps': 'Stop after this many learner steps (0: no limit).',
       'max_minutes': 'Stop after this many minutes of training (0: no limit).',

@@ -6,6 +6,11 @@ autosharded), runs the XLA-compiled update of spiral_tf/learner_step.py on every
 weights to Reverb, logs to TensorBoard and the console, checkpoints every few minutes and at the end, and
 resumes from `root_dir` when it finds a checkpoint there.
 
+Robustness: an update whose metrics or weights come out NaN/Inf is undone (spiral_tf/nonfinite.py) and
+logged; after `--max_nonfinite_updates` in a row the learner stops (exit code 3) and checkpoints only the
+restored, finite state. If the Reverb server goes away (restarted by the supervisor, or a link drops) the
+learner waits for it with backoff, recreates its datasets and retries the weight push instead of crashing.
+
 Usage:
   learner = Learner(config, stop_event)
   learner.run()          # until a stop condition (max frames / steps / minutes) or the stop event
@@ -23,12 +28,22 @@ from tf_agents.experimental.distributed import reverb_variable_container
 from spiral_tf import components
 from spiral_tf import config as config_lib
 from spiral_tf import export
+from spiral_tf import nonfinite
 from spiral_tf import replay
 from spiral_tf import strategy as strategy_lib
 from spiral_tf import summaries
 
 # How long a dataset waits for actors before the learner logs that it is starved and retries.
 DATA_TIMEOUT_MS = 30_000
+# Errors of a Reverb server that is gone or restarting: wait for it and reconnect.
+REVERB_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+                 tf.errors.AbortedError, tf.errors.InternalError, reverb.errors.ReverbError, RuntimeError)
+RECONNECT_TIMEOUT_S = 600.0
+# Exit code of a learner stopped by --max_nonfinite_updates.
+EXIT_NONFINITE = 3
+# Test hook (fault injection through the real update): while the file this names exists, the real images
+# of each batch are multiplied by NaN.
+POISON_FILE_ENV = 'SPIRAL_TEST_NONFINITE_FILE'
 
 
 class Learner:
@@ -56,8 +71,37 @@ class Learner:
     components.save_config(config, config.root_dir)
     self.log_dir = os.path.join(config.root_dir, 'tensorboard')
     self.writer = tf.summary.create_file_writer(self.log_dir)
-    self._variables = reverb_variable_container.ReverbVariableContainer(
+    self._variables = self._variable_container()
+    self.guard = nonfinite.NonFiniteGuard(
+        [*self.agent.variables, *self.discriminator.variables, *self.update.policy_optimizer.variables,
+         *self.update.d_optimizer.variables], max_in_a_row=config.max_nonfinite_updates)
+    self._poison_file = os.environ.get(POISON_FILE_ENV)
+
+  def _variable_container(self):
+    return reverb_variable_container.ReverbVariableContainer(
         self._address, table_names=[replay.POLICY_VARIABLES, replay.D_VARIABLES])
+
+  def _reconnect(self, error):
+    """Waits (with backoff) for the Reverb server, then rebuilds the connections; returns the datasets."""
+    print(f'[learner] Reverb at {self._address} unavailable ({type(error).__name__}: '
+          f'{str(error).splitlines()[0] if str(error) else ""}); reconnecting', flush=True)
+    deadline, delay = time.monotonic() + RECONNECT_TIMEOUT_S, 1.0
+    while True:
+      if self._stop.is_set():
+        return None
+      try:
+        replay.wait_for_server(self._address, timeout_s=delay)
+        self._variables = self._variable_container()
+        self._push_weights()  # The restarted server's variable tables are empty.
+        datasets = self._datasets()
+        print('[learner] reconnected to Reverb', flush=True)
+        return datasets
+      except (TimeoutError, KeyError, *REVERB_ERRORS) as e:
+        if time.monotonic() > deadline:
+          raise TimeoutError(f'Reverb at {self._address} unreachable for {RECONNECT_TIMEOUT_S:.0f} s') from e
+        print(f'[learner] Reverb still unavailable; retrying in {delay:.0f} s', flush=True)
+        self._stop.wait(delay)
+        delay = min(2 * delay, 30.0)
 
   # --- data ------------------------------------------------------------------------------------------
 
@@ -134,13 +178,23 @@ class Learner:
       except (StopIteration, tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError):
         print(f'[learner] no episodes from the actors for {DATA_TIMEOUT_MS / 1000:.0f} s; waiting',
               flush=True)
-        episodes, fakes, reals = self._datasets()
+        episodes, fakes, reals = self._reconnect_if_down(self._datasets) or (episodes, fakes, reals)
+        continue
+      except REVERB_ERRORS as e:
+        episodes, fakes, reals = self._reconnect(e) or (episodes, fakes, reals)
         continue
       t1 = time.monotonic()
-      metrics = self.update.step(batch[0], batch[2], batch[1])
+      self.guard.snapshot()
+      metrics = self.update.step(batch[0], self._maybe_poison(batch[2]), batch[1])
+      if not self.guard.accept(metrics):
+        reason = self._skipped_update(metrics)
+        continue
       self.learner_step.assign_add(1)
       self.frames.assign_add(frames_per_step)
-      self._push_weights()
+      try:
+        self._push_weights()
+      except REVERB_ERRORS as e:
+        episodes, fakes, reals = self._reconnect(e) or (episodes, fakes, reals)
       t2 = time.monotonic()
       waited, busy = waited + (t1 - t0), busy + (t2 - t1)
       step = int(self.learner_step.numpy())
@@ -165,7 +219,10 @@ class Learner:
       if now - last_checkpoint >= 60 * c.checkpoint_every_minutes:
         self.save()
         last_checkpoint = now
-    path = self.save()
+    if reason.startswith('--max_nonfinite_updates') and not self.guard.variables_finite():
+      path = self.manager.latest_checkpoint  # Never overwrite a good checkpoint with broken weights.
+    else:
+      path = self.save()
     print(f'[learner] stopped: {reason}. Step {int(self.learner_step.numpy())}, '
           f'frames {int(self.frames.numpy())}.', flush=True)
     print(f'[learner] checkpoint: {path}\n[learner] SavedModel: '
@@ -173,8 +230,34 @@ class Learner:
           f'(tensorboard --logdir {self.log_dir})', flush=True)
     return reason
 
+  def _reconnect_if_down(self, make_datasets):
+    try:
+      return make_datasets()
+    except REVERB_ERRORS as e:
+      return self._reconnect(e)
+
+  def _maybe_poison(self, reals):
+    if self._poison_file and os.path.exists(self._poison_file):
+      return self.strategy.run(lambda x: x * float('nan'), args=(reals,))
+    return reals
+
+  def _skipped_update(self, metrics):
+    """Logs an undone non-finite update; returns the stop reason once too many came in a row."""
+    g, step = self.guard, int(self.learner_step.numpy())
+    print(f'[learner] skipped a non-finite update at step {step} (non-finite: '
+          f'{", ".join(g.bad_metrics(metrics)) or "weights"}); weights and optimizer restored; '
+          f'{g.in_a_row} in a row (stop at --max_nonfinite_updates={g.max_in_a_row})', flush=True)
+    summaries.write_scalars(self.writer, step, {'nonfinite_updates_skipped': float(g.skipped)})
+    if g.exhausted:
+      return (f'--max_nonfinite_updates={g.max_in_a_row}: {g.in_a_row} non-finite updates in a row '
+              f'(the checkpoint keeps the last good weights)')
+    return None
+
   def _table_sizes(self):
-    info = reverb.Client(self._address).server_info(timeout=5)
+    try:
+      info = reverb.Client(self._address).server_info(timeout=5)
+    except REVERB_ERRORS:
+      return {}  # Reconnecting; the next interval reports them.
     return {'queue_size': info[replay.QUEUE].current_size, 'fakes_size': info[replay.FAKES].current_size}
 
   def save(self) -> str:
@@ -196,10 +279,11 @@ def run(config: config_lib.Config) -> int:
   stop = roles.stop_event()
   replay.wait_for_server(config.reverb_address, timeout_s=600)
   learner = Learner(config, stop)
-  learner.run()
+  reason = learner.run()
   learner.writer.close()
   sys.stdout.flush()
   sys.stderr.flush()
   # Everything is saved. Skip interpreter teardown: destroying Reverb dataset iterators waits for their
   # in-flight samples (up to DATA_TIMEOUT_MS) once the actors stop feeding the queue.
-  os._exit(0)  # pylint: disable=protected-access
+  code = EXIT_NONFINITE if reason.startswith('--max_nonfinite_updates') else 0
+  os._exit(code)  # pylint: disable=protected-access

@@ -5,6 +5,10 @@ The supervisor imports neither TensorFlow nor Reverb: it only starts `launch/tra
 supervisor alone and the shutdown order stays ours: learner first (it writes a final checkpoint), then the
 actors and the server.
 
+A dead actor, server or evaluator is restarted. One that dies soon after its start (within `healthy_after_s`)
+is in a crash loop: each further quick death doubles the delay before its next start (`backoff_s`, up to
+`max_backoff_s`), so a broken host or configuration costs a log line per attempt, not a busy CPU.
+
 Usage:
   exit_code = Supervisor(train_py, argv, config).run()
 """
@@ -19,6 +23,18 @@ from spiral_tf import config as config_lib
 
 LEARNER_SHUTDOWN_S = 180.0
 CHILD_SHUTDOWN_S = 20.0
+# Crash-loop backoff: a child that lived less than HEALTHY_AFTER_S before dying waits BACKOFF_S, then
+# 2 × BACKOFF_S, ... (at most MAX_BACKOFF_S) before each further restart.
+HEALTHY_AFTER_S = 60.0
+BACKOFF_S = 5.0
+MAX_BACKOFF_S = 300.0
+
+
+def restart_delay(quick_deaths: int, backoff_s: float = BACKOFF_S, max_backoff_s: float = MAX_BACKOFF_S):
+  """Seconds to wait before restarting a child after `quick_deaths` short-lived runs in a row."""
+  if quick_deaths <= 1:
+    return 0.0  # One early death (e.g. killed, or the server restarting) is not yet a loop.
+  return min(max_backoff_s, backoff_s * 2 ** (quick_deaths - 2))
 
 
 def free_port() -> int:
@@ -30,7 +46,9 @@ def free_port() -> int:
 class Supervisor:
   """Starts, watches and stops the roles of a run (see module docstring)."""
 
-  def __init__(self, train_py: str, argv: list[str], config: config_lib.Config, poll_s: float = 0.5):
+  def __init__(self, train_py: str, argv: list[str], config: config_lib.Config, poll_s: float = 0.5,
+               healthy_after_s: float = HEALTHY_AFTER_S, backoff_s: float = BACKOFF_S,
+               max_backoff_s: float = MAX_BACKOFF_S):
     self._train_py = train_py
     self._argv = [a for a in argv if not a.startswith(('--role', '--task', '--reverb_address'))]
     self._config = config
@@ -39,6 +57,10 @@ class Supervisor:
     self._procs: dict[str, subprocess.Popen] = {}
     self._logs = {}
     self.restarts: dict[str, int] = {}
+    self._healthy_after_s, self._backoff_s, self._max_backoff_s = healthy_after_s, backoff_s, max_backoff_s
+    self._started_at: dict[str, float] = {}
+    self._quick_deaths: dict[str, int] = {}
+    self._restart_at: dict[str, float] = {}  # Dead children waiting out their backoff.
     self.log_dir = os.path.join(config.root_dir, 'logs')
 
   def _command(self, role, *extra):
@@ -52,6 +74,7 @@ class Supervisor:
       self._logs[name] = out
     self._procs[name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT if out else None,
                                          start_new_session=True)
+    self._started_at[name] = time.monotonic()
     print(f'[supervisor] started {name} (pid {self._procs[name].pid})', flush=True)
 
   def _start_actor(self, i):
@@ -72,7 +95,8 @@ class Supervisor:
   def run(self) -> int:
     os.makedirs(self.log_dir, exist_ok=True)
     self._port = self._config.reverb_port or free_port()
-    self._address = f'localhost:{self._port}'
+    # Reverb binds every interface (README, Operations); our own clients use loopback.
+    self._address = f'127.0.0.1:{self._port}'
     previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
       self._start_reverb()
@@ -104,16 +128,32 @@ class Supervisor:
         if name == 'learner' or proc.poll() is None:
           continue
         # A dead actor or server is restarted; the learner keeps training meanwhile.
-        self.restarts[name] = self.restarts.get(name, 0) + 1
-        print(f'[supervisor] {name} exited with code {proc.returncode}; restarting it '
-              f'(restart {self.restarts[name]})', flush=True)
-        if name == 'reverb':
-          self._start_reverb()
-        elif name == 'evaluator':
-          self._start_evaluator()
-        else:
-          self._start_actor(int(name.split('-')[1]))
+        if name not in self._restart_at:
+          self._schedule_restart(name, proc.returncode)
+        elif time.monotonic() >= self._restart_at[name]:
+          del self._restart_at[name]
+          self._restart(name)
       time.sleep(self._poll_s)
+
+  def _schedule_restart(self, name, code):
+    lived = time.monotonic() - self._started_at[name]
+    quick = self._quick_deaths.get(name, 0) + 1 if lived < self._healthy_after_s else 0
+    self._quick_deaths[name] = quick
+    delay = restart_delay(quick, self._backoff_s, self._max_backoff_s)
+    self._restart_at[name] = time.monotonic() + delay
+    loop = f'; crash loop: {quick} quick exits in a row' if delay else ''
+    print(f'[supervisor] {name} exited with code {code} after {lived:.1f} s; restarting it in {delay:.1f} s'
+          f'{loop}', flush=True)
+
+  def _restart(self, name):
+    self.restarts[name] = self.restarts.get(name, 0) + 1
+    print(f'[supervisor] restarting {name} (restart {self.restarts[name]})', flush=True)
+    if name == 'reverb':
+      self._start_reverb()
+    elif name == 'evaluator':
+      self._start_evaluator()
+    else:
+      self._start_actor(int(name.split('-')[1]))
 
   def _stop_learner(self) -> int:
     learner = self._procs['learner']
