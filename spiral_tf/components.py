@@ -90,9 +90,14 @@ def make_environment(config: config_lib.Config, split: str = 'train', seed: int 
                                         conditional=config.conditional, seed=seed)
 
 
+# MuJoCo scenes: first what to do (add, skip, modify), then which object, where, how big, which colour.
+SCENES_ORDER = ('mode', 'type', 'location', 'size', 'red', 'green', 'blue')
+
+
 def make_agent(config: config_lib.Config, env: dm_env.Environment) -> agent_lib.Agent:
+  order = SCENES_ORDER if config.environment == 'mujoco_scenes' else None  # None: the painter's order.
   return agent_lib.Agent(env.action_spec(), env.observation_spec(), size=config.network_size,
-                         conditional=config.conditional)
+                         order=order, conditional=config.conditional)
 
 
 def make_discriminator(config: config_lib.Config) -> discriminator_lib.Discriminator:
