@@ -8,7 +8,8 @@ and a batch of real images [B, W, W, C]:
        l2        −mean over pixels of (final − target)² at the last action
      plus the optional auxiliary penalties (rewards.py): `stroke_penalty` per new disjoint stroke,
      `blank_penalty` when the final canvas shows nothing.
-  2. policy + critic: teacher-forced unroll, sub-actions masked by their effect, V-trace actor-critic loss.
+  2. policy + critic: teacher-forced unroll, sub-actions masked by their effect, V-trace actor-critic loss
+     (`algorithm='a2c'`: importance weights 1, i.e. the on-policy special case).
      Discount γ between MID steps, 0 into LAST (bootstrap value 0 at the episode's end).
   3. D: WGAN-GP (gradient penalty by a nested GradientTape) or SN-GAN, on real images vs `fakes` (by
      default the episodes' final canvases; the training loop passes renders sampled from the fakes replay).
@@ -55,6 +56,7 @@ class LearnerConfig:
   clip_rho: float = 1.0
   clip_pg_rho: float = 1.0
   clip_c: float = 1.0
+  algorithm: str = 'vtrace'  # 'a2c': ignore the behaviour policy (importance weights 1, on-policy).
   stroke_penalty: float = 0.0
   blank_penalty: float = 0.0
   blank_threshold: float = 1 / 255
@@ -66,6 +68,7 @@ class LearnerConfig:
     need(self.reward in REWARDS, 'reward', f'not one of {REWARDS}')
     need(self.d_loss in D_LOSSES, 'd_loss', f'not one of {D_LOSSES}')
     need(self.conditioning in d_lib.CONDITIONING, 'conditioning', f'not one of {d_lib.CONDITIONING}')
+    need(self.algorithm in ('vtrace', 'a2c'), 'algorithm', "not 'vtrace' or 'a2c'")
     need(0.0 <= self.discount <= 1.0, 'discount', 'must be in [0, 1]')
     for name in ('policy_learning_rate', 'd_learning_rate'):
       need(getattr(self, name) > 0, name, 'must be positive')
@@ -196,8 +199,11 @@ class Learner(tf.Module):
     mask = losses.effect_mask(observation['action_mask'])
     with tf.GradientTape() as tape:
       unrolled = self.agent.unroll(step_type, observation, action, core_state)
+      log_prob = losses.masked_sum(unrolled.log_prob, mask)[:-1]
+      behaviour_log_prob = (losses.masked_sum(behaviour, mask)[:-1] if config.algorithm == 'vtrace'
+                            else tf.stop_gradient(log_prob))
       ac = losses.actor_critic_loss(
-          losses.masked_sum(unrolled.log_prob, mask)[:-1], losses.masked_sum(behaviour, mask)[:-1],
+          log_prob, behaviour_log_prob,
           losses.masked_sum(unrolled.entropy, mask)[:-1], unrolled.value[:-1], unrolled.value[-1],
           rewards, discounts, config.entropy_cost, config.baseline_cost, config.clip_rho,
           config.clip_pg_rho, config.clip_c)
@@ -230,8 +236,7 @@ class Learner(tf.Module):
         'entropy': ac.mean_entropy, 'total_policy_loss': ac.total,
         'value_mean': tf.reduce_mean(unrolled.value[:-1]),
         'reward_mean': tf.reduce_mean(tf.reduce_sum(rewards, 0)),
-        'log_rho_mean': tf.reduce_mean(losses.masked_sum(unrolled.log_prob, mask)[:-1]
-                                       - losses.masked_sum(behaviour, mask)[:-1]),
+        'log_rho_mean': tf.reduce_mean(log_prob - behaviour_log_prob),
         'd_loss': d_losses['loss'], 'd_loss_real': d_losses['loss_real'],
         'd_loss_fake': d_losses['loss_fake'], 'gradient_penalty': d_losses['gradient_penalty'],
         'd_score_real': d_losses['score_real'], 'd_score_fake': d_losses['score_fake'],

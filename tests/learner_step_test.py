@@ -174,6 +174,20 @@ def test_two_replicas_equal_one_replica_on_the_whole_batch():
   assert np.isfinite(float(d_loss))
 
 
+def test_a2c_ignores_the_behaviour_policy():
+  agent, d, episodes, real = _setup(conditional=False, batch=2, length=3)
+  stale = dict(episodes, behaviour_log_prob={k: v - 0.5 for k, v in episodes['behaviour_log_prob'].items()})
+  noise = {'epsilon': tf.constant([0.5, 0.5]), 'half': tf.constant([0, 0])}
+  metrics = {}
+  for algorithm in ('vtrace', 'a2c'):
+    learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(algorithm=algorithm), jit_compile=False)
+    metrics[algorithm] = {name: learner.gradients(e, real, None, noise)[2]['log_rho_mean'].numpy()
+                          for name, e in (('fresh', episodes), ('stale', stale))}
+  assert abs(metrics['vtrace']['fresh']) < 1e-5  # The episodes were acted by these very weights.
+  assert metrics['vtrace']['stale'] > 0.4        # μ made 0.5 nats less likely per sub-action.
+  assert metrics['a2c']['fresh'] == metrics['a2c']['stale'] == 0.0
+
+
 def test_bad_inputs_are_named():
   with pytest.raises(ValueError, match='reward'):
     learner_step.LearnerConfig(reward='l1')
