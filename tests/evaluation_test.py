@@ -1,5 +1,6 @@
 """Evaluation: MSE per pixel, greedy-search baseline with the agent's render budget, grid, CLI."""
 import json
+import types
 
 import numpy as np
 from PIL import Image
@@ -72,8 +73,8 @@ def test_evaluate_agent_against_baseline_on_held_out_targets(tmp_path):
     top, left = gutter + row * (cell + gutter), gutter + 2 * (cell + gutter)
     np.testing.assert_allclose(grid[top:top + cell:2, left:left + cell:2], images[2], atol=1e-6)
 
-  unconditional = painter_lib.Painter.__new__(painter_lib.Painter)
-  unconditional.metadata, unconditional.source = {'conditional': False}, 'an unconditional model'
+  # Only the painter's `conditional` and `source` are read before the refusal.
+  unconditional = types.SimpleNamespace(conditional=False, source='an unconditional model')
   with pytest.raises(ValueError, match='unconditional'):
     evaluation.evaluate(unconditional, targets)
 

@@ -66,6 +66,10 @@ def test_read_image_modes_against_numpy(tmp_path):
   lut = np.array(colours, np.uint8).reshape(4, 3)
   np.testing.assert_array_equal(image_io.read_image(tmp_path / 'palette.png'),
                                 lut[np.asarray(palette_image)])
+  palette_image.save(tmp_path / 'clear.png', transparency=1)  # colour 1 is see-through: white paper
+  np.testing.assert_array_equal(image_io.read_image(tmp_path / 'clear.png'),
+                                np.where(np.asarray(palette_image)[..., None] == 1, 255,
+                                         lut[np.asarray(palette_image)]))
 
   y, x = np.mgrid[0:30, 0:40]
   rgb = np.stack([x * 6, y * 8, 255 - x * 3], -1).astype(np.uint8)  # smooth: JPEG keeps it closely
@@ -239,32 +243,59 @@ def test_painter_refuses_bad_models_and_inputs(painter, tmp_path):
 
 # --- the paint CLI -----------------------------------------------------------------------------------
 
-def test_paint_cli_writes_painting_program_strokes_and_scaled(tmp_path):
-  rng = np.random.default_rng(3)
-  Image.fromarray(rng.integers(0, 256, (700, 900, 4), dtype=np.uint8), 'RGBA').save(tmp_path / 't.png')
+# Runs launch/paint.py's main() once per argument list in one process (one TensorFlow import and model
+# load for all), parsing each command line with absl as the real entry point does.
+PAINT_MAIN_MANY_TIMES = r"""
+import json, runpy, sys
+from absl import flags
+cli = runpy.run_path('launch/paint.py', run_name='paint_cli')
+for args in json.loads(sys.argv[1]):
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(['paint.py'] + args)
+  print('exit', cli['main'](['paint.py']), flush=True)
+"""
+
+
+def test_paint_cli_on_rgba_grey_16_bit_palette_and_large_images(tmp_path):
+  rng = np.random.default_rng(4)
+  Image.fromarray(rng.integers(0, 256, (700, 900, 4), dtype=np.uint8), 'RGBA').save(tmp_path / 'rgba.png')
+  Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(tmp_path / 'grey.png')
+  Image.fromarray(rng.integers(0, 65536, (300, 200)).astype(np.uint16)).save(tmp_path / 'deep.png')
+  palette = Image.fromarray(rng.integers(0, 3, (50, 70), dtype=np.uint8), 'P')
+  palette.putpalette([255, 255, 255, 0, 0, 0, 200, 30, 30] + [0] * 759)
+  palette.save(tmp_path / 'palette.png', transparency=2)
+  Image.fromarray(rng.integers(0, 256, (2400, 3200, 3), dtype=np.uint8)).save(tmp_path / 'large.jpg')
+  names = ['rgba.png', 'grey.png', 'deep.png', 'palette.png', 'large.jpg']
   out = tmp_path / 'out'
-  result = fixtures.run_script(
-      'paint.py', f'--model={fixtures.exported_model()}', f'--target={tmp_path / "t.png"}',
-      f'--out={out / "painting.png"}', f'--program={out / "program.json"}',
-      f'--strokes={out / "strokes.gif"}', '--scale=2')
+  runs = [[f'--model={fixtures.exported_model()}', f'--target={tmp_path / name}',
+           f'--out={out / name}.png', f'--program={out / name}.json'] for name in names]
+  runs[0] += [f'--strokes={out / "rgba.gif"}', '--scale=2']
+  result = fixtures.run_python(PAINT_MAIN_MANY_TIMES, json.dumps(runs))
   assert result.returncode == 0, result.stderr[-3000:]
-  assert sorted(os.listdir(out)) == ['painting.png', 'painting_x2.png', 'program.json', 'strokes.gif']
-  summary = json.loads(result.stdout.strip().splitlines()[-1])
-  painting = np.asarray(Image.open(out / 'painting.png'))
-  assert painting.shape == (64, 64)
-  replayed = painter_lib.replay_program(out / 'program.json')
-  np.testing.assert_array_equal(image_io.to_uint8_image(replayed), painting)
-  assert np.asarray(Image.open(out / 'painting_x2.png')).shape == (128, 128)
-  gif = Image.open(out / 'strokes.gif')
+  assert result.stdout.count('exit 0') == len(names), result.stdout + result.stderr[-2000:]
+  assert sorted(os.listdir(out)) == sorted(
+      [f'{n}.{e}' for n in names for e in ('png', 'json')] + ['rgba.gif', 'rgba.png_x2.png'])
+  for name in names:
+    painting = np.asarray(Image.open(out / f'{name}.png'))
+    assert painting.shape == (64, 64)
+    replayed = painter_lib.replay_program(out / f'{name}.json')
+    np.testing.assert_array_equal(image_io.to_uint8_image(replayed), painting)
+    with open(out / f'{name}.json') as f:
+      mse = json.load(f)['mse']
+    target = image_io.prepare_target(image_io.read_image(tmp_path / name), 64, 1) / 255.0
+    assert mse == pytest.approx(np.mean((replayed - target) ** 2), rel=1e-5)
+
+  painting = np.asarray(Image.open(out / 'rgba.png.png'))
+  assert np.asarray(Image.open(out / 'rgba.png_x2.png')).shape == (128, 128)
+  gif = Image.open(out / 'rgba.gif')
   # One frame per step, except that the GIF writer merges a move's unchanged canvas into the frame before.
-  actions, settings = painter_lib.load_program(out / 'program.json')
-  steps = [image_io.to_uint8_image(libmypaint.replay(actions[:t], **settings)) for t in range(len(actions) + 1)]
+  actions, settings = painter_lib.load_program(out / 'rgba.png.json')
+  steps = [image_io.to_uint8_image(libmypaint.replay(actions[:t], **settings))
+           for t in range(len(actions) + 1)]
   changes = sum(not np.array_equal(a, b) for a, b in zip(steps, steps[1:]))
   assert gif.n_frames == 1 + changes and gif.size == (128, 128)
   gif.seek(gif.n_frames - 1)
   np.testing.assert_array_equal(np.asarray(gif.convert('L'))[::2, ::2], painting)
-  target = image_io.prepare_target(image_io.read_image(tmp_path / 't.png'), 64, 1)
-  assert summary['mse'][0] == pytest.approx(np.mean((replayed - target / 255.0) ** 2), rel=1e-5)
 
 
 def test_paint_cli_bad_inputs_fail_without_outputs(tmp_path):
