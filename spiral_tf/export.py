@@ -1,7 +1,8 @@
 """SavedModel export of a trained agent, loadable and callable with plain TensorFlow.
 
-The export is a small `tf.Module` around the agent with two signatures whose inputs and outputs are flat
-dicts of tensors (names below; B = batch, any size), and one JSON asset describing the run:
+The export is a small `tf.Module` holding the agent's variables (not its Keras layers) and two signatures
+whose inputs and outputs are flat dicts of tensors (names below; B = batch, any size), and one JSON asset
+describing the run. `step` samples its actions (TensorFlow's unseeded sampler: calls differ).
 
   initial_state(batch_size: int32 [])
       → core_h, core_c: float32 [B, lstm]; prev_action_<k>: int32 [B] for every action key k
