@@ -51,5 +51,5 @@ setuptools.setup(
                                                'environments.*']),
     ext_modules=[mypaint_extension],
     install_requires=STACK,
-    extras_require={'test': ['pytest']},
+    extras_require={'test': ['pytest'], 'results': ['matplotlib']},  # results: launch/results.py plots
 )
