@@ -29,8 +29,9 @@ $(STAMP): requirements.txt setup.py $(wildcard environments/*.c)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# Every benchmark, one table: benchmarks/results.json and results.md (QUICK=1: a short sanity run).
 benchmarks: setup
-	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) build *.egg-info environments/*.so

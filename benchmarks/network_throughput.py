@@ -8,6 +8,8 @@ For each agent size (tiny, deepmind) on the CelebA painter spec (64², colour, g
     achieved FLOP/s as a fraction of the float32 matmul peak measured in this run (2048² matmuls).
 
   .venv/bin/python benchmarks/network_throughput.py [--sizes=tiny,deepmind] [--learner_steps=3]
+  .venv/bin/python benchmarks/network_throughput.py --sizes=tiny --policy_batches=1,16 \
+      --learner_steps=1 --policy_seconds=1 --learner_modes=xla --noconv_paths     # quick
 
 The last printed line is one JSON object.
 """
@@ -39,6 +41,7 @@ flags.DEFINE_integer('learner_steps', 2, 'Timed learner updates (after the compi
 flags.DEFINE_list('learner_modes', ['graph', 'xla'], 'graph: tf.function (TF kernels, oneDNN on CPU); '
                   'xla: tf.function(jit_compile=True).')
 flags.DEFINE_float('policy_seconds', 3.0, 'Time spent measuring each policy batch size.')
+flags.DEFINE_bool('conv_paths', True, 'Also time single convolutions, TF kernels vs XLA (off: quicker).')
 FLAGS = flags.FLAGS
 
 
@@ -200,8 +203,9 @@ def main(argv):
   print(f'matmul peak {peaks[0] / 1e9:.1f} GFLOP/s (float32, 2048², {os.cpu_count()} cores); '
         f'load average at start {load:.2f}', flush=True)
   results = {'load_average_start': load}
-  print('convolutions, batch 256 at 32² × 32 channels:')
-  results['conv_paths_flops'] = conv_paths(peaks[0])
+  if FLAGS.conv_paths:
+    print('convolutions, batch 256 at 32² × 32 channels:')
+    results['conv_paths_flops'] = conv_paths(peaks[0])
   for size in FLAGS.sizes:
     peaks.append(matmul_peak())
     results[size] = measure(size, max(peaks), rng)

@@ -1,89 +1,197 @@
 r"""End-to-end training throughput: Reverb + N actors + learner, as `launch/train.py --role=all` runs them.
 
-For each network size and actor count it trains for a fixed time, then reads the learner's TensorBoard
-scalars: frames/s (environment frames consumed by the learner) and the learner's busy fraction (time in
-the update ÷ time in the update plus waiting for a batch), averaged after a warm-up. The number of actors
-that keeps the learner ≥ 90 % busy is the one to use on this machine.
+For each network size, actor count and environments per actor it starts the training run, lets it warm
+up, measures for a fixed time after the learner's first step (so start-up and XLA compilation are not
+counted, however slow they are on a busy machine), stops it with SIGTERM, then reads the learner's
+TensorBoard scalars over the measured window: frames/s (environment frames the learner consumed) and
+its busy fraction (time in the update ÷ time in the update plus waiting for a batch), plus the queue fill
+and policy lag. The fewest actors × environments that keep the learner ≥ 90 % busy is the setting to use
+on this machine: more only take CPU from the learner.
 
-  python benchmarks/pipeline_throughput.py                       # smoke and deepmind sizes, 1–4 actors
-  python benchmarks/pipeline_throughput.py --sizes=tiny --actors=2,3 --seconds=120
+  python benchmarks/pipeline_throughput.py      # tiny and deepmind, 1–2 actors × 2–8 envs
+  python benchmarks/pipeline_throughput.py --sizes=tiny --actors=1,2,3 --envs_per_actor=8 --seconds=120 \
+      --nostop_at_target                                         # every setting, not only up to the target
 
-The last line is one JSON object: {"frames_per_s", "learner_busy_fraction", "num_actors"} for the best
-setting of the tiny network, plus "runs" with every measurement.
+The last line is one JSON object: "frames_per_s", "learner_busy_fraction", "num_actors",
+"envs_per_actor", "size" of that setting for the first size, "needed" (the same per size) and "runs"
+(every measurement).
 """
 import json
 import os
 import pathlib
+import queue
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 from absl import app
 from absl import flags
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 flags.DEFINE_list('sizes', ['tiny', 'deepmind'], 'Network sizes to measure.')
-flags.DEFINE_list('actors', ['1', '2', '3', '4'], 'Actor counts to try.')
-flags.DEFINE_float('seconds', 150.0, 'Training time per setting (including start-up and compilation).')
-flags.DEFINE_float('warmup_steps_fraction', 0.3, 'Ignore the first part of the logged steps.')
+flags.DEFINE_list('actors', ['1', '2'], 'Actor counts to try.')
+flags.DEFINE_list('envs_per_actor', ['2', '8'], 'Environments per actor to try (with every actor count).')
+flags.DEFINE_float('seconds', 60.0, 'Measured training time per setting, after the warm-up.')
+flags.DEFINE_float('warmup_seconds', 20.0, 'Ignored time after the learner\'s first (compiling) step: '
+                   'the queue filled during compilation drains first.')
+flags.DEFINE_float('startup_timeout_seconds', 900.0, 'Longest wait for the learner\'s first step.')
+flags.DEFINE_float('busy_target', 0.9, 'Learner busy fraction a setting must reach.')
+flags.DEFINE_bool('stop_at_target', True, 'Per size, stop at the first setting (fewest environments '
+                  'first) that reaches --busy_target; more actors only take CPU from the learner.')
 flags.DEFINE_string('flagfile_base', 'configs/strokes.cfg', 'The run to measure.')
-flags.DEFINE_integer('envs_per_actor', 8, 'Environments per actor.')
 FLAGS = flags.FLAGS
 
+LEARNER_STEP_PREFIX = '[learner] step '
+STOP_TIMEOUT_S = 180.0  # The learner checkpoints and exports on SIGTERM.
 
-def _scalars(root_dir):
+
+def scalar_events(log_dir):
+  """{tag: [(wall_time, step, value)]} of the scalar summaries in the event files directly in `log_dir`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  accumulator = event_accumulator.EventAccumulator(str(log_dir),
+                                                   size_guidance={event_accumulator.TENSORS: 0})
+  accumulator.Reload()
   values = {}
-  for path in sorted((pathlib.Path(root_dir) / 'tensorboard').glob('events.*')):
-    acc = event_accumulator.EventAccumulator(str(path), size_guidance={'tensors': 0})
-    acc.Reload()
-    for tag in acc.Tags()['tensors']:
-      events = [(e.step, tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
-      if events and events[0][1].ndim == 0:  # Scalars only (images are tensors too).
-        values[tag] = [(step, float(v)) for step, v in events]
+  for tag in accumulator.Tags()['tensors']:
+    # Images are tensors too (a vector of strings); choose by plugin, not by the shape of one event.
+    if accumulator.SummaryMetadata(tag).plugin_data.plugin_name != 'scalars':
+      continue
+    values[tag] = [(e.wall_time, e.step, float(tf.make_ndarray(e.tensor_proto).item()))
+                   for e in accumulator.Tensors(tag)]
   return values
 
 
-def measure(size, num_actors, seconds):
+def window_means(scalars, start_wall_time, tags):
+  """Mean of each tag over the events logged at or after `start_wall_time`, and how many there were."""
+  means, count = {}, 0
+  for tag in tags:
+    kept = [v for wall, _, v in scalars.get(tag, []) if wall >= start_wall_time]
+    means[tag] = sum(kept) / len(kept) if kept else float('nan')
+    count = max(count, len(kept))
+  return means, count
+
+
+def _train(command, measure_s):
+  """Runs `command` until `measure_s` seconds after the learner's first step, then stops it (SIGTERM).
+
+  Returns (the learner's first step's monotonic time, the output's tail). Raises if the run ends or
+  stalls before that.
+  """
+  proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  lines = queue.Queue()
+  reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] and None, daemon=True)
+  reader.start()
+  tail, first_step_at = [], None
+  deadline = time.monotonic() + FLAGS.startup_timeout_seconds
+  try:
+    while time.monotonic() < deadline:
+      try:
+        line = lines.get(timeout=1.0)
+        tail = (tail + [line.rstrip()])[-40:]
+        if first_step_at is None and line.startswith(LEARNER_STEP_PREFIX):
+          first_step_at = time.monotonic()
+          deadline = first_step_at + measure_s
+      except queue.Empty:
+        pass
+      if proc.poll() is not None and lines.empty():
+        raise RuntimeError(f'training exited (code {proc.returncode}) before the measurement ended:\n'
+                           + '\n'.join(tail))
+    if first_step_at is None:
+      raise RuntimeError(f'no learner step within --startup_timeout_seconds='
+                         f'{FLAGS.startup_timeout_seconds:.0f}:\n' + '\n'.join(tail))
+  finally:
+    if proc.poll() is None:
+      proc.send_signal(signal.SIGTERM)  # The supervisor stops its children, learner first.
+      try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+      except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    reader.join(timeout=10)
+  return first_step_at, tail
+
+
+def measure(size, num_actors, envs_per_actor):
   with tempfile.TemporaryDirectory() as tmp:
     root = os.path.join(tmp, 'run')
+    measure_s = FLAGS.warmup_seconds + FLAGS.seconds
+    # --max_minutes only guards against a run that outlives this script.
+    bound_minutes = (FLAGS.startup_timeout_seconds + measure_s + STOP_TIMEOUT_S) / 60
     command = [sys.executable, str(ROOT / 'launch' / 'train.py'), f'--flagfile={FLAGS.flagfile_base}',
                f'--root_dir={root}', f'--network_size={size}', f'--num_actors={num_actors}',
-               f'--envs_per_actor={FLAGS.envs_per_actor}', f'--max_minutes={seconds / 60}',
-               '--max_learner_steps=0', '--log_every_seconds=5', '--checkpoint_every_minutes=1000']
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-      raise RuntimeError(f'training failed ({size}, {num_actors} actors):\n{result.stdout[-2000:]}'
-                         f'\n{result.stderr[-2000:]}')
-    scalars = _scalars(root)
-  fps = scalars.get('frames_per_s', [])
-  busy = scalars.get('busy_fraction', [])
-  skip = int(len(fps) * FLAGS.warmup_steps_fraction) + 1  # The first interval includes compilation.
-  fps, busy = [v for _, v in fps[skip:]], [v for _, v in busy[skip:]]
-  steps = max((s for s, _ in scalars.get('policy_loss', [(0, 0)])), default=0)
-  return {'size': size, 'num_actors': num_actors, 'learner_steps': steps,
-          'frames_per_s': sum(fps) / len(fps) if fps else 0.0,
-          'learner_busy_fraction': sum(busy) / len(busy) if busy else 0.0, 'intervals': len(fps)}
+               f'--envs_per_actor={envs_per_actor}', f'--max_minutes={bound_minutes:.1f}',
+               '--max_learner_steps=0', '--max_frames=0', '--log_every_seconds=5',
+               '--checkpoint_every_minutes=1000', '--evaluator=false']
+    _train(command, measure_s)
+    scalars = scalar_events(pathlib.Path(root) / 'tensorboard')
+  rates = scalars.get('frames_per_s', [])
+  if not rates:
+    raise RuntimeError(f'{size}, {num_actors} actors × {envs_per_actor} envs: the learner logged no '
+                       'frames_per_s')
+  # The first event is the compiling step; the window starts `warmup_seconds` after it.
+  means, intervals = window_means(scalars, rates[0][0] + FLAGS.warmup_seconds,
+                                  ('frames_per_s', 'busy_fraction', 'learner_steps_per_s', 'queue_size',
+                                   'policy_lag_steps'))
+  return {'size': size, 'num_actors': num_actors, 'envs_per_actor': envs_per_actor,
+          'learner_steps': max(step for _, step, _ in rates), 'intervals': intervals,
+          'frames_per_s': means['frames_per_s'], 'learner_busy_fraction': means['busy_fraction'],
+          'learner_steps_per_s': means['learner_steps_per_s'], 'queue_size': means['queue_size'],
+          'policy_lag_steps': means['policy_lag_steps']}
+
+
+def needed(runs, busy_target):
+  """The run with the fewest actors × envs (then actors) that keeps the learner busy enough, else the
+  busiest one."""
+  busy_enough = [r for r in runs if r['learner_busy_fraction'] >= busy_target]
+  if busy_enough:
+    return min(busy_enough, key=lambda r: (r['num_actors'] * r['envs_per_actor'], r['num_actors']))
+  return max(runs, key=lambda r: r['learner_busy_fraction'])
 
 
 def main(argv):
   del argv
+  sizes = FLAGS.sizes
+  actors = [int(a) for a in FLAGS.actors]
+  envs = [int(e) for e in FLAGS.envs_per_actor]
+  if not sizes or min(actors, default=0) < 1 or min(envs, default=0) < 1:
+    raise app.UsageError('--sizes, --actors and --envs_per_actor need at least one value; counts >= 1')
+  if FLAGS.seconds <= 0 or FLAGS.warmup_seconds < 0:
+    raise app.UsageError(f'--seconds must be > 0 (got {FLAGS.seconds}), --warmup_seconds >= 0 '
+                         f'(got {FLAGS.warmup_seconds})')
+  print(f'load average at start {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores); measuring '
+        f'{FLAGS.seconds:.0f} s after a {FLAGS.warmup_seconds:.0f} s warm-up per setting', flush=True)
+  # Fewest environments first; with --stop_at_target a size is done at its first busy-enough setting.
+  settings = sorted({(n, e) for n in actors for e in envs}, key=lambda s: (s[0] * s[1], s[0]))
   runs = []
-  for size in FLAGS.sizes:
-    for n in (int(a) for a in FLAGS.actors):
-      run = measure(size, n, FLAGS.seconds)
+  for size in sizes:
+    for n, e in settings:
+      run = measure(size, n, e)
       runs.append(run)
-      print(f'{size:9s} actors {n}: {run["frames_per_s"]:8.1f} frames/s  learner busy '
-            f'{100 * run["learner_busy_fraction"]:5.1f} %  ({run["learner_steps"]} learner steps, '
-            f'{run["intervals"]} intervals measured)', flush=True)
-  tiny = [r for r in runs if r['size'] == FLAGS.sizes[0]]
-  busy_enough = [r for r in tiny if r['learner_busy_fraction'] >= 0.9]
-  best = min(busy_enough, key=lambda r: r['num_actors']) if busy_enough else max(
-      tiny, key=lambda r: r['learner_busy_fraction'])
-  print(json.dumps({'frames_per_s': round(best['frames_per_s'], 1),
-                    'learner_busy_fraction': round(best['learner_busy_fraction'], 3),
-                    'num_actors': best['num_actors'], 'size': best['size'], 'runs': runs}))
+      print(f'{size:9s} {n} actors × {e:2d} envs: {run["frames_per_s"]:8.1f} frames/s  learner busy '
+            f'{100 * run["learner_busy_fraction"]:5.1f} %  {run["learner_steps_per_s"]:5.2f} steps/s  '
+            f'queue {run["queue_size"]:5.1f}  lag {run["policy_lag_steps"]:4.1f} steps  '
+            f'({run["learner_steps"]} learner steps, {run["intervals"]} intervals)', flush=True)
+      if FLAGS.stop_at_target and run['learner_busy_fraction'] >= FLAGS.busy_target:
+        break
+  per_size = {}
+  for size in sizes:
+    best = needed([r for r in runs if r['size'] == size], FLAGS.busy_target)
+    per_size[size] = {k: best[k] for k in ('num_actors', 'envs_per_actor', 'frames_per_s',
+                                           'learner_busy_fraction')}
+    reached = best['learner_busy_fraction'] >= FLAGS.busy_target
+    print(f'{size}: {"fewest" if reached else "no setting reached the target; busiest"}: '
+          f'{best["num_actors"]} actors × {best["envs_per_actor"]} envs → {best["frames_per_s"]:.1f} '
+          f'frames/s, learner busy {100 * best["learner_busy_fraction"]:.1f} %', flush=True)
+  first = per_size[sizes[0]]
+  print(json.dumps({'frames_per_s': round(first['frames_per_s'], 1),
+                    'learner_busy_fraction': round(first['learner_busy_fraction'], 3),
+                    'num_actors': first['num_actors'], 'envs_per_actor': first['envs_per_actor'],
+                    'size': sizes[0], 'busy_target': FLAGS.busy_target, 'needed': per_size,
+                    'load_average_end': round(os.getloadavg()[0], 2), 'runs': runs}))
 
 
 if __name__ == '__main__':
