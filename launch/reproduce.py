@@ -67,6 +67,8 @@ def scalar_series(log_dir) -> dict:
   """{tag: [(learner_step, value), ...]} from the TensorBoard event files directly in `log_dir`."""
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not os.path.isdir(log_dir):
+    return {}  # E.g. no evaluator for an unconditional run.
   accumulator = event_accumulator.EventAccumulator(log_dir, size_guidance={event_accumulator.TENSORS: 0})
   accumulator.Reload()
   series = {}
