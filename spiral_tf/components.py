@@ -33,11 +33,7 @@ def make_renderer(config: config_lib.Config, seed: int | None = None) -> dm_env.
   """The bare renderer (no targets), as configured."""
   if config.environment == 'libmypaint':
     from environments import libmypaint  # pylint: disable=g-import-not-at-top
-    return libmypaint.LibMyPaint(
-        episode_length=config.episode_length, canvas_width=config.canvas_width,
-        grid_width=config.grid_width, brush_type=config.brush_type, brush_sizes=config.brush_sizes,
-        use_color=config.use_color, use_pressure=config.use_pressure, background='white',
-        render_width=config.render_width, seed=seed)
+    return libmypaint.LibMyPaint(**config.libmypaint_settings(), seed=seed)
   from environments import mujoco_scenes  # pylint: disable=g-import-not-at-top
   return mujoco_scenes.MujocoScenes(episode_length=config.episode_length,
                                     image_width=config.canvas_width, seed=seed)
@@ -76,7 +72,8 @@ def make_learner_update(config: config_lib.Config, agent, discriminator, strateg
       gradient_penalty_target=config.gradient_penalty_target,
       policy_learning_rate=config.policy_learning_rate, d_learning_rate=config.d_learning_rate,
       entropy_cost=config.entropy_cost, baseline_cost=config.baseline_cost,
-      stroke_penalty=config.stroke_penalty, blank_penalty=config.blank_penalty)
+      stroke_penalty=config.stroke_penalty, blank_penalty=config.blank_penalty,
+      d_steps_per_policy_step=config.d_steps_per_policy_step)
   return learner_step.Learner(agent, discriminator, settings, strategy, jit_compile=config.jit_compile,
                               seed=config.seed)
 

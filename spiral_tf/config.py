@@ -101,6 +101,21 @@ class Config:
   def effective_queue_size(self) -> int:
     return self.queue_size or 2 * self.batch_size
 
+  def libmypaint_settings(self) -> dict:
+    """The keyword arguments of environments.libmypaint.LibMyPaint for this run, as JSON-ready values
+    (training builds its renderer from them; the painter rebuilds it and writes them into programs)."""
+    return {
+        'episode_length': int(self.episode_length),
+        'canvas_width': int(self.canvas_width),
+        'grid_width': int(self.grid_width),
+        'brush_type': self.brush_type,
+        'brush_sizes': [float(s) for s in self.brush_sizes],
+        'use_color': bool(self.use_color),
+        'use_pressure': bool(self.use_pressure),
+        'background': 'white',
+        'render_width': None if self.render_width is None else int(self.render_width),
+    }
+
 
 def validate(config: Config) -> Config:
   """Raises ConfigError, naming the flag, for settings that cannot work."""
@@ -142,7 +157,8 @@ def validate(config: Config) -> Config:
   need(0.0 <= config.discount <= 1.0, 'discount', f'{config.discount} is not in [0, 1]')
   need(config.num_actors >= 1, 'num_actors', f'{config.num_actors} < 1')
   need(config.envs_per_actor >= 1, 'envs_per_actor', f'{config.envs_per_actor} < 1')
-  need(config.d_steps_per_policy_step >= 0, 'd_steps_per_policy_step', 'must be ≥ 0')
+  need(config.d_steps_per_policy_step >= 1, 'd_steps_per_policy_step',
+       f'{config.d_steps_per_policy_step} < 1 (every policy update comes with at least one D update)')
   need(config.fakes_replay_size >= config.batch_size, 'fakes_replay_size',
        f'{config.fakes_replay_size} is smaller than a batch ({config.batch_size})')
   for name in ('policy_learning_rate', 'd_learning_rate'):
@@ -204,7 +220,9 @@ def define_flags() -> None:
       'd_conditioning': 'Conditional D input: pair (render, target) — real = (target, target) — or '
                         'complement (SPIRAL++: D judges one half of the render beside the other half of '
                         'the target).',
-      'd_steps_per_policy_step': 'Discriminator updates per policy update.',
+      'd_steps_per_policy_step': 'Discriminator updates per policy update (≥ 1; WGAN\'s n_critic): each '
+                                 'learner step trains D this many times, each on a fresh batch of real '
+                                 'images against a fresh batch of replayed fakes.',
       'stroke_penalty': 'Auxiliary reward: −this for every new disjoint stroke (the paper, MNIST).',
       'blank_penalty': 'Auxiliary reward: −this when the final canvas shows nothing (the paper, MNIST).',
       'fakes_replay_size': 'D samples fakes uniformly from the most recent this many renders.',

@@ -23,8 +23,10 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from spiral_tf import config as config_lib
+
 SIZES = {'deepmind': (64, 128, 256, 512), 'tiny': (16, 32, 64, 128)}
-CONDITIONING = ('none', 'pair', 'complement')
+CONDITIONING = ('none',) + config_lib.D_CONDITIONINGS  # 'none': an unconditional D.
 
 
 class SpectralNormalized(tf.keras.layers.Layer):
@@ -168,4 +170,4 @@ def reward_score(scores, loss: str):
     return scores
   if loss == 'sn-gan':
     return tf.math.log_sigmoid(scores)
-  raise ValueError(f'discriminator loss {loss!r} is not one of (wgan-gp, sn-gan)')
+  raise ValueError(f'discriminator loss {loss!r} is not one of {config_lib.D_LOSSES}')

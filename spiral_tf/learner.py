@@ -4,7 +4,9 @@ The learner reads whole episodes (`queue`), replayed fakes (`fakes`) and real im
 `strategy.distribute_datasets_from_function` (Reverb ops run on the host CPU; a queue must not be
 autosharded), runs the XLA-compiled update of spiral_tf/learner_step.py on every replica, pushes the new
 weights to Reverb, logs to TensorBoard and the console, checkpoints every few minutes and at the end, and
-resumes from `root_dir` when it finds a checkpoint there.
+resumes from `root_dir` when it finds a checkpoint there. Each learner step is one policy update and
+`--d_steps_per_policy_step` D updates, each D update on its own batch of real images and of fakes; the
+D optimizer's step count (TensorBoard `d_steps`, checkpointed) is therefore learner steps × that ratio.
 
 Robustness: an update whose metrics or weights come out NaN/Inf is undone (spiral_tf/nonfinite.py) and
 logged; after `--max_nonfinite_updates` in a row the learner stops (exit code 3) and checkpoints only the
@@ -175,6 +177,7 @@ class Learner:
       t0 = time.monotonic()
       try:
         batch = (next(episodes), next(fakes), next(reals))
+        extra_d_batches = [(next(reals), next(fakes)) for _ in range(c.d_steps_per_policy_step - 1)]
       except (StopIteration, tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError):
         print(f'[learner] no episodes from the actors for {DATA_TIMEOUT_MS / 1000:.0f} s; waiting',
               flush=True)
@@ -185,7 +188,9 @@ class Learner:
         continue
       t1 = time.monotonic()
       self.guard.snapshot()
-      metrics = self.update.step(batch[0], self._maybe_poison(batch[2]), batch[1])
+      # The guard covers the whole step: a non-finite D-only update undoes the policy update with it.
+      metrics = self.update.step(batch[0], self._maybe_poison(batch[2]), batch[1],
+                                 [(self._maybe_poison(real), fake) for real, fake in extra_d_batches])
       if not self.guard.accept(metrics):
         reason = self._skipped_update(metrics)
         continue
@@ -207,6 +212,7 @@ class Learner:
                  'learner_steps_per_s': (step - logged_steps) / (now - last_log),
                  'busy_fraction': busy / max(busy + waited, 1e-9)}
         scalars = {k: float(v.numpy()) for k, v in metrics.items()}
+        scalars['d_steps'] = float(self.update.num_d_updates.numpy())
         scalars.update(rates)
         scalars.update(self._table_sizes())
         # The learner step of the weights that acted: it grows as fresh weights reach the actors.

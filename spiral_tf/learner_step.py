@@ -16,6 +16,11 @@ and a batch of real images [B, W, W, C]:
      Conditional D sees (image, target) pairs, real = (target, target) with target = a real image.
   4. Adam (β1 = 0.5, β2 = 0.999, ε = 1e-8) on both, slots built in the strategy scope.
 
+A policy step comes with `d_steps_per_policy_step` = k D updates (WGAN's n_critic): `step` first runs
+k − 1 D-only updates (`d_update`: the same loss and optimizer, on extra real batches against extra fake
+batches), then the combined update above, whose rewards therefore come from the D of that moment. The D
+metrics it returns are averaged over the k D updates, so a NaN in any of them shows.
+
 The random inputs of an update (the penalty's ε, the complement mask's half) are drawn outside the compiled
 function, so `update` is a pure function of its arguments and the variables.
 
@@ -24,6 +29,8 @@ Usage:
     agent, d = Agent(...), Discriminator(...)
   learner = Learner(agent, d, LearnerConfig(reward='spiral', conditioning='pair'), strategy)
   metrics = learner.step(trajectories, real_images)     # per-replica values under a multi-replica strategy
+  # With LearnerConfig(d_steps_per_policy_step=3): two more (real images, fakes) batches for D.
+  metrics = learner.step(trajectories, real_images, fakes, extra_d_batches=[(real2, fake2), (real3, fake3)])
 """
 import dataclasses
 from typing import Optional
@@ -31,12 +38,15 @@ from typing import Optional
 import dm_env
 import tensorflow as tf
 
+from spiral_tf import config as config_lib
 from spiral_tf import discriminator as d_lib
 from spiral_tf import losses
 from spiral_tf import rewards as rewards_lib
 
-REWARDS = ('spiral', 'spiral++', 'l2')
-D_LOSSES = ('wgan-gp', 'sn-gan')
+# The metrics of a D update (averaged over the D updates of a step) and their keys in the D loss dicts.
+D_METRICS = {'d_loss': 'loss', 'd_loss_real': 'loss_real', 'd_loss_fake': 'loss_fake',
+             'gradient_penalty': 'gradient_penalty', 'd_score_real': 'score_real',
+             'd_score_fake': 'score_fake'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,16 +70,18 @@ class LearnerConfig:
   stroke_penalty: float = 0.0
   blank_penalty: float = 0.0
   blank_threshold: float = 1 / 255
+  d_steps_per_policy_step: int = 1  # D updates per policy update (see the module docstring).
 
   def __post_init__(self):
     def need(ok, field, message):
       if not ok:
         raise ValueError(f'LearnerConfig.{field}={getattr(self, field)!r}: {message}')
-    need(self.reward in REWARDS, 'reward', f'not one of {REWARDS}')
-    need(self.d_loss in D_LOSSES, 'd_loss', f'not one of {D_LOSSES}')
+    need(self.reward in config_lib.REWARDS, 'reward', f'not one of {config_lib.REWARDS}')
+    need(self.d_loss in config_lib.D_LOSSES, 'd_loss', f'not one of {config_lib.D_LOSSES}')
     need(self.conditioning in d_lib.CONDITIONING, 'conditioning', f'not one of {d_lib.CONDITIONING}')
     need(self.algorithm in ('vtrace', 'a2c'), 'algorithm', "not 'vtrace' or 'a2c'")
     need(0.0 <= self.discount <= 1.0, 'discount', 'must be in [0, 1]')
+    need(self.d_steps_per_policy_step >= 1, 'd_steps_per_policy_step', 'must be ≥ 1')
     for name in ('policy_learning_rate', 'd_learning_rate'):
       need(getattr(self, name) > 0, name, 'must be positive')
     for name in ('gradient_penalty_weight', 'centring_weight', 'entropy_cost', 'baseline_cost',
@@ -105,22 +117,55 @@ class Learner(tf.Module):
       self._rng = tf.random.Generator.from_seed(seed)
     if self._num_replicas == 1:
       self._update_fn = tf.function(self.update, jit_compile=jit_compile)
+      self._d_update_fn = tf.function(self.d_update, jit_compile=jit_compile)
     else:  # merge_call (the gradient all-reduce) cannot live inside an XLA cluster.
       gradients = tf.function(self.gradients, jit_compile=jit_compile)
+      d_gradients = tf.function(self.d_gradients, jit_compile=jit_compile)
       self._update_fn = lambda *args: self._apply(*gradients(*args))
+      self._d_update_fn = lambda *args: self._apply_d(*d_gradients(*args))
     self._step_fn = tf.function(self._distributed_step)
+    self._d_step_fn = tf.function(self._distributed_d_step)
 
   @property
   def num_updates(self):
     return self.policy_optimizer.iterations
 
-  def step(self, trajectories, real_images, fakes=None) -> dict:
-    """One update from (per-replica) batches; returns scalar metrics averaged over replicas."""
-    return self._step_fn(trajectories, real_images, fakes)
+  @property
+  def num_d_updates(self):
+    return self.d_optimizer.iterations
+
+  def step(self, trajectories, real_images, fakes=None, extra_d_batches=()) -> dict:
+    """One policy update and `d_steps_per_policy_step` D updates from (per-replica) batches.
+
+    Args:
+      trajectories, real_images, fakes: the batches of the combined update (`update`).
+      extra_d_batches: d_steps_per_policy_step − 1 pairs (real_images, fakes) for the D-only updates,
+        which run first.
+    Returns:
+      Scalar metrics averaged over replicas; the D metrics (D_METRICS) also over the step's D updates.
+    """
+    extra_d_batches = list(extra_d_batches)
+    want = self.config.d_steps_per_policy_step - 1
+    if len(extra_d_batches) != want:
+      raise ValueError(f'd_steps_per_policy_step={self.config.d_steps_per_policy_step} needs {want} extra '
+                       f'(real_images, fakes) batches for D, got {len(extra_d_batches)}')
+    d_metrics = [self.d_step(real, fake) for real, fake in extra_d_batches]
+    metrics = self._step_fn(trajectories, real_images, fakes)
+    for key in D_METRICS if d_metrics else ():
+      metrics[key] = tf.add_n([metrics[key]] + [m[key] for m in d_metrics]) / (len(d_metrics) + 1)
+    return metrics
+
+  def d_step(self, real_images, fakes) -> dict:
+    """One D-only update from (per-replica) batches; returns its D_METRICS averaged over replicas."""
+    return self._d_step_fn(real_images, fakes)
 
   def update(self, trajectories, real_images, fakes, noise) -> dict:
     """The whole update on one replica's batch with given noise {'epsilon': [B], 'half': int32 [B]}."""
     return self._apply(*self.gradients(trajectories, real_images, fakes, noise))
+
+  def d_update(self, real_images, fakes, noise) -> dict:
+    """The D-only update on one replica's batch with given noise (see `update`)."""
+    return self._apply_d(*self.d_gradients(real_images, fakes, noise))
 
   def draw_noise(self, batch_size) -> dict:
     return {'epsilon': self._rng.uniform([batch_size]),
@@ -132,12 +177,24 @@ class Learner(tf.Module):
     def replica_step(trajectories, real_images, fakes):
       noise = self.draw_noise(tf.shape(real_images)[0])
       return self._update_fn(trajectories, real_images, fakes, noise)
-    per_replica = self._strategy.run(replica_step, args=(trajectories, real_images, fakes))
+    return self._mean_over_replicas(
+        self._strategy.run(replica_step, args=(trajectories, real_images, fakes)))
+
+  def _distributed_d_step(self, real_images, fakes):
+    def replica_step(real_images, fakes):
+      noise = self.draw_noise(tf.shape(real_images)[0])
+      return self._d_update_fn(real_images, fakes, noise)
+    return self._mean_over_replicas(self._strategy.run(replica_step, args=(real_images, fakes)))
+
+  def _mean_over_replicas(self, per_replica):
     return {k: self._strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
             for k, v in per_replica.items()}
 
   def _apply(self, policy_grads, d_grads, metrics):
     self.policy_optimizer.apply_gradients(zip(policy_grads, self.agent.trainable_variables))
+    return self._apply_d(d_grads, metrics)
+
+  def _apply_d(self, d_grads, metrics):
     self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
     return metrics
 
@@ -215,21 +272,7 @@ class Learner(tf.Module):
       fakes = {'canvas': observation['canvas'][-1]}
       if 'target' in observation:
         fakes['target'] = observation['target'][-1]
-    fake_canvas = tf.convert_to_tensor(fakes['canvas'], tf.float32)
-    if fake_canvas.shape != real_images.shape:
-      raise ValueError(f'fakes {fake_canvas.shape} and real images {real_images.shape} must have the same '
-                       'shape (the gradient penalty interpolates between them)')
-    real_in = self._d_input(real_images, real_images, half)
-    fake_in = self._d_input(fake_canvas, fakes.get('target'), half)
-    with tf.GradientTape() as d_tape:
-      if config.d_loss == 'wgan-gp':
-        d_losses = d_lib.wgan_gp_loss(self.discriminator, real_in, fake_in, noise['epsilon'],
-                                      config.gradient_penalty_weight, config.gradient_penalty_target,
-                                      config.centring_weight)
-      else:
-        d_losses = d_lib.sn_gan_loss(self.discriminator, real_in, fake_in)
-      d_loss = d_losses['loss'] / self._num_replicas
-    d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_variables)
+    d_grads, d_metrics = self.d_gradients(real_images, fakes, noise)
 
     metrics = {
         'policy_loss': ac.policy, 'value_loss': ac.baseline, 'entropy_loss': ac.entropy,
@@ -237,11 +280,34 @@ class Learner(tf.Module):
         'value_mean': tf.reduce_mean(unrolled.value[:-1]),
         'reward_mean': tf.reduce_mean(tf.reduce_sum(rewards, 0)),
         'log_rho_mean': tf.reduce_mean(log_prob - behaviour_log_prob),
-        'd_loss': d_losses['loss'], 'd_loss_real': d_losses['loss_real'],
-        'd_loss_fake': d_losses['loss_fake'], 'gradient_penalty': d_losses['gradient_penalty'],
-        'd_score_real': d_losses['score_real'], 'd_score_fake': d_losses['score_fake'],
+        **d_metrics,
     }
     if 'target' in observation:
       metrics['l2_to_target'] = tf.reduce_mean(
           rewards_lib.l2_distance(observation['canvas'][-1], observation['target'][-1]))
     return policy_grads, d_grads, metrics
+
+  def d_gradients(self, real_images, fakes, noise):
+    """(D gradients, D metrics) of one replica's real images [B, W, W, C] against `fakes`.
+
+    fakes: {'canvas': [B, W, W, C]} and, for a conditional D, 'target' (what the render reconstructs).
+    """
+    config = self.config
+    real_images = tf.convert_to_tensor(real_images, tf.float32)
+    fake_canvas = tf.convert_to_tensor(fakes['canvas'], tf.float32)
+    if fake_canvas.shape != real_images.shape:
+      raise ValueError(f'fakes {fake_canvas.shape} and real images {real_images.shape} must have the same '
+                       'shape (the gradient penalty interpolates between them)')
+    half = noise['half']
+    real_in = self._d_input(real_images, real_images, half)
+    fake_in = self._d_input(fake_canvas, fakes.get('target'), half)
+    with tf.GradientTape() as tape:
+      if config.d_loss == 'wgan-gp':
+        d_losses = d_lib.wgan_gp_loss(self.discriminator, real_in, fake_in, noise['epsilon'],
+                                      config.gradient_penalty_weight, config.gradient_penalty_target,
+                                      config.centring_weight)
+      else:
+        d_losses = d_lib.sn_gan_loss(self.discriminator, real_in, fake_in)
+      d_loss = d_losses['loss'] / self._num_replicas  # Replica gradients are summed by the all-reduce.
+    d_grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+    return d_grads, {name: d_losses[key] for name, key in D_METRICS.items()}

@@ -49,21 +49,6 @@ class ModelNotFoundError(ModelError, FileNotFoundError):
   """No SavedModel at the given path."""
 
 
-def renderer_settings(config) -> dict:
-  """The LibMyPaint keyword arguments of a run (as spiral_tf/components.make_renderer builds it)."""
-  return {
-      'episode_length': int(config.episode_length),
-      'canvas_width': int(config.canvas_width),
-      'grid_width': int(config.grid_width),
-      'brush_type': config.brush_type,
-      'brush_sizes': [float(s) for s in config.brush_sizes],
-      'use_color': bool(config.use_color),
-      'use_pressure': bool(config.use_pressure),
-      'background': 'white',
-      'render_width': None if config.render_width is None else int(config.render_width),
-  }
-
-
 def read_export_metadata(export_dir) -> dict:
   """The JSON asset of an export; raises ModelError (or ModelNotFoundError) naming the problem."""
   export_dir = os.fspath(export_dir)
@@ -221,7 +206,7 @@ class Painter:
     if self.config.environment != RENDERER or metadata.get('renderer') != RENDERER:
       raise ModelError(f'{source} was trained for the {self.config.environment!r} renderer; the Painter '
                        f'(and paint.py) drives {RENDERER}')
-    self.settings = renderer_settings(self.config)
+    self.settings = self.config.libmypaint_settings()
     self._brushes_basedir = brushes_basedir
     env = self.make_renderer()
     check_renderer(metadata, env, source)

@@ -14,7 +14,7 @@ Usage:
 """
 import tensorflow as tf
 
-STRATEGIES = ('default', 'one_device', 'mirrored', 'multi_worker', 'tpu')
+from spiral_tf import config as config_lib
 
 
 class StrategyError(RuntimeError):
@@ -39,7 +39,7 @@ def _split_cpu(num_replicas: int) -> list:
 
 
 def make_strategy(name: str, num_cpu_replicas: int = 1, tpu: str = '') -> tf.distribute.Strategy:
-  """The strategy called `name` (one of STRATEGIES)."""
+  """The strategy called `name` (one of config.STRATEGIES)."""
   if name == 'default':
     return tf.distribute.get_strategy()
   if name == 'one_device':
@@ -63,6 +63,6 @@ def make_strategy(name: str, num_cpu_replicas: int = 1, tpu: str = '') -> tf.dis
       first_line = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip('.')
       raise StrategyError(f'--strategy=tpu: no TPU reachable (tpu={tpu!r}): {first_line}. Run on a TPU VM '
                           'or pass its name/grpc address, or choose another --strategy '
-                          f'({", ".join(s for s in STRATEGIES if s != "tpu")}).') from None
+                          f'({", ".join(s for s in config_lib.STRATEGIES if s != "tpu")}).') from None
     return tf.distribute.TPUStrategy(resolver)
-  raise StrategyError(f'--strategy={name!r} is not one of {STRATEGIES}')
+  raise StrategyError(f'--strategy={name!r} is not one of {config_lib.STRATEGIES}')

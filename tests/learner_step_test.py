@@ -14,6 +14,7 @@ import tensorflow as tf
 from spiral_tf import agent as agent_lib
 from spiral_tf import discriminator as d_lib
 from spiral_tf import learner_step
+from spiral_tf import nonfinite
 import network_fixtures as nf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -200,3 +201,154 @@ def test_bad_inputs_are_named():
   learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(), jit_compile=False)
   with pytest.raises(ValueError, match='real images'):
     learner.update(episodes, real[:, :8, :8], None, learner.draw_noise(2))
+
+
+def _d_batch(seed, batch=2, width=16):
+  """(real images, fakes with targets) for a conditional D."""
+  rng = np.random.default_rng(seed)
+  image = lambda: rng.uniform(size=(batch, width, width, 1)).astype(np.float32)
+  return image(), {'canvas': image(), 'target': image()}
+
+
+def _reference_d_input(images, targets, conditioning, half):
+  """NumPy pairing (discriminator.py's contract): 'pair' concatenates; 'complement' masks one half."""
+  if conditioning == 'pair':
+    return np.concatenate([images, targets], -1)
+  width = images.shape[1]
+  rows, cols = np.meshgrid(np.arange(width), np.arange(width), indexing='ij')
+  masks = np.stack([rows < width // 2, rows >= width // 2, cols < width // 2, cols >= width // 2])
+  mask = masks[np.asarray(half)][..., None].astype(np.float32)  # [B, W, W, 1]
+  return np.concatenate([targets * (1 - mask), images * mask], -1)
+
+
+@pytest.mark.parametrize('d_loss, conditioning', [('wgan-gp', 'complement'), ('sn-gan', 'pair')])
+def test_d_only_update_applies_the_d_loss_gradient_with_adam(d_loss, conditioning):
+  """Two D-only updates == tape gradients of the loss applied by hand with a fresh Adam of the same config."""
+  agent, _, _, _ = _setup(batch=2)
+  make_d = lambda: d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2],
+                                       spectral_norm=d_loss == 'sn-gan')
+  d, reference_d = make_d(), make_d()
+  for mine, theirs in zip(d.variables, reference_d.variables):
+    theirs.assign(mine)
+  config = learner_step.LearnerConfig(d_loss=d_loss, conditioning=conditioning, d_learning_rate=1e-3,
+                                      gradient_penalty_weight=2.0, gradient_penalty_target=0.5,
+                                      centring_weight=0.1)
+  learner = learner_step.Learner(agent, d, config, jit_compile=False)
+  agent_before = [v.numpy() for v in agent.variables]
+  adam = tf.keras.optimizers.Adam(1e-3, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
+  for seed, half in ((1, [0, 3]), (2, [2, 1])):
+    real, fakes = _d_batch(seed)
+    noise = {'epsilon': tf.constant([0.25, 0.7]), 'half': tf.constant(half, tf.int32)}
+    power_iteration = [v.numpy() for v in d.non_trainable_variables]
+    grads, _ = learner.d_gradients(real, fakes, noise)
+    for v, value in zip(d.non_trainable_variables, power_iteration):  # As if d_gradients never ran.
+      v.assign(value)
+    metrics = learner.d_update(real, fakes, noise)
+
+    real_in = _reference_d_input(real, real, conditioning, half)
+    fake_in = _reference_d_input(fakes['canvas'], fakes['target'], conditioning, half)
+    with tf.GradientTape() as tape:
+      if d_loss == 'wgan-gp':
+        losses = d_lib.wgan_gp_loss(reference_d, real_in, fake_in, noise['epsilon'], 2.0, 0.5, 0.1)
+      else:
+        losses = d_lib.sn_gan_loss(reference_d, real_in, fake_in)
+    reference_grads = tape.gradient(losses['loss'], reference_d.trainable_variables)
+    adam.apply_gradients(zip(reference_grads, reference_d.trainable_variables))
+
+    np.testing.assert_allclose(metrics['d_loss'].numpy(), losses['loss'].numpy(), rtol=1e-5)
+    for g, reference_g in zip(grads, reference_grads):
+      np.testing.assert_allclose(g.numpy(), reference_g.numpy(), rtol=1e-4, atol=1e-7)
+    for mine, theirs in zip(d.variables, reference_d.variables):  # Incl. the power iteration's u.
+      np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-7, err_msg=mine.name)
+  assert int(learner.num_d_updates) == 2 and int(learner.num_updates) == 0
+  for v, before in zip(agent.variables, agent_before):  # D-only: the agent is untouched.
+    np.testing.assert_array_equal(v.numpy(), before)
+
+
+def test_d_only_update_compiles_with_xla():
+  agent, d, _, _ = _setup(batch=2)
+  config = learner_step.LearnerConfig(conditioning='complement', d_learning_rate=1e-3)
+  real, fakes = _d_batch(9)
+  noise = {'epsilon': tf.constant([0.4, 0.9]), 'half': tf.constant([1, 3], tf.int32)}
+  start = [v.numpy() for v in d.variables]
+  eager = learner_step.Learner(agent, d, config, jit_compile=False)
+  grads, _ = eager.d_gradients(real, fakes, noise)
+  eager_metrics = eager.d_update(real, fakes, noise)
+  eager_after = [v.numpy() for v in d.variables]
+  for v, value in zip(d.variables, start):
+    v.assign(value)
+  compiled = learner_step.Learner(agent, d, config, jit_compile=True)
+  xla_metrics = compiled._d_update_fn(real, fakes, noise)  # The XLA-compiled D-only update.
+  assert set(xla_metrics) == set(learner_step.D_METRICS)
+  for key in xla_metrics:
+    np.testing.assert_allclose(xla_metrics[key].numpy(), eager_metrics[key].numpy(), rtol=1e-4, atol=1e-6,
+                               err_msg=key)
+  for v, g, e, b in zip(d.variables, grads, eager_after, start):
+    clear = np.abs(g.numpy()) > 1e-6  # Below, rounding decides the sign of Adam's first step.
+    np.testing.assert_allclose(v.numpy()[clear], e[clear], atol=1e-5)  # 1 % of the learning rate.
+    assert np.all(np.abs(v.numpy() - b)[clear] > 1e-4)  # It did move (≈ lr per entry).
+  assert int(compiled.num_d_updates) == 1 and int(compiled.num_updates) == 0
+
+
+def test_three_d_steps_per_policy_step_and_nonfinite_d_only_updates():
+  """Ratio 3: two D-only updates, then the combined one (D metrics: their mean); a NaN in a D-only update
+  undoes the whole step, optimizers' step counts included."""
+  agent, d, episodes, real = _setup(batch=2)
+  config = learner_step.LearnerConfig(conditioning='pair', d_steps_per_policy_step=3, d_learning_rate=1e-2)
+  learner = learner_step.Learner(agent, d, config, jit_compile=False, seed=7)
+  guard = nonfinite.NonFiniteGuard(
+      [*agent.variables, *d.variables, *learner.policy_optimizer.variables,
+       *learner.d_optimizer.variables], max_in_a_row=2)
+  variables = agent.variables + d.variables
+  start = [v.numpy() for v in variables]
+  fakes = _d_batch(3)[1]
+  extra = [_d_batch(4), _d_batch(5)]
+
+  guard.snapshot()
+  poisoned = [extra[0], (extra[1][0] * np.nan, extra[1][1])]
+  metrics = learner.step(episodes, real, fakes, extra_d_batches=poisoned)
+  assert not guard.accept(metrics)
+  assert 'd_loss' in guard.bad_metrics(metrics)
+  assert int(learner.num_updates) == 0 and int(learner.num_d_updates) == 0
+  for v, value in zip(variables, start):
+    np.testing.assert_array_equal(v.numpy(), value)
+
+  guard.snapshot()
+  metrics = learner.step(episodes, real, fakes, extra_d_batches=extra)
+  assert guard.accept(metrics)
+  assert int(learner.d_optimizer.iterations) == 3
+  assert int(learner.policy_optimizer.iterations) == 1
+
+  # The same sequence, eagerly, with the noise the step drew (same generator seed; 3 draws were undone).
+  for v, value in zip(variables, start):
+    v.assign(value)
+  reference = learner_step.Learner(agent, d, config, jit_compile=False, seed=7)
+  for _ in range(3):
+    reference.draw_noise(2)
+  reward_before = reference.gradients(episodes, real, fakes, reference.draw_noise(2))[2]['reward_mean']
+  reference = learner_step.Learner(agent, d, config, jit_compile=False, seed=7)  # Restart its generator.
+  for _ in range(3):
+    reference.draw_noise(2)
+  d_metrics = [reference.d_update(r, f, reference.draw_noise(2)) for r, f in extra]
+  combined = reference.update(episodes, real, fakes, reference.draw_noise(2))
+  for key in ('policy_loss', 'value_loss', 'entropy', 'reward_mean'):
+    np.testing.assert_allclose(metrics[key].numpy(), combined[key].numpy(), rtol=1e-4, atol=1e-6,
+                               err_msg=key)
+  for key in learner_step.D_METRICS:
+    mean = np.mean([m[key].numpy() for m in d_metrics + [combined]])
+    np.testing.assert_allclose(metrics[key].numpy(), mean, rtol=1e-4, atol=1e-6, err_msg=key)
+  # The D that paid the agent had already taken the two D-only steps (its rewards differ from the first D's).
+  assert abs(float(combined['reward_mean']) - float(reward_before)) > 1e-3
+  assert int(reference.num_d_updates) == 3 and int(reference.num_updates) == 1
+
+
+def test_d_steps_per_policy_step_errors_are_named():
+  with pytest.raises(ValueError, match='d_steps_per_policy_step'):
+    learner_step.LearnerConfig(d_steps_per_policy_step=0)
+  agent, d, episodes, real = _setup(batch=2)
+  learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(conditioning='pair',
+                                                                      d_steps_per_policy_step=2),
+                                 jit_compile=False)
+  with pytest.raises(ValueError, match=r'd_steps_per_policy_step=2 needs 1 extra .* got 0'):
+    learner.step(episodes, real, _d_batch(1)[1])
+  assert int(learner.num_updates) == 0 and int(learner.num_d_updates) == 0

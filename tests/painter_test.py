@@ -199,8 +199,7 @@ def test_paint_returns_consistent_paintings_whose_programs_replay(painter, tmp_p
 
 
 def test_program_records_colour_and_pressure_values():
-  settings = painter_lib.renderer_settings(fixtures.tiny_config('/tmp/unused', use_color=True,
-                                                                grid_width=32))
+  settings = fixtures.tiny_config('/tmp/unused', use_color=True, grid_width=32).libmypaint_settings()
   actions = [{'control': 33, 'end': 2 * 32 + 5, 'flag': 1, 'pressure': 9, 'size': 2, 'red': 19,
               'green': 0, 'blue': 10},
              {'control': 0, 'end': 31, 'flag': 0, 'pressure': 0, 'size': 0, 'red': 0, 'green': 0,

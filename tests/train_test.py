@@ -1,9 +1,10 @@
 """End to end: Reverb + 2 actors + learner as real processes (`launch/train.py --role=all`).
 
 One short run with the default strategy, then a resume of the same run directory under the mirrored
-strategy (2 logical CPU replicas): together they show training under both strategies, checkpoints,
-continuous counters and optimizer state across a restart, weights reaching the actors, the fakes replay
-filling, and the TensorBoard tags. Config errors must fail before any process starts.
+strategy (2 logical CPU replicas) and 3 D updates per policy update: together they show training under
+both strategies, checkpoints, continuous counters and optimizer state across a restart, the D/policy update
+ratio, weights reaching the actors, the fakes replay filling, and the TensorBoard tags. Config errors must
+fail before any process starts.
 """
 import glob
 import os
@@ -20,11 +21,12 @@ from tensorboard.backend.event_processing import event_accumulator
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, str(ROOT / 'launch' / 'train.py'), '--flagfile=configs/smoke.cfg']
 FIRST_STEPS, RESUMED_STEPS = 4, 8
+RESUMED_D_STEPS_PER_POLICY_STEP = 3  # The first run keeps the default, 1.
 BATCH, FRAMES_PER_EPISODE = 8, 4  # smoke.cfg: batch 8, episode_length 5.
 
 SCALAR_TAGS = ('policy_loss', 'value_loss', 'entropy', 'd_loss_real', 'd_loss_fake', 'gradient_penalty',
                'd_score_real', 'd_score_fake', 'reward_mean', 'l2_to_target', 'frames_per_s',
-               'learner_steps_per_s', 'queue_size', 'fakes_size', 'policy_lag_steps')
+               'learner_steps_per_s', 'queue_size', 'fakes_size', 'policy_lag_steps', 'd_steps')
 IMAGE_TAGS = ('targets_and_renders', 'strokes')
 
 
@@ -52,7 +54,7 @@ def run(tmp_path_factory):
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
   first_checkpoint = tf.train.load_checkpoint(str(root / 'checkpoints' / f'ckpt-{FIRST_STEPS}'))
   second = _train(root, f'--max_learner_steps={RESUMED_STEPS}', '--strategy=mirrored',
-                  '--num_cpu_replicas=2')
+                  '--num_cpu_replicas=2', f'--d_steps_per_policy_step={RESUMED_D_STEPS_PER_POLICY_STEP}')
   assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
   return root, first, second, first_checkpoint
 
@@ -76,7 +78,12 @@ def test_resume_continues_counters_weights_and_optimizer(run):
   assert final.get_tensor('frames/.ATTRIBUTES/VARIABLE_VALUE') == RESUMED_STEPS * BATCH * FRAMES_PER_EPISODE
   # Adam's step count continued from the first run rather than restarting at 0.
   assert final.get_tensor('policy_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == RESUMED_STEPS
-  assert final.get_tensor('d_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == RESUMED_STEPS
+  # D: one update per policy update in the first run, then RESUMED_D_STEPS_PER_POLICY_STEP.
+  d_updates = FIRST_STEPS + (RESUMED_STEPS - FIRST_STEPS) * RESUMED_D_STEPS_PER_POLICY_STEP
+  assert final.get_tensor('d_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE') == d_updates
+  ratio = lambda step: 1 if step <= FIRST_STEPS else RESUMED_D_STEPS_PER_POLICY_STEP
+  logged = sorted((step, int(v)) for step, v in _scalars(root)['d_steps'])
+  assert logged == [(s, sum(ratio(t) for t in range(1, s + 1))) for s in range(1, RESUMED_STEPS + 1)], logged
   # The weights moved on from the first run's (they were trained further, not re-initialised far away).
   names = [n for n in first_checkpoint.get_variable_to_shape_map()
            if n.startswith('agent/') and n.endswith('VARIABLE_VALUE')]
@@ -109,6 +116,7 @@ def test_weights_reach_actors_and_fakes_fill(run):
     (['--dataset=imagenet'], '--dataset'),
     (['--grid_width=128'], '--grid_width'),
     (['--strategy=mirrored', '--num_cpu_replicas=3'], '--batch_size'),
+    (['--d_steps_per_policy_step=0'], '--d_steps_per_policy_step'),
 ])
 def test_config_error_fails_before_any_process(tmp_path, flags, named):
   root = tmp_path / 'bad'
