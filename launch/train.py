@@ -7,11 +7,12 @@ checkpoint. Stops at `--max_frames`, `--max_learner_steps` or `--max_minutes`; r
   python launch/train.py --flagfile=configs/strokes.cfg
   python launch/train.py --flagfile=configs/celeba.cfg --data_dir=/data --root_dir=runs/celeba
 
-A cluster runs one role per host, all with the same flags and one `--reverb_address` (see README):
+A cluster runs one role per host, all with the same flags and one `--reverb_address`; the server listens
+on loopback unless `--reverb_bind_address` says otherwise (see README, Operations):
 
-  hostA$ python launch/train.py --flagfile=F --role=reverb --reverb_port=8000
-  hostB$ python launch/train.py --flagfile=F --role=learner --reverb_address=hostA:8000
-  hostC$ python launch/train.py --flagfile=F --role=actor --task=0 --reverb_address=hostA:8000
+  hostA$ python launch/train.py --flagfile=F --role=reverb --reverb_port=8000 --reverb_bind_address=10.0.0.1
+  hostB$ python launch/train.py --flagfile=F --role=learner --reverb_address=10.0.0.1:8000
+  hostC$ python launch/train.py --flagfile=F --role=actor --task=0 --reverb_address=10.0.0.1:8000
 """
 import os
 import sys

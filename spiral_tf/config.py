@@ -8,6 +8,7 @@ Usage:
   cfg = config.from_flags(flags.FLAGS)        # raises ConfigError naming the flag
 """
 import dataclasses
+import ipaddress
 import math
 import os
 
@@ -72,6 +73,7 @@ class Config:
   # Running.
   reverb_address: str | None = None
   reverb_port: int = 0
+  reverb_bind_address: str = '127.0.0.1'
   max_nonfinite_updates: int = 10
   max_frames: int = 0
   max_learner_steps: int = 0
@@ -167,6 +169,9 @@ def validate(config: Config) -> Config:
   need(config.eval_targets >= 1, 'eval_targets', f'{config.eval_targets} < 1')
   need(config.root_dir != '', 'root_dir', 'must name a directory')
   _validate_root_dir(config.root_dir)
+  need(_is_ip(config.reverb_bind_address), 'reverb_bind_address',
+       f'{config.reverb_bind_address!r} is not an IP address (127.0.0.1: this host only; 0.0.0.0: every '
+       'interface; or one of this host\'s addresses)')
   need(0 <= config.reverb_port <= 65535, 'reverb_port', f'{config.reverb_port} is not a port (0–65535)')
   if config.reverb_address is not None:
     need(_is_host_port(config.reverb_address), 'reverb_address',
@@ -176,6 +181,14 @@ def validate(config: Config) -> Config:
   if config.data_dir is not None and config.dataset != 'strokes':
     need(os.path.isdir(config.data_dir), 'data_dir', f'{config.data_dir} is not a directory')
   return config
+
+
+def _is_ip(address: str) -> bool:
+  try:
+    ipaddress.ip_address(address)
+  except ValueError:
+    return False
+  return '%' not in address  # A scoped IPv6 address (fe80::1%eth0) is beyond the bind shim.
 
 
 def _is_host_port(address: str) -> bool:
@@ -233,8 +246,10 @@ def define_flags() -> None:
       'weight_pull_seconds': 'How often an actor fetches fresh weights (in the background).',
       'queue_size': 'Episodes buffered in Reverb between actors and learner (0: 2 × batch).',
       'reverb_address': 'host:port of the Reverb server (default: started by --role=all on loopback).',
-      'reverb_port': 'Port for --role=reverb (0: pick a free one). Reverb 0.14 serves it on every '
-                     'interface of the host (see README, Operations).',
+      'reverb_port': 'Port for --role=reverb (0: pick a free one; the server prints it).',
+      'reverb_bind_address': 'The address the Reverb server listens on: 127.0.0.1 (this host only), '
+                             '0.0.0.0 (every interface: actors on other hosts) or one address of this '
+                             'host (see README, Operations).',
       'max_nonfinite_updates': 'Stop the run (the last good checkpoint stays) after this many updates '
                                'in a row with a NaN/Inf loss or weights; each one is skipped and logged.',
       'max_frames': 'Stop after this many environment frames (0: no limit).',

@@ -4,6 +4,7 @@
 Every role builds its environment, agent and discriminator through `spiral_tf/components.py`, so the
 Reverb signatures and weight tables agree across processes and hosts.
 """
+import ipaddress
 import os
 import signal
 import threading
@@ -13,6 +14,7 @@ import tensorflow as tf
 
 from spiral_tf import components
 from spiral_tf import config as config_lib
+from spiral_tf import listen
 from spiral_tf import replay
 
 REVERB_CHECKPOINTS = 'reverb_checkpoints'
@@ -42,11 +44,27 @@ def _placeholder_targets(config):
 
 
 def run_reverb(config: config_lib.Config) -> int:
+  """Serves the tables on --reverb_bind_address:--reverb_port until SIGTERM/SIGINT.
+
+  A restarted server starts empty (nobody writes Reverb checkpoints): the learner pushes its weights
+  again and actors refill the queue; both reconnect by themselves.
+  """
+  bind = config.reverb_bind_address
+  listen.ensure_preloaded(bind)  # May re-execute this process (spiral_tf/listen.py).
+  # Port 0 must be resolved here: Reverb would pick one itself but report it as 0.
+  port = listen.free_port(bind) if config.reverb_port == 0 else config.reverb_port
   stop = stop_event()
   checkpoint_dir = os.path.join(config.root_dir, REVERB_CHECKPOINTS)
-  server = reverb.Server(_tables(config), port=config.reverb_port,
+  server = reverb.Server(_tables(config), port=port,
                          checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir))
-  print(f'[reverb] serving on port {server.port}', flush=True)
+  # This process listens on nothing else, so any other socket means the shim did not take effect.
+  listening = listen.listening_sockets()
+  if not listen.is_wildcard(bind) and listening != {(str(ipaddress.ip_address(bind)), port)}:
+    server.stop()
+    raise RuntimeError(f'Reverb listens on {sorted(listening)}, not only on --reverb_bind_address={bind} '
+                       f'port {port}')
+  where = 'every interface' if listen.is_wildcard(bind) else bind
+  print(f'[reverb] serving on {where}, port {port}', flush=True)
   stop.wait()
   server.stop()
   return 0

@@ -14,12 +14,12 @@ Usage:
 """
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 from spiral_tf import config as config_lib
+from spiral_tf import listen
 
 LEARNER_SHUTDOWN_S = 180.0
 CHILD_SHUTDOWN_S = 20.0
@@ -35,12 +35,6 @@ def restart_delay(quick_deaths: int, backoff_s: float = BACKOFF_S, max_backoff_s
   if quick_deaths <= 1:
     return 0.0  # One early death (e.g. killed, or the server restarting) is not yet a loop.
   return min(max_backoff_s, backoff_s * 2 ** (quick_deaths - 2))
-
-
-def free_port() -> int:
-  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
 
 
 class Supervisor:
@@ -66,14 +60,14 @@ class Supervisor:
   def _command(self, role, *extra):
     return [sys.executable, self._train_py, *self._argv, f'--role={role}', *extra]
 
-  def _start(self, name, command, to_console=False):
+  def _start(self, name, command, to_console=False, env=None):
     if to_console:
       out = None
     else:
       out = self._logs.get(name) or open(os.path.join(self.log_dir, f'{name}.log'), 'ab')
       self._logs[name] = out
     self._procs[name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                         start_new_session=True)
+                                         start_new_session=True, env=env)
     self._started_at[name] = time.monotonic()
     print(f'[supervisor] started {name} (pid {self._procs[name].pid})', flush=True)
 
@@ -84,7 +78,7 @@ class Supervisor:
     self._start('evaluator', self._command('evaluator', f'--reverb_address={self._address}'))
 
   def _start_reverb(self):
-    self._start('reverb', self._command('reverb', f'--reverb_port={self._port}'))
+    self._start('reverb', self._command('reverb', f'--reverb_port={self._port}'), env=self._reverb_env)
 
   def _on_signal(self, signum, frame):
     del frame
@@ -93,10 +87,16 @@ class Supervisor:
     self._stopping = True
 
   def run(self) -> int:
+    bind = self._config.reverb_bind_address
+    try:  # The server listens on --reverb_bind_address only (spiral_tf/listen.py).
+      self._port = self._config.reverb_port or listen.free_port(bind)
+      self._reverb_env = listen.preload_env(bind)
+    except RuntimeError as e:
+      print(f'[supervisor] {e}', file=sys.stderr, flush=True)
+      return 2
+    host = '127.0.0.1' if listen.is_wildcard(bind) else bind
+    self._address = f'[{host}]:{self._port}' if ':' in host else f'{host}:{self._port}'
     os.makedirs(self.log_dir, exist_ok=True)
-    self._port = self._config.reverb_port or free_port()
-    # Reverb binds every interface (README, Operations); our own clients use loopback.
-    self._address = f'127.0.0.1:{self._port}'
     previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
       self._start_reverb()

@@ -21,6 +21,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from spiral_tf import config as config_lib
+from spiral_tf import listen
 from spiral_tf import nonfinite
 from spiral_tf import supervisor as supervisor_lib
 import reliability_fixtures as rf
@@ -77,6 +79,10 @@ def run(tmp_path_factory):
   try:
     # 1. Actor death.
     first.wait_for_step(3, START_S)
+    # Who listens where: every process the supervisor started, and the supervisor.
+    r.listening = {name: listen.listening_sockets(pids[0]) for name, pids in first.started_pids().items()}
+    r.listening['supervisor'] = listen.listening_sockets(first.pid)
+    r.reverb_log = (root / 'logs' / 'reverb.log').read_text()
     actor_pid = first.started_pids()['actor-0'][0]
     r.step_at_actor_kill, r.actor_kill_time = first.step(), time.monotonic()
     os.kill(actor_pid, signal.SIGKILL)
@@ -123,6 +129,56 @@ def run(tmp_path_factory):
   assert m, r.second_output[-3000:]
   r.final_step, r.final_frames = int(m.group(1)), int(m.group(2))
   return r
+
+
+def test_by_default_only_reverb_listens_and_only_on_loopback(run):
+  port = int(re.search(r'\[reverb\] serving on 127\.0\.0\.1, port (\d+)', run.reverb_log).group(1))
+  assert run.listening.pop('reverb') == {('127.0.0.1', port)}
+  assert run.listening == {'learner': set(), 'actor-0': set(), 'actor-1': set(), 'supervisor': set()}
+
+
+def test_bind_shim_narrows_wildcard_binds_only(tmp_path):
+  """The LD_PRELOAD library on plain sockets: wildcard binds narrowed, explicit ones untouched."""
+  probe = ('import socket\n'
+           'for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::"), '
+           '(socket.AF_INET, "127.0.0.2")):\n'
+           '  s = socket.socket(family)\n'
+           '  try: s.bind((host, 0)); print(s.getsockname()[0])\n'
+           '  except OSError: print("refused")\n')
+  def bound(address):
+    env = listen.preload_env(address)
+    return subprocess.run([sys.executable, '-c', probe], env=env, capture_output=True, text=True,
+                          check=True, timeout=30).stdout.split()
+  assert bound('127.0.0.1') == ['127.0.0.1', '::ffff:127.0.0.1', '127.0.0.2']
+  assert bound('0.0.0.0') == ['0.0.0.0', '::', '127.0.0.2']  # Wildcard: no shim at all.
+  assert 'LD_PRELOAD' not in listen.preload_env('0.0.0.0', environ={})
+  assert bound('::1') == ['refused', '::1', '127.0.0.2']  # An IPv4 socket cannot serve ::1: no widening.
+
+
+def test_reverb_role_alone_picks_a_port_on_loopback_only(tmp_path):
+  """`--role=reverb` by hand (no supervisor: it preloads the shim by re-executing itself), port 0."""
+  server = rf.Watched(TRAIN + [f'--root_dir={tmp_path / "run"}', '--role=reverb'], tmp_path / 'reverb.log',
+                      cwd=ROOT)
+  try:
+    port = int(server.wait_for(r'\[reverb\] serving on 127\.0\.0\.1, port (\d+)', START_S).group(1))
+    assert port != 0
+    assert listen.listening_sockets(server.pid) == {('127.0.0.1', port)}
+    with open(f'/proc/{server.pid}/environ', 'rb') as f:  # The same process, re-executed with the shim.
+      assert f'{listen.ADDRESS_ENV}=127.0.0.1'.encode() in f.read().split(b'\0')
+    socket.create_connection(('127.0.0.1', port), timeout=5).close()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.wait(60) == 0, server.tail()
+  finally:
+    server.kill()
+
+
+def test_bind_address_of_another_host_is_refused_before_any_process(tmp_path):
+  command = TRAIN + [f'--root_dir={tmp_path / "run"}', '--reverb_bind_address=192.0.2.1']  # TEST-NET-1.
+  result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert '--reverb_bind_address=192.0.2.1 cannot be listened on here' in result.stderr
+  assert '[supervisor] started' not in result.stdout
+  assert not (tmp_path / 'run').exists()
 
 
 def test_actor_sigkill_is_restarted_and_learner_keeps_training(run):
@@ -329,16 +385,19 @@ def test_actor_on_another_host_survives_a_link_cut(two_hosts, tmp_path):
   on = lambda ns: ['ip', 'netns', 'exec', ns]  # pylint: disable=unnecessary-lambda-assignment
   procs = []
   try:
-    reverb = rf.Watched(on(a) + common + ['--role=reverb', f'--reverb_port={port}'], tmp_path / 'reverb.log',
-                        cwd=ROOT)
+    # Reverb listens on host A's link address only (not on its loopback, not everywhere).
+    reverb = rf.Watched(
+        on(a) + common + ['--role=reverb', f'--reverb_port={port}', '--reverb_bind_address=10.231.0.1'],
+        tmp_path / 'reverb.log', cwd=ROOT)
     procs.append(reverb)
-    learner = rf.Watched(on(a) + common + ['--role=learner', f'--reverb_address=127.0.0.1:{port}'],
+    learner = rf.Watched(on(a) + common + ['--role=learner', f'--reverb_address=10.231.0.1:{port}'],
                          tmp_path / 'learner.log', cwd=ROOT)
     procs.append(learner)
     actor = rf.Watched(on(b) + common + ['--role=actor', '--task=0', f'--reverb_address=10.231.0.1:{port}'],
                        tmp_path / 'actor.log', cwd=ROOT)
     procs.append(actor)
     learner.wait_for_step(3, START_S)
+    assert listen.listening_sockets(reverb.pid) == {('10.231.0.1', port)}
     assert _reachable(b, '10.231.0.1', port)
     _ip('-n', b, 'link', 'set', b_dev, 'down')
     cut = time.monotonic()
@@ -372,6 +431,7 @@ def test_actor_on_another_host_survives_a_link_cut(two_hosts, tmp_path):
     (['--reverb_address=localhost:99999'], '--reverb_address'),
     (['--reverb_port=70000'], '--reverb_port'),
     (['--max_nonfinite_updates=0'], '--max_nonfinite_updates'),
+    (['--reverb_bind_address=myhost'], '--reverb_bind_address'),
     (['--root_dir=/etc/hostname/run'], '--root_dir'),
     (['--policy_learning_rate=nan'], '--policy_learning_rate'),
 ])
