@@ -8,7 +8,7 @@ its busy fraction (time in the update ÷ time in the update plus waiting for a b
 and policy lag. The fewest actors × environments that keep the learner ≥ 90 % busy is the setting to use
 on this machine: more only take CPU from the learner.
 
-  python benchmarks/pipeline_throughput.py      # tiny and deepmind, 1–2 actors × 2–8 envs
+  python benchmarks/pipeline_throughput.py      # tiny and deepmind, 1–2 actors × 1–8 envs
   python benchmarks/pipeline_throughput.py --sizes=tiny --actors=1,2,3 --envs_per_actor=8 --seconds=120 \
       --nostop_at_target                                         # every setting, not only up to the target
 
@@ -33,7 +33,7 @@ from absl import flags
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 flags.DEFINE_list('sizes', ['tiny', 'deepmind'], 'Network sizes to measure.')
 flags.DEFINE_list('actors', ['1', '2'], 'Actor counts to try.')
-flags.DEFINE_list('envs_per_actor', ['2', '8'], 'Environments per actor to try (with every actor count).')
+flags.DEFINE_list('envs_per_actor', ['1', '2', '8'], 'Environments per actor to try (with each actor count).')
 flags.DEFINE_float('seconds', 60.0, 'Measured training time per setting, after the warm-up.')
 flags.DEFINE_float('warmup_seconds', 20.0, 'Ignored time after the learner\'s first (compiling) step: '
                    'the queue filled during compilation drains first.')

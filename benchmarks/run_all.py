@@ -73,7 +73,8 @@ def _inference_figures(r):
   for key, value in r.items():
     if key.startswith('paint_batch') and key.endswith('_steps_per_s'):
       batch = key[len('paint_batch'):-len('_steps_per_s')]
-      rows.append((f'inference ({size}): paint, {batch} episodes per call', value, 'steps/s'))
+      rows.append((f'inference ({size}): paint, {_plural(int(batch), "episode")} per call', value,
+                   'steps/s'))
   return rows
 
 
@@ -90,23 +91,31 @@ def _network_figures(r):
     for mode in ('graph', 'xla'):
       learner = r[size].get('learner_' + mode)
       if learner:
-        rows.append((f'network ({size}): learner update ({mode}), batch 64 × 19', learner['frames_per_s'],
-                     'frames/s'))
+        frames = round(learner['frames_per_s'] * learner['s_per_step'])  # batch × (episode_length − 1)
+        rows.append((f'network ({size}): learner update ({mode}), {frames} frames per update',
+                     learner['frames_per_s'], 'frames/s'))
         rows.append((f'network ({size}): learner update ({mode}), FLOP utilisation',
                      100 * learner['flops_per_s'] / peak, '% of peak'))
   return rows
 
 
 def _pipeline_figures(r):
-  rows = [('end-to-end: frames/s at the fewest actors keeping the learner ≥ 90 % busy '
-           f'({r["size"]}, {r["num_actors"]} actors × {r["envs_per_actor"]} envs)',
-           r['frames_per_s'], 'frames/s'),
-          (f'end-to-end: learner busy fraction, same setting', 100 * r['learner_busy_fraction'], '%')]
+  target = round(100 * r['busy_target'])
+  rows = []
+  for size, best in r['needed'].items():
+    reached = best['learner_busy_fraction'] >= r['busy_target']
+    which = 'fewest actors × envs keeping' if reached else 'no setting kept; the busiest, for'
+    rows.append((f'end-to-end ({size}): {which} the learner ≥ {target} % busy',
+                 f'{best["num_actors"]} × {best["envs_per_actor"]}', 'actors × envs'))
   for run in r['runs']:
-    setting = f'{run["size"]}, {run["num_actors"]} actors × {run["envs_per_actor"]} envs'
+    setting = f'{run["size"]}, {_plural(run["num_actors"], "actor")} × {run["envs_per_actor"]} envs'
     rows.append((f'end-to-end ({setting}): learner frames/s', run['frames_per_s'], 'frames/s'))
     rows.append((f'end-to-end ({setting}): learner busy', 100 * run['learner_busy_fraction'], '%'))
   return rows
+
+
+def _plural(n, noun):
+  return f'{n} {noun}' if n == 1 else f'{n} {noun}s'
 
 
 BENCHMARKS = (
@@ -115,13 +124,14 @@ BENCHMARKS = (
     Benchmark('scenes', 'benchmarks/scenes_throughput.py', (),
               ('--steps=300', '--repeats=2', '--rebuild_episodes=1'), _scenes_figures, timeout_s=900),
     Benchmark('data', 'benchmarks/data_throughput.py', (),
-              ('--datasets=strokes,mnist', '--batches=50'), _data_figures, timeout_s=1800),
+              ('--datasets=mnist', '--batches=50'), _data_figures, timeout_s=1800),
     Benchmark('inference', 'benchmarks/inference_throughput.py', ('--network_size=deepmind',),
               ('--network_size=tiny', '--batch_sizes=1,4', '--repeats=1'), _inference_figures,
               timeout_s=900),
     Benchmark('network', 'benchmarks/network_throughput.py', (),
-              ('--sizes=tiny', '--policy_batches=1,16', '--learner_steps=1', '--policy_seconds=1',
-               '--learner_modes=xla', '--conv_paths=false'), _network_figures, timeout_s=2400),
+              ('--sizes=tiny', '--policy_batches=1,16', '--batch_size=16', '--learner_steps=1',
+               '--policy_seconds=1', '--learner_modes=xla', '--conv_paths=false'), _network_figures,
+              timeout_s=2400),
     Benchmark('pipeline', 'benchmarks/pipeline_throughput.py', (),
               ('--sizes=tiny', '--actors=1', '--envs_per_actor=8', '--seconds=20', '--warmup_seconds=10'),
               _pipeline_figures, timeout_s=3600),
