@@ -114,6 +114,21 @@ def _pipeline_figures(r):
   return rows
 
 
+def _actor_figures(r):
+  rows = []
+  for a in r['actors']:
+    where = f'actor ({r["network_size"]}, {r["environment"]}, {a["envs_per_actor"]} envs)'
+    rows.append((f'{where}: CPU per frame', a['actor_cpu_ms_per_frame'], 'CPU-ms'))
+    rows.append((f'{where}: frames per core-second', a['frames_per_cpu_second'], 'frames/s'))
+  return rows
+
+
+def _flop_figures(r):
+  where = f'FLOPs ({r["dataset"]}, {r["network_size"]}, batch {r["batch_size"]})'
+  return [(f'{where}: policy per frame', r['policy_flops_per_frame'] / 1e6, 'MFLOP'),
+          (f'{where}: learner per step', r['learner_flops_per_step'] / 1e9, 'GFLOP')]
+
+
 def _plural(n, noun):
   return f'{n} {noun}' if n == 1 else f'{n} {noun}s'
 
@@ -132,6 +147,11 @@ BENCHMARKS = (
               ('--sizes=tiny', '--policy_batches=1,16', '--batch_size=16', '--learner_steps=1',
                '--policy_seconds=1', '--learner_modes=xla', '--conv_paths=false'), _network_figures,
               timeout_s=2400),
+    Benchmark('actor_cost', 'benchmarks/actor_cost.py',
+              ('--flagfile=configs/celeba.cfg', '--envs=1,16', '--episodes=4'),
+              ('--flagfile=configs/strokes.cfg', '--envs=4', '--episodes=1'), _actor_figures, timeout_s=1200),
+    Benchmark('flop_counts', 'benchmarks/flop_counts.py', ('--flagfile=configs/celeba.cfg',),
+              ('--flagfile=configs/strokes.cfg',), _flop_figures, timeout_s=900),
     Benchmark('pipeline', 'benchmarks/pipeline_throughput.py', (),
               ('--sizes=tiny', '--actors=1', '--envs_per_actor=8', '--seconds=20', '--warmup_seconds=10'),
               _pipeline_figures, timeout_s=3600),
