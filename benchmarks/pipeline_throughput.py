@@ -9,6 +9,7 @@ and policy lag. The fewest actors × environments that keep the learner ≥ 90 %
 on this machine: more only take CPU from the learner.
 
   python benchmarks/pipeline_throughput.py      # tiny and deepmind, 1–2 actors × 1–8 envs
+  python benchmarks/pipeline_throughput.py --sizes=deepmind --train_flags=jit_compile=false
   python benchmarks/pipeline_throughput.py --sizes=tiny --actors=1,2,3 --envs_per_actor=8 --seconds=120 \
       --nostop_at_target                                         # every setting, not only up to the target
 
@@ -42,6 +43,8 @@ flags.DEFINE_float('busy_target', 0.9, 'Learner busy fraction a setting must rea
 flags.DEFINE_bool('stop_at_target', True, 'Per size, stop at the first setting (fewest environments '
                   'first) that reaches --busy_target; more actors only take CPU from the learner.')
 flags.DEFINE_string('flagfile_base', 'configs/strokes.cfg', 'The run to measure.')
+flags.DEFINE_list('train_flags', [], 'More launch/train.py flags for every setting, without the leading '
+                  '--, e.g. jit_compile=false.')
 FLAGS = flags.FLAGS
 
 LEARNER_STEP_PREFIX = '[learner] step '
@@ -125,7 +128,8 @@ def measure(size, num_actors, envs_per_actor):
                f'--root_dir={root}', f'--network_size={size}', f'--num_actors={num_actors}',
                f'--envs_per_actor={envs_per_actor}', f'--max_minutes={bound_minutes:.1f}',
                '--max_learner_steps=0', '--max_frames=0', '--log_every_seconds=5',
-               '--checkpoint_every_minutes=1000', '--evaluator=false']
+               '--checkpoint_every_minutes=1000', '--evaluator=false',
+               *(f'--{f}' for f in FLAGS.train_flags)]
     _train(command, measure_s)
     scalars = scalar_events(pathlib.Path(root) / 'tensorboard')
   rates = scalars.get('frames_per_s', [])
@@ -191,6 +195,7 @@ def main(argv):
                     'learner_busy_fraction': round(first['learner_busy_fraction'], 3),
                     'num_actors': first['num_actors'], 'envs_per_actor': first['envs_per_actor'],
                     'size': sizes[0], 'busy_target': FLAGS.busy_target, 'needed': per_size,
+                    'train_flags': FLAGS.train_flags,
                     'load_average_end': round(os.getloadavg()[0], 2), 'runs': runs}))
 
 

@@ -80,10 +80,10 @@ def _inference_figures(r):
 
 def _network_figures(r):
   peak = r['matmul_peak_flops']
-  rows = [('network: float32 matmul peak (2048², best of run)', peak / 1e9, 'GFLOP/s')]
-  for size in ('micro', 'tiny', 'deepmind'):
-    if size not in r:
-      continue
+  sizes = [size for size in ('tiny', 'deepmind') if size in r]
+  rows = [(f'network ({", ".join(sizes)} run): float32 matmul peak, 2048², best of run', peak / 1e9,
+           'GFLOP/s')]
+  for size in sizes:
     for batch, p in r[size]['policy'].items():
       rows.append((f'network ({size}): policy forward, batch {batch}', p['frames_per_s'], 'frames/s'))
       rows.append((f'network ({size}): policy forward, batch {batch}, FLOP utilisation',
@@ -101,14 +101,16 @@ def _network_figures(r):
 
 def _pipeline_figures(r):
   target = round(100 * r['busy_target'])
+  learner = ', graph learner' if 'jit_compile=false' in r.get('train_flags', []) else ''
   rows = []
   for size, best in r['needed'].items():
     reached = best['learner_busy_fraction'] >= r['busy_target']
     which = 'fewest actors × envs keeping' if reached else 'no setting kept; the busiest, for'
-    rows.append((f'end-to-end ({size}): {which} the learner ≥ {target} % busy',
+    rows.append((f'end-to-end ({size}{learner}): {which} the learner ≥ {target} % busy',
                  f'{best["num_actors"]} × {best["envs_per_actor"]}', 'actors × envs'))
   for run in r['runs']:
-    setting = f'{run["size"]}, {_plural(run["num_actors"], "actor")} × {run["envs_per_actor"]} envs'
+    setting = (f'{run["size"]}{learner}, {_plural(run["num_actors"], "actor")} × '
+               f'{run["envs_per_actor"]} envs')
     rows.append((f'end-to-end ({setting}): learner frames/s', run['frames_per_s'], 'frames/s'))
     rows.append((f'end-to-end ({setting}): learner busy', 100 * run['learner_busy_fraction'], '%'))
   return rows
@@ -143,18 +145,29 @@ BENCHMARKS = (
     Benchmark('inference', 'benchmarks/inference_throughput.py', ('--network_size=deepmind',),
               ('--network_size=tiny', '--batch_sizes=1,4', '--repeats=1'), _inference_figures,
               timeout_s=900),
-    Benchmark('network', 'benchmarks/network_throughput.py', (),
+    # XLA:CPU compiles the deepmind-size update for many minutes (docs/full_scale.md), so that size is
+    # measured with TensorFlow's kernels only, here and in the pipeline.
+    Benchmark('network', 'benchmarks/network_throughput.py', ('--sizes=tiny',),
               ('--sizes=tiny', '--policy_batches=1,16', '--batch_size=16', '--learner_steps=1',
                '--policy_seconds=1', '--learner_modes=xla', '--conv_paths=false'), _network_figures,
+              timeout_s=2400),
+    Benchmark('network_deepmind', 'benchmarks/network_throughput.py',
+              ('--sizes=deepmind', '--learner_modes=graph', '--conv_paths=false'),
+              ('--sizes=deepmind', '--policy_batches=16', '--batch_size=4', '--learner_steps=1',
+               '--policy_seconds=1', '--learner_modes=graph', '--conv_paths=false'), _network_figures,
               timeout_s=2400),
     Benchmark('actor_cost', 'benchmarks/actor_cost.py',
               ('--flagfile=configs/celeba.cfg', '--envs=1,16', '--episodes=4'),
               ('--flagfile=configs/strokes.cfg', '--envs=4', '--episodes=1'), _actor_figures, timeout_s=1200),
     Benchmark('flop_counts', 'benchmarks/flop_counts.py', ('--flagfile=configs/celeba.cfg',),
               ('--flagfile=configs/strokes.cfg',), _flop_figures, timeout_s=900),
-    Benchmark('pipeline', 'benchmarks/pipeline_throughput.py', (),
+    Benchmark('pipeline', 'benchmarks/pipeline_throughput.py', ('--sizes=tiny',),
               ('--sizes=tiny', '--actors=1', '--envs_per_actor=8', '--seconds=20', '--warmup_seconds=10'),
               _pipeline_figures, timeout_s=3600),
+    Benchmark('pipeline_deepmind', 'benchmarks/pipeline_throughput.py',
+              ('--sizes=deepmind', '--train_flags=jit_compile=false'),
+              ('--sizes=deepmind', '--train_flags=jit_compile=false', '--actors=1', '--envs_per_actor=2',
+               '--seconds=20', '--warmup_seconds=10'), _pipeline_figures, timeout_s=3600),
 )
 
 
