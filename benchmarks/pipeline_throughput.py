@@ -86,7 +86,12 @@ def _train(command, measure_s):
   """
   proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   lines = queue.Queue()
-  reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] and None, daemon=True)
+
+  def read_output():  # In a thread, so that the wait below has a deadline.
+    for line in proc.stdout:
+      lines.put(line)
+
+  reader = threading.Thread(target=read_output, daemon=True)
   reader.start()
   tail, first_step_at = [], None
   deadline = time.monotonic() + FLAGS.startup_timeout_seconds
@@ -161,8 +166,12 @@ def main(argv):
   sizes = FLAGS.sizes
   actors = [int(a) for a in FLAGS.actors]
   envs = [int(e) for e in FLAGS.envs_per_actor]
-  if not sizes or min(actors, default=0) < 1 or min(envs, default=0) < 1:
-    raise app.UsageError('--sizes, --actors and --envs_per_actor need at least one value; counts >= 1')
+  for name, values in (('actors', actors), ('envs_per_actor', envs)):
+    if not values or min(values) < 1:
+      raise app.UsageError(f'--{name} needs one or more counts >= 1, got {values}')
+  unknown = sorted(set(sizes) - {'tiny', 'deepmind'})
+  if not sizes or unknown:
+    raise app.UsageError(f'--sizes: choose from tiny,deepmind (got {",".join(sizes) or "nothing"})')
   if FLAGS.seconds <= 0 or FLAGS.warmup_seconds < 0:
     raise app.UsageError(f'--seconds must be > 0 (got {FLAGS.seconds}), --warmup_seconds >= 0 '
                          f'(got {FLAGS.warmup_seconds})')
