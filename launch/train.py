@@ -42,7 +42,7 @@ def main(argv):
   if role == 'all':
     from spiral_tf import supervisor  # pylint: disable=g-import-not-at-top
     return supervisor.Supervisor(os.path.abspath(__file__), sys.argv[1:], config).run()
-  if role != 'reverb' and not config.reverb_address:
+  if role in ('learner', 'actor') and not config.reverb_address:  # The evaluator reads exports only.
     print(f'train.py: --role={role} needs --reverb_address=host:port', file=sys.stderr)
     return 2
   # TensorFlow is imported only from here on, in the process of one role.

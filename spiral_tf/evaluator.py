@@ -6,7 +6,7 @@ a user of the export gets) and logs `eval/agent_mse` (mean squared error per pix
 (an untouched canvas) under `<root_dir>/tensorboard/eval`, plus a grid of targets and paintings.
 
 Usage:
-  python launch/train.py --flagfile=configs/mnist.cfg --role=evaluator --reverb_address=unused:0
+  python launch/train.py --flagfile=configs/mnist.cfg --role=evaluator   # reads <root_dir>/export; no Reverb
 """
 import json
 import os
