@@ -64,6 +64,7 @@ class Config:
   fakes_replay_size: int = 1280
   strategy: str = 'default'
   num_cpu_replicas: int = 1
+  tpu: str = ''
   jit_compile: bool = True
   # Actors.
   num_actors: int = 2
@@ -87,6 +88,7 @@ class Config:
 
   @property
   def num_replicas(self) -> int:
+    """Replicas known from the flags alone; the learner checks the built strategy's real count (GPUs)."""
     return self.num_cpu_replicas if self.strategy == 'mirrored' else 1
 
   @property
@@ -156,6 +158,11 @@ def validate(config: Config) -> Config:
   need(config.batch_size % config.num_replicas == 0, 'batch_size',
        f'{config.batch_size} is not divisible by the {config.num_replicas} replicas of '
        f'--strategy={config.strategy}')
+  if config.tpu:
+    need(config.strategy == 'tpu', 'tpu', f'{config.tpu!r} is set but --strategy={config.strategy}; the '
+         'TPU address is used by --strategy=tpu only')
+    need(_is_tpu_address(config.tpu), 'tpu',
+         f'{config.tpu!r} is not a TPU name, grpc://host:port or local')
   need(0.0 <= config.discount <= 1.0, 'discount', f'{config.discount} is not in [0, 1]')
   need(config.num_actors >= 1, 'num_actors', f'{config.num_actors} < 1')
   need(config.envs_per_actor >= 1, 'envs_per_actor', f'{config.envs_per_actor} < 1')
@@ -181,6 +188,26 @@ def validate(config: Config) -> Config:
   if config.data_dir is not None and config.dataset != 'strokes':
     need(os.path.isdir(config.data_dir), 'data_dir', f'{config.data_dir} is not a directory')
   return config
+
+
+def check_replicas(config: Config, num_replicas: int) -> None:
+  """Raises ConfigError unless the global batch splits evenly over the strategy's `num_replicas`.
+
+  `validate` knows only --num_cpu_replicas; with GPUs (mirrored), several workers or a TPU the count
+  comes from the built strategy (`strategy.num_replicas_in_sync`), so the learner calls this then.
+  """
+  if num_replicas < 1 or config.batch_size % num_replicas:
+    raise ConfigError(
+        f'--batch_size: {config.batch_size} is not divisible by the {num_replicas} replicas of '
+        f'--strategy={config.strategy} (each replica takes an equal share of the batch); '
+        f'pick a multiple of {num_replicas}')
+
+
+def _is_tpu_address(tpu: str) -> bool:
+  """A Cloud TPU name, grpc://host:port, or `local` (the TPU of this TPU VM)."""
+  if tpu.startswith('grpc://'):
+    return _is_host_port(tpu[len('grpc://'):])
+  return '://' not in tpu and not any(c.isspace() for c in tpu) and ':' not in tpu
 
 
 def _is_ip(address: str) -> bool:
@@ -242,6 +269,9 @@ def define_flags() -> None:
       'strategy': f'tf.distribute strategy: {STRATEGIES}.',
       'num_cpu_replicas': 'With --strategy=mirrored and no accelerator: split the CPU into this many '
                           'logical devices.',
+      'tpu': 'With --strategy=tpu: which TPU. A Cloud TPU name (looked up through the Cloud TPU API), '
+             'grpc://host:port (a TPU node\'s address, e.g. grpc://10.0.0.2:8470), or local (the TPU '
+             'attached to this TPU VM). Empty (default): the name in the TPU_NAME environment variable.',
       'envs_per_actor': 'Environments each actor steps in lockstep with one batched policy call.',
       'weight_pull_seconds': 'How often an actor fetches fresh weights (in the background).',
       'queue_size': 'Episodes buffered in Reverb between actors and learner (0: 2 × batch).',

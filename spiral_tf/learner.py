@@ -4,9 +4,10 @@ The learner reads whole episodes (`queue`), replayed fakes (`fakes`) and real im
 `strategy.distribute_datasets_from_function` (Reverb ops run on the host CPU; a queue must not be
 autosharded), runs the XLA-compiled update of spiral_tf/learner_step.py on every replica, pushes the new
 weights to Reverb, logs to TensorBoard and the console, checkpoints every few minutes and at the end, and
-resumes from `root_dir` when it finds a checkpoint there. Each learner step is one policy update and
-`--d_steps_per_policy_step` D updates, each D update on its own batch of real images and of fakes; the
-D optimizer's step count (TensorBoard `d_steps`, checkpointed) is therefore learner steps × that ratio.
+resumes from `root_dir` when it finds a checkpoint there (with the learning rates of the current flags, not
+the ones Adam checkpointed). Each learner step is one policy update and `--d_steps_per_policy_step` D
+updates, each D update on its own batch of real images and of fakes; the D optimizer's step count
+(TensorBoard `d_steps`, checkpointed) is therefore learner steps × that ratio.
 
 Robustness: an update whose metrics or weights come out NaN/Inf is undone (spiral_tf/nonfinite.py) and
 logged; after `--max_nonfinite_updates` in a row the learner stops (exit code 3) and checkpoints only the
@@ -54,7 +55,9 @@ class Learner:
   def __init__(self, config: config_lib.Config, stop: threading.Event | None = None):
     self.config = config
     self._stop = stop or threading.Event()
-    self.strategy = strategy_lib.make_strategy(config.strategy, config.num_cpu_replicas)
+    self.strategy = strategy_lib.make_strategy(config.strategy, config.num_cpu_replicas, tpu=config.tpu)
+    # The flags know only --num_cpu_replicas; GPUs, workers and TPU cores count here.
+    config_lib.check_replicas(config, self.strategy.num_replicas_in_sync)
     self._address = config.reverb_address
     env = components.make_environment(config, images=_blank_targets(config))
     self._observation_spec = env.observation_spec()
@@ -70,6 +73,8 @@ class Learner:
     self.checkpoint_dir = os.path.join(config.root_dir, 'checkpoints')
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir, max_to_keep=3)
     self.restored_from = self.manager.restore_or_initialize()
+    if self.restored_from:
+      self._learning_rates_from_flags()
     components.save_config(config, config.root_dir)
     self.log_dir = os.path.join(config.root_dir, 'tensorboard')
     self.writer = tf.summary.create_file_writer(self.log_dir)
@@ -78,6 +83,17 @@ class Learner:
         [*self.agent.variables, *self.discriminator.variables, *self.update.policy_optimizer.variables,
          *self.update.d_optimizer.variables], max_in_a_row=config.max_nonfinite_updates)
     self._poison_file = os.environ.get(POISON_FILE_ENV)
+
+  def _learning_rates_from_flags(self):
+    """Keras's Adam checkpoints its learning rate; a resumed run takes the current flags' instead."""
+    for what, optimizer, flag_value in (
+        ('policy', self.update.policy_optimizer, self.config.policy_learning_rate),
+        ('D', self.update.d_optimizer, self.config.d_learning_rate)):
+      restored = np.float32(optimizer.learning_rate.numpy())
+      optimizer.learning_rate = flag_value
+      if restored != np.float32(flag_value):
+        print(f'[learner] {what} learning rate {_short(restored)} → {_short(flag_value)} (from the flags)',
+              flush=True)
 
   def _variable_container(self):
     return reverb_variable_container.ReverbVariableContainer(
@@ -276,6 +292,11 @@ class Learner:
     return path
 
 
+def _short(rate) -> str:
+  """1e-4, 3e-4, 2.5e-5: the shortest float32 spelling."""
+  return np.format_float_scientific(np.float32(rate), trim='-', exp_digits=1)
+
+
 def _blank_targets(config):
   return np.full((1, config.canvas_width, config.canvas_width, config.channels), 255, np.uint8)
 
@@ -284,7 +305,11 @@ def run(config: config_lib.Config) -> int:
   from spiral_tf import roles  # pylint: disable=g-import-not-at-top
   stop = roles.stop_event()
   replay.wait_for_server(config.reverb_address, timeout_s=600)
-  learner = Learner(config, stop)
+  try:
+    learner = Learner(config, stop)
+  except (strategy_lib.StrategyError, config_lib.ConfigError) as e:
+    print(f'train.py: configuration error: {e}', file=sys.stderr, flush=True)
+    return 2
   reason = learner.run()
   learner.writer.close()
   sys.stdout.flush()

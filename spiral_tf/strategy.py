@@ -5,16 +5,29 @@
   mirrored      MirroredStrategy over the local GPUs; with none, over `num_cpu_replicas` logical CPUs
                 (split before TensorFlow initialises its devices — call this first)
   multi_worker  MultiWorkerMirroredStrategy (cluster from the TF_CONFIG environment variable)
-  tpu           TPUStrategy through TPUClusterResolver(tpu) (tpu: name or grpc:// address; '' = local)
+  tpu           TPUStrategy through TPUClusterResolver(tpu), where `tpu` (the --tpu flag) is
+                  'local'             the TPU attached to this host (a TPU VM)
+                  a Cloud TPU name    looked up through the Cloud TPU API (a TPU node)
+                  'grpc://host:port'  a TPU node's address (e.g. grpc://10.0.0.2:8470)
+                  ''                  the name in the TPU_NAME environment variable (TensorFlow's default;
+                                      TPU_NAME=local is treated as a name, not as this host's TPU)
+                Any failure to reach the TPU is a StrategyError saying what was tried.
 
 Usage:
-  strategy = make_strategy(config.strategy, num_cpu_replicas=config.num_cpu_replicas)
+  strategy = make_strategy(config.strategy, num_cpu_replicas=config.num_cpu_replicas, tpu=config.tpu)
   with strategy.scope():
     agent = Agent(...)
 """
+import os
+
+import grpc
 import tensorflow as tf
 
 from spiral_tf import config as config_lib
+
+
+# A TPU's gRPC address must answer within this long: TensorFlow itself retries an unreachable one forever.
+TPU_CONNECT_TIMEOUT_S = 10.0
 
 
 class StrategyError(RuntimeError):
@@ -55,14 +68,59 @@ def make_strategy(name: str, num_cpu_replicas: int = 1, tpu: str = '') -> tf.dis
   if name == 'multi_worker':
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == 'tpu':
-    try:
-      resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-      tf.config.experimental_connect_to_cluster(resolver)
-      tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as e:
-      first_line = (str(e).strip().splitlines() or [type(e).__name__])[0].rstrip('.')
-      raise StrategyError(f'--strategy=tpu: no TPU reachable (tpu={tpu!r}): {first_line}. Run on a TPU VM '
-                          'or pass its name/grpc address, or choose another --strategy '
-                          f'({", ".join(s for s in config_lib.STRATEGIES if s != "tpu")}).') from None
-    return tf.distribute.TPUStrategy(resolver)
+    return _tpu_strategy(tpu)
   raise StrategyError(f'--strategy={name!r} is not one of {config_lib.STRATEGIES}')
+
+
+def _tpu_strategy(tpu: str) -> tf.distribute.TPUStrategy:
+  tried = _what_is_tried(tpu)
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    _check_reachable(resolver.master())
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+  # Off a TPU host: ValueError (no name), URLError/OSError (no metadata server, refused connection),
+  # tf.errors.NotFoundError (no local TPU), RuntimeError (empty name on Google Cloud).
+  except (ValueError, OSError, RuntimeError, tf.errors.OpError) as e:
+    reason = (str(e).strip().splitlines() or [''])[0].rstrip('.') or 'no details'
+    reason = reason if len(reason) <= 200 else reason[:200] + '…'
+    others = ', '.join(s for s in config_lib.STRATEGIES if s != 'tpu')
+    raise StrategyError(
+        f'--strategy=tpu: no TPU reachable with --tpu={tpu!r}: tried {tried}; failed with '
+        f'{type(e).__name__}: {reason}. Pass --tpu=local on a TPU VM, --tpu=<Cloud TPU name> or '
+        f'--tpu=grpc://host:8470 for a TPU node, or choose another --strategy ({others}).') from None
+  return tf.distribute.TPUStrategy(resolver)
+
+
+def _what_is_tried(tpu: str) -> str:
+  if tpu == 'local':
+    return 'the TPU attached to this host'
+  if tpu.startswith('grpc://'):
+    return f'the TPU at {tpu}'
+  if tpu:
+    return f'looking up the Cloud TPU named {tpu!r}'
+  name = os.environ.get('TPU_NAME')
+  if not name:
+    return 'the TPU_NAME environment variable (--tpu is empty), which is unset or empty'
+  return f'looking up the Cloud TPU named {name!r} from the TPU_NAME environment variable (--tpu is empty)'
+
+
+def _check_reachable(master: str) -> None:
+  """Raises OSError unless a grpc:// master answers TensorFlow's worker status call in time.
+
+  TensorFlow's own connect retries an unanswering address forever, and aborts the process on one that
+  answers but is no TensorFlow worker (e.g. an HTTP proxy); this asks first, with a deadline.
+  """
+  if not master.startswith('grpc://'):
+    return  # 'local': the TPU of this host, no network involved.
+  target = master[len('grpc://'):]
+  channel = grpc.insecure_channel(target)
+  try:
+    # Bytes in, bytes out: an empty GetStatusRequest serialises to b''.
+    channel.unary_unary('/tensorflow.WorkerService/GetStatus')(b'', timeout=TPU_CONNECT_TIMEOUT_S)
+  except grpc.RpcError as e:
+    details = (e.details() or '').split('\n')[0]
+    raise OSError(f'{target} did not answer TensorFlow\'s worker status call (deadline '
+                  f'{TPU_CONNECT_TIMEOUT_S:g} s): {e.code().name}: {details}') from None
+  finally:
+    channel.close()

@@ -56,3 +56,12 @@ def test_tests_are_py_test_and_target_names_unique():
   test_files = {f for f in _python_files() if f.startswith('tests/') and f.endswith('_test.py')}
   test_srcs = {s for kind, _, srcs, _ in targets if kind == 'py_test' for s in srcs}
   assert test_files <= test_srcs
+
+
+def test_every_config_ships_with_the_train_binary():
+  # Flagfiles are read at run time; one missing from :train's data is absent under `bazel run`.
+  (train,) = [kwargs for kind, name, _, kwargs in _targets() if kind == 'py_binary' and name == 'train']
+  configs = {str(p.relative_to(ROOT)) for p in (ROOT / 'configs').rglob('*.cfg')}
+  assert any('/' in c.removeprefix('configs/') for c in configs)  # Some live in subdirectories.
+  missing = sorted(configs - set(train.get('data', [])))
+  assert not missing, f'configs not in the data of the train binary: {missing}'

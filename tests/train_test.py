@@ -1,10 +1,11 @@
 """End to end: Reverb + 2 actors + learner as real processes (`launch/train.py --role=all`).
 
 One short run with the default strategy, then a resume of the same run directory under the mirrored
-strategy (2 logical CPU replicas) and 3 D updates per policy update: together they show training under
-both strategies, checkpoints, continuous counters and optimizer state across a restart, the D/policy update
-ratio, weights reaching the actors, the fakes replay filling, and the TensorBoard tags. Config errors must
-fail before any process starts.
+strategy (2 logical CPU replicas), 3 D updates per policy update and new learning rates: together they
+show training under both strategies, checkpoints, continuous counters and optimizer state across a
+restart, learning rates from the flags rather than the checkpoint, the D/policy update ratio, weights
+reaching the actors, the fakes replay filling, and the TensorBoard tags. Config errors must fail before any
+process starts.
 """
 import glob
 import os
@@ -22,6 +23,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, str(ROOT / 'launch' / 'train.py'), '--flagfile=configs/smoke.cfg']
 FIRST_STEPS, RESUMED_STEPS = 4, 8
 RESUMED_D_STEPS_PER_POLICY_STEP = 3  # The first run keeps the default, 1.
+# The first run keeps the default learning rates (1e-4); the resumed run must use these, not the checkpoint's.
+RESUMED_POLICY_LEARNING_RATE, RESUMED_D_LEARNING_RATE = 3e-4, 2e-4
 BATCH, FRAMES_PER_EPISODE = 8, 4  # smoke.cfg: batch 8, episode_length 5.
 
 SCALAR_TAGS = ('policy_loss', 'value_loss', 'entropy', 'd_loss_real', 'd_loss_fake', 'gradient_penalty',
@@ -54,7 +57,9 @@ def run(tmp_path_factory):
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
   first_checkpoint = tf.train.load_checkpoint(str(root / 'checkpoints' / f'ckpt-{FIRST_STEPS}'))
   second = _train(root, f'--max_learner_steps={RESUMED_STEPS}', '--strategy=mirrored',
-                  '--num_cpu_replicas=2', f'--d_steps_per_policy_step={RESUMED_D_STEPS_PER_POLICY_STEP}')
+                  '--num_cpu_replicas=2', f'--d_steps_per_policy_step={RESUMED_D_STEPS_PER_POLICY_STEP}',
+                  f'--policy_learning_rate={RESUMED_POLICY_LEARNING_RATE}',
+                  f'--d_learning_rate={RESUMED_D_LEARNING_RATE}')
   assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
   return root, first, second, first_checkpoint
 
@@ -93,6 +98,19 @@ def test_resume_continues_counters_weights_and_optimizer(run):
   assert np.median(moved) < 0.1  # Small Adam steps from the restored weights.
   steps = [step for step, _ in _scalars(root)['policy_loss']]
   assert min(steps) == 1 and max(steps) == RESUMED_STEPS and len(set(steps)) == RESUMED_STEPS
+
+
+def test_resume_takes_the_learning_rates_of_its_flags(run):
+  # Adam checkpoints its learning rate: restoring alone would keep the first run's 1e-4.
+  root, _, second, first_checkpoint = run
+  final = tf.train.load_checkpoint(str(root / 'checkpoints' / f'ckpt-{RESUMED_STEPS}'))
+  for optimizer, resumed in (('policy_optimizer', RESUMED_POLICY_LEARNING_RATE),
+                             ('d_optimizer', RESUMED_D_LEARNING_RATE)):
+    name = f'{optimizer}/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE'
+    assert first_checkpoint.get_tensor(name) == np.float32(1e-4)
+    assert final.get_tensor(name) == np.float32(resumed), (optimizer, final.get_tensor(name))
+  assert '[learner] policy learning rate 1e-4 → 3e-4 (from the flags)' in second.stdout
+  assert '[learner] D learning rate 1e-4 → 2e-4 (from the flags)' in second.stdout
 
 
 def test_tensorboard_scalars_and_images(run):
