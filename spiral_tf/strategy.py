@@ -83,7 +83,7 @@ def _tpu_strategy(tpu: str) -> tf.distribute.TPUStrategy:
   # tf.errors.NotFoundError (no local TPU), RuntimeError (empty name on Google Cloud).
   except (ValueError, OSError, RuntimeError, tf.errors.OpError) as e:
     reason = (str(e).strip().splitlines() or [''])[0].rstrip('.') or 'no details'
-    reason = reason if len(reason) <= 200 else reason[:200] + '…'
+    reason = reason if len(reason) <= 300 else reason[:300] + '…'
     others = ', '.join(s for s in config_lib.STRATEGIES if s != 'tpu')
     raise StrategyError(
         f'--strategy=tpu: no TPU reachable with --tpu={tpu!r}: tried {tried}; failed with '

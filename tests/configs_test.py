@@ -67,7 +67,8 @@ def test_a_bad_override_of_a_paper_config_names_the_flag(flag, named, tmp_path):
 
 
 @pytest.mark.parametrize('tpu, ok', [
-    ('', True), ('local', True), ('my-tpu', True), ('grpc://10.0.0.2:8470', True), ('grpc://[::1]:8470', True),
+    ('', True), ('local', True), ('my-tpu', True), ('grpc://10.0.0.2:8470', True),
+    ('grpc://[::1]:8470', True),
     ('grpc://10.0.0.2', False), ('http://10.0.0.2:8470', False), ('10.0.0.2:8470', False), ('my tpu', False),
 ])
 def test_tpu_flag_accepts_a_name_a_grpc_address_or_local(tpu, ok, tmp_path):

@@ -143,3 +143,13 @@ def test_config_error_fails_before_any_process(tmp_path, flags, named):
   assert named in result.stderr and 'configuration error' in result.stderr
   assert '[supervisor] started' not in result.stdout
   assert not root.exists()
+
+
+def test_an_unreachable_tpu_stops_the_run_with_a_configuration_error(tmp_path):
+  # --tpu reaches make_strategy in the learner process; its StrategyError ends the run with exit code 2.
+  result = _train(tmp_path / 'tpu', '--strategy=tpu', '--tpu=grpc://127.0.0.1:1', timeout=120)
+  assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+  assert ("configuration error: --strategy=tpu: no TPU reachable with --tpu='grpc://127.0.0.1:1'"
+          in result.stderr)
+  assert 'Connection refused' in result.stderr
+  assert '[supervisor] learner exited with code 2' in result.stdout
