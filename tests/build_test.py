@@ -1,4 +1,5 @@
 """BUILD must cover every Python file exactly once, and list only files that exist."""
+import ast
 import collections
 import pathlib
 
@@ -65,3 +66,52 @@ def test_every_config_ships_with_the_train_binary():
   assert any('/' in c.removeprefix('configs/') for c in configs)  # Some live in subdirectories.
   missing = sorted(configs - set(train.get('data', [])))
   assert not missing, f'configs not in the data of the train binary: {missing}'
+
+
+def _imported_files(path):
+  """Repository files that `path` imports (spiral_tf, environments and test fixtures; lazy imports too)."""
+  tree = ast.parse((ROOT / path).read_text(), path)
+  modules = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      modules.update(alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+      modules.update(f'{node.module}.{alias.name}' for alias in node.names)
+      modules.add(node.module)
+  files = set()
+  for module in modules:
+    parts = module.split('.')
+    candidates = [ROOT / pathlib.Path(*parts).with_suffix('.py'), ROOT / pathlib.Path(*parts) / '__init__.py']
+    if len(parts) == 1:
+      candidates.append(ROOT / 'tests' / f'{module}.py')  # Fixtures beside the tests.
+    for candidate in candidates:
+      if candidate.is_file() and candidate.relative_to(ROOT).parts[0] in COVERED_DIRS:
+        files.add(str(candidate.relative_to(ROOT)))
+  return files - {path}
+
+
+def test_deps_exist_have_no_cycle_and_cover_every_import():
+  targets = {name: kwargs.get('deps', []) + [d for d in kwargs.get('data', []) if d.startswith(':')]
+             for _, name, _, kwargs in _targets()}
+  owner = {src: name for _, name, srcs, _ in _targets() for src in srcs}
+  unknown = sorted(f'{name} → {dep}' for name, deps in targets.items() for dep in deps
+                   if dep.lstrip(':') not in targets)
+  assert not unknown, f'deps on targets that do not exist: {unknown}'
+
+  def closure(name, path=()):
+    assert name not in path, f'dependency cycle: {" → ".join(path + (name,))}'
+    reached = {name}
+    for dep in targets[name]:
+      reached |= closure(dep.lstrip(':'), path + (name,))
+    return reached
+
+  missing = []
+  for _, name, srcs, _ in _targets():
+    reachable = closure(name)
+    for src in srcs:
+      if not src.endswith('.py'):
+        continue
+      for imported in sorted(_imported_files(src)):
+        if imported in owner and owner[imported] not in reachable:
+          missing.append(f'{name} ({src} imports {imported}) needs :{owner[imported]}')
+  assert not missing, 'BUILD deps miss imports:\n' + '\n'.join(missing)
