@@ -184,7 +184,7 @@ def main(argv):
     for n, e in settings:
       run = measure(size, n, e)
       runs.append(run)
-      print(f'{size:9s} {n} actors × {e:2d} envs: {run["frames_per_s"]:8.1f} frames/s  learner busy '
+      print(f'{size:9s} {n} actor(s) × {e:2d} env(s): {run["frames_per_s"]:8.1f} frames/s  learner busy '
             f'{100 * run["learner_busy_fraction"]:5.1f} %  {run["learner_steps_per_s"]:5.2f} steps/s  '
             f'queue {run["queue_size"]:5.1f}  lag {run["policy_lag_steps"]:4.1f} steps  '
             f'({run["learner_steps"]} learner steps, {run["intervals"]} intervals)', flush=True)
@@ -197,7 +197,7 @@ def main(argv):
                                            'learner_busy_fraction')}
     reached = best['learner_busy_fraction'] >= FLAGS.busy_target
     print(f'{size}: {"fewest" if reached else "no setting reached the target; busiest"}: '
-          f'{best["num_actors"]} actors × {best["envs_per_actor"]} envs → {best["frames_per_s"]:.1f} '
+          f'{best["num_actors"]} actor(s) × {best["envs_per_actor"]} env(s) → {best["frames_per_s"]:.1f} '
           f'frames/s, learner busy {100 * best["learner_busy_fraction"]:.1f} %', flush=True)
   first = per_size[sizes[0]]
   print(json.dumps({'frames_per_s': round(first['frames_per_s'], 1),
