@@ -1,7 +1,7 @@
 r"""The CPU-scale reproductions of docs/results.md: trains them, then measures and plots them.
 
   python launch/reproduce.py --stage=train --data_dir=../shared/data    # ≈ 95 min on 2 cores
-  python launch/reproduce.py --stage=report --data_dir=../shared/data   # ≈ 5 min: figures and numbers
+  python launch/reproduce.py --stage=report --data_dir=../shared/data   # ≈ 1 min: figures and numbers
 
 Runs (configs/reproductions/, all with the tiny network):
   strokes_d / strokes_l2    conditional reconstruction of procedural strokes, SPIRAL (D) reward versus −l2
@@ -15,6 +15,7 @@ measurement), a grid of MNIST samples next to real digits, and results.json with
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -57,7 +58,7 @@ def train() -> int:
     codes = {run: proc.wait() for run, proc in procs.items()}
   except KeyboardInterrupt:  # Each run checkpoints on SIGINT; wait for them to finish doing so.
     for proc in procs.values():
-      proc.send_signal(2)
+      proc.send_signal(signal.SIGINT)
     codes = {run: proc.wait() for run, proc in procs.items()}
   print(f'[reproduce] exit codes: {codes}', flush=True)
   return max(abs(c) for c in codes.values())
