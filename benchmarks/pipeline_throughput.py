@@ -137,6 +137,8 @@ def measure(size, num_actors, envs_per_actor):
                *(f'--{f}' for f in FLAGS.train_flags)]
     _train(command, measure_s)
     scalars = scalar_events(pathlib.Path(root) / 'tensorboard')
+    with open(os.path.join(root, 'config.json')) as f:  # What the run used (flag file + --train_flags).
+      jit_compile = json.load(f)['jit_compile']
   rates = scalars.get('frames_per_s', [])
   if not rates:
     raise RuntimeError(f'{size}, {num_actors} actors × {envs_per_actor} envs: the learner logged no '
@@ -145,7 +147,8 @@ def measure(size, num_actors, envs_per_actor):
   means, intervals = window_means(scalars, rates[0][0] + FLAGS.warmup_seconds,
                                   ('frames_per_s', 'busy_fraction', 'learner_steps_per_s', 'queue_size',
                                    'policy_lag_steps'))
-  return {'size': size, 'num_actors': num_actors, 'envs_per_actor': envs_per_actor,
+  return {'size': size, 'learner': 'xla' if jit_compile else 'graph', 'num_actors': num_actors,
+          'envs_per_actor': envs_per_actor,
           'learner_steps': max(step for _, step, _ in rates), 'intervals': intervals,
           'frames_per_s': means['frames_per_s'], 'learner_busy_fraction': means['busy_fraction'],
           'learner_steps_per_s': means['learner_steps_per_s'], 'queue_size': means['queue_size'],
@@ -184,10 +187,11 @@ def main(argv):
     for n, e in settings:
       run = measure(size, n, e)
       runs.append(run)
-      print(f'{size:9s} {n} actor(s) × {e:2d} env(s): {run["frames_per_s"]:8.1f} frames/s  learner busy '
-            f'{100 * run["learner_busy_fraction"]:5.1f} %  {run["learner_steps_per_s"]:5.2f} steps/s  '
-            f'queue {run["queue_size"]:5.1f}  lag {run["policy_lag_steps"]:4.1f} steps  '
-            f'({run["learner_steps"]} learner steps, {run["intervals"]} intervals)', flush=True)
+      print(f'{size:9s} {run["learner"]:5s} learner, {n} actor(s) × {e:2d} env(s): '
+            f'{run["frames_per_s"]:8.1f} frames/s  learner busy {100 * run["learner_busy_fraction"]:5.1f} %  '
+            f'{run["learner_steps_per_s"]:5.2f} steps/s  queue {run["queue_size"]:5.1f}  '
+            f'lag {run["policy_lag_steps"]:4.1f} steps  ({run["learner_steps"]} learner steps, '
+            f'{run["intervals"]} intervals)', flush=True)
       if FLAGS.stop_at_target and run['learner_busy_fraction'] >= FLAGS.busy_target:
         break
   per_size = {}

@@ -5,10 +5,11 @@ its last printed line is one JSON object, from which a few headline figures go i
 machine it ran on (CPU model, cores, memory, load average before and after each script, date, versions)
 goes with the table, because on 2 shared cores the load decides the figures.
 
-  .venv/bin/python benchmarks/run_all.py              # full settings (≈ 40 min on 2 idle cores)
-  .venv/bin/python benchmarks/run_all.py --quick      # fewer steps and settings: a sanity run (≈ 10 min)
+  .venv/bin/python benchmarks/run_all.py              # full settings (≈ 30 min on 2 idle cores)
+  .venv/bin/python benchmarks/run_all.py --quick      # fewer steps and settings: a sanity run
   .venv/bin/python benchmarks/run_all.py --only=env,scenes --out_dir=/tmp/bench
-  make benchmarks                                     # = the first line
+  .venv/bin/python benchmarks/run_all.py --update --only=pipeline   # rerun one, keep the other rows
+  make benchmarks                                     # = the first line (QUICK=1: --quick)
 
 A script that fails or prints no JSON becomes a "failed" row (its log is kept under --log_dir) and the
 exit code is 1; the other scripts still run.
@@ -101,15 +102,15 @@ def _network_figures(r):
 
 def _pipeline_figures(r):
   target = round(100 * r['busy_target'])
-  learner = ', graph learner' if 'jit_compile=false' in r.get('train_flags', []) else ''
+  learners = {run['size']: f', {run["learner"]} learner' for run in r['runs']}
   rows = []
   for size, best in r['needed'].items():
     reached = best['learner_busy_fraction'] >= r['busy_target']
     which = 'fewest actors × envs keeping' if reached else 'no setting kept; the busiest, for'
-    rows.append((f'end-to-end ({size}{learner}): {which} the learner ≥ {target} % busy',
+    rows.append((f'end-to-end ({size}{learners[size]}): {which} the learner ≥ {target} % busy',
                  f'{best["num_actors"]} × {best["envs_per_actor"]}', 'actors × envs'))
   for run in r['runs']:
-    setting = (f'{run["size"]}{learner}, {_plural(run["num_actors"], "actor")} × '
+    setting = (f'{run["size"]}{learners[run["size"]]}, {_plural(run["num_actors"], "actor")} × '
                f'{_plural(run["envs_per_actor"], "env")}')
     rows.append((f'end-to-end ({setting}): learner frames/s', run['frames_per_s'], 'frames/s'))
     rows.append((f'end-to-end ({setting}): learner busy', 100 * run['learner_busy_fraction'], '%'))
@@ -161,13 +162,14 @@ BENCHMARKS = (
               ('--flagfile=configs/strokes.cfg', '--envs=4', '--episodes=1'), _actor_figures, timeout_s=1200),
     Benchmark('flop_counts', 'benchmarks/flop_counts.py', ('--flagfile=configs/celeba.cfg',),
               ('--flagfile=configs/strokes.cfg',), _flop_figures, timeout_s=900),
-    Benchmark('pipeline', 'benchmarks/pipeline_throughput.py', ('--sizes=tiny',),
-              ('--sizes=tiny', '--actors=1', '--envs_per_actor=8', '--seconds=20', '--warmup_seconds=10'),
-              _pipeline_figures, timeout_s=3600),
-    # The same with TensorFlow's kernels, which run the tiny learner ≈ 6× faster than XLA:CPU (network).
-    Benchmark('pipeline_graph', 'benchmarks/pipeline_throughput.py',
+    # The tiny learner with TensorFlow's kernels (configs/strokes.cfg) and with XLA:CPU, ≈ 5× slower.
+    Benchmark('pipeline', 'benchmarks/pipeline_throughput.py',
               ('--sizes=tiny', '--train_flags=jit_compile=false'),
               ('--sizes=tiny', '--train_flags=jit_compile=false', '--actors=1', '--envs_per_actor=8',
+               '--seconds=20', '--warmup_seconds=10'), _pipeline_figures, timeout_s=3600),
+    Benchmark('pipeline_xla', 'benchmarks/pipeline_throughput.py',
+              ('--sizes=tiny', '--train_flags=jit_compile=true'),
+              ('--sizes=tiny', '--train_flags=jit_compile=true', '--actors=1', '--envs_per_actor=8',
                '--seconds=20', '--warmup_seconds=10'), _pipeline_figures, timeout_s=3600),
     Benchmark('pipeline_deepmind', 'benchmarks/pipeline_throughput.py',
               ('--sizes=deepmind', '--train_flags=jit_compile=false'),
@@ -240,6 +242,7 @@ def run_one(benchmark: Benchmark, quick: bool, log_dir: pathlib.Path) -> dict:
   command = [sys.executable, str(ROOT / benchmark.script), *args]
   log_path = log_dir / f'{benchmark.name}.log'
   record = {'script': benchmark.script, 'args': list(args), 'log': str(log_path),
+            'started_utc': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M'),
             'load_average_before': round(os.getloadavg()[0], 2)}
   print(f'[run_all] {benchmark.name}: {" ".join(command[1:])}  (load {record["load_average_before"]})',
         flush=True)
@@ -294,9 +297,27 @@ def markdown(report: dict) -> str:
     for figure, value, unit in record['rows']:
       lines.append(f'| {figure} | {_format_value(value)} | {unit} | {script} |')
   lines += ['', 'Load average (1 min) before → after each script: ' + '; '.join(
-      f'{name} {r["load_average_before"]:.1f} → {r["load_average_after"]:.1f} ({r["seconds"] / 60:.1f} min)'
+      f'{name} {r["load_average_before"]:.1f} → {r["load_average_after"]:.1f} ({r["seconds"] / 60:.1f} min'
+      + (f' from {r["started_utc"][11:]}' if 'started_utc' in r else '') + ')'
       for name, r in report['benchmarks'].items()) + '.']
+  for update in report.get('updates', []):
+    lines.append(f'Rerun {update["date_utc"]} (`--update`): {", ".join(update["benchmarks"])}; load '
+                 f'{update["load_average_before"]:.2f} before, {update["load_average_after"]:.2f} after.')
   return '\n'.join(lines) + '\n'
+
+
+def _previous_report(parser, args, out_dir):
+  path = out_dir / 'results.json'
+  if not args.only:
+    parser.error('--update needs --only (which scripts to rerun)')
+  try:
+    report = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError) as e:
+    parser.error(f'--update: cannot read {path} ({e}); run without --update first')
+  if report.get('quick') != args.quick:
+    parser.error(f'--update: {path} holds a {"quick" if report.get("quick") else "full"} run; '
+                 f'pass the same --quick setting')
+  return report
 
 
 def main(argv=None):
@@ -308,6 +329,9 @@ def main(argv=None):
                       help='where results.json and results.md go')
   parser.add_argument('--log_dir', default=os.path.join(tempfile.gettempdir(), 'spiral_tf_benchmarks'),
                       help="each script's full output")
+  parser.add_argument('--update', action='store_true',
+                      help='with --only: rerun those scripts and replace their rows in the existing '
+                      'results.json (same --quick); the other rows stay')
   args = parser.parse_args(argv)
   names = [n for n in args.only.split(',') if n]
   unknown = sorted(set(names) - {b.name for b in BENCHMARKS})
@@ -315,16 +339,26 @@ def main(argv=None):
     parser.error(f'--only: unknown {unknown}; choose from {",".join(b.name for b in BENCHMARKS)}')
   selected = [b for b in BENCHMARKS if not names or b.name in names]
   out_dir, log_dir = pathlib.Path(args.out_dir), pathlib.Path(args.log_dir)
+  previous = _previous_report(parser, args, out_dir) if args.update else None
   out_dir.mkdir(parents=True, exist_ok=True)
   log_dir.mkdir(parents=True, exist_ok=True)
 
-  report = {'quick': args.quick, 'machine': machine_facts(),
-            'load_average_before': round(os.getloadavg()[0], 2), 'benchmarks': {}}
-  start = time.monotonic()
+  load_before = round(os.getloadavg()[0], 2)
+  records, start = {}, time.monotonic()
   for benchmark in selected:
-    report['benchmarks'][benchmark.name] = run_one(benchmark, args.quick, log_dir)
-  report['seconds'] = round(time.monotonic() - start, 1)
-  report['load_average_after'] = round(os.getloadavg()[0], 2)
+    records[benchmark.name] = run_one(benchmark, args.quick, log_dir)
+  seconds, load_after = round(time.monotonic() - start, 1), round(os.getloadavg()[0], 2)
+  if previous:
+    report = previous
+    report.setdefault('updates', []).append({
+        'date_utc': machine_facts()['date_utc'], 'benchmarks': list(records), 'seconds': seconds,
+        'load_average_before': load_before, 'load_average_after': load_after})
+    merged = {**report['benchmarks'], **records}
+    # In BENCHMARKS order; rows of scripts no longer listed are dropped.
+    report['benchmarks'] = {b.name: merged[b.name] for b in BENCHMARKS if b.name in merged}
+  else:
+    report = {'quick': args.quick, 'machine': machine_facts(), 'load_average_before': load_before,
+              'load_average_after': load_after, 'seconds': seconds, 'benchmarks': records}
   table = markdown(report)
   (out_dir / 'results.json').write_text(json.dumps(report, indent=1) + '\n')
   (out_dir / 'results.md').write_text(table)
