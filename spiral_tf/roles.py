@@ -18,6 +18,7 @@ from spiral_tf import listen
 from spiral_tf import replay
 
 REVERB_CHECKPOINTS = 'reverb_checkpoints'
+REVERB_STOP_S = 10.0
 
 
 def stop_event() -> threading.Event:
@@ -65,8 +66,16 @@ def run_reverb(config: config_lib.Config) -> int:
                        f'port {port}')
   where = 'every interface' if listen.is_wildcard(bind) else bind
   print(f'[reverb] serving on {where}, port {port}', flush=True)
-  stop.wait()
-  server.stop()
+  while not stop.wait(1.0):  # A timed wait: the signal handler always gets its turn.
+    pass
+  # The server holds nothing worth waiting for (a restarted one starts empty), and its gRPC shutdown
+  # has been seen to hang: give it a few seconds, then leave.
+  stopper = threading.Thread(target=server.stop, name='reverb-stop', daemon=True)
+  stopper.start()
+  stopper.join(REVERB_STOP_S)
+  if stopper.is_alive():
+    print(f'[reverb] the server did not stop within {REVERB_STOP_S:.0f} s; exiting anyway', flush=True)
+    os._exit(0)  # pylint: disable=protected-access
   return 0
 
 
