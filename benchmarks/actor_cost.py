@@ -67,7 +67,7 @@ def measure(config, k, episodes, rng):
   discriminator = components.make_discriminator(config)
   trajectory_spec, fake_spec = components.specs(config, envs[0], agent)
   tables = replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
-                              queue_size=k * (episodes + 1) + 1, fakes_size=max(config.fakes_replay_size, k))
+                              queue_size=k * (episodes + 1) + 1, fakes_size=max(config.effective_fakes_replay_size, k))
   server = reverb.Server(tables, port=None)
   try:
     client = reverb.Client(f'localhost:{server.port}')

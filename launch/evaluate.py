@@ -1,12 +1,16 @@
 r"""Evaluates an exported agent's reconstructions on the held-out split against a non-learned baseline.
 
-  python launch/evaluate.py --model=runs/strokes/export --num_targets=100 --grid=eval_grid.png
+  python launch/evaluate.py --model=runs/strokes/export --num_targets=100 --num_samples=4 --grid=grid.png
 
 Loads the first --num_targets images of the held-out split (--split, default test) of the dataset the
-agent was trained on (--data_dir overrides the run's), paints each with the agent (best of
---num_samples episodes) and with greedy search over random strokes given the same number of renders
-(spiral_tf/evaluation.py), and prints the mean squared error per pixel of both (and of a blank canvas).
---grid writes an image: targets (top row), agent, baseline. The last line printed is one JSON object.
+agent was trained on (--data_dir overrides the run's), paints each with the agent under each of
+--decodings, and with greedy search over random strokes given the same number of renders
+(spiral_tf/evaluation.py), and prints the mean squared error per pixel of both (and of a blank canvas):
+  sample     one episode per target, actions sampled from the policy (as in training);
+  greedy     one episode per target, arg-max actions;
+  best_of_n  --num_samples sampled episodes per target, the closest counts (skipped when it is 1).
+--grid writes an image of the first decoding: targets (top row), agent, baseline. The last line printed is
+one JSON object: the first decoding's figures at the top level, every decoding's under "decodings".
 Exit status 0, or 1 with a message on bad input.
 """
 import json
@@ -20,14 +24,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_string('model', None, 'Exported SavedModel directory (e.g. <root_dir>/export).')
 flags.DEFINE_integer('num_targets', 100, 'How many held-out targets (the first ones of the split).')
-flags.DEFINE_integer('num_samples', 1, 'Agent episodes per target (the best counts); the baseline gets '
-                     'as many random strokes per step.')
+flags.DEFINE_integer('num_samples', 4, 'Episodes per target for best_of_n (the best counts); the '
+                     'baseline then gets as many random strokes per step.')
+flags.DEFINE_list('decodings', ['sample', 'greedy', 'best_of_n'], 'Which decodings to report (see above).')
 flags.DEFINE_string('split', 'test', 'Held-out split of the dataset.')
 flags.DEFINE_string('data_dir', None, "Dataset directory (default: the run's --data_dir).")
 flags.DEFINE_string('grid', None, 'Where to write the image grid (PNG).')
 flags.DEFINE_integer('grid_columns', 16, 'Targets shown in the grid.')
 flags.DEFINE_integer('seed', 0, 'Seed of the noise samples and of the baseline.')
 FLAGS = flags.FLAGS
+DECODINGS = ('sample', 'greedy', 'best_of_n')
 
 
 def _fail(message):
@@ -43,6 +49,12 @@ def main(argv):
   for name in ('num_targets', 'num_samples', 'grid_columns'):
     if getattr(FLAGS, name) < 1:
       return _fail(f'--{name}={getattr(FLAGS, name)} must be at least 1')
+  unknown = sorted(set(FLAGS.decodings) - set(DECODINGS))
+  if unknown or not FLAGS.decodings:
+    return _fail(f'--decodings={",".join(FLAGS.decodings)}: each must be one of {", ".join(DECODINGS)}')
+  decodings = [d for d in FLAGS.decodings if d != 'best_of_n' or FLAGS.num_samples > 1]
+  if not decodings:
+    return _fail('--decodings=best_of_n needs --num_samples > 1')
   import dataclasses  # pylint: disable=g-import-not-at-top
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
@@ -71,25 +83,30 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # The oneDNN remapper trips over the loaded graph (harmless, but it floods stderr with warnings).
   tf.config.optimizer.set_experimental_options({'remapping': False})
+  results = {}
   try:
     painter = painter_lib.Painter.from_saved_model(FLAGS.model)
-    result = evaluation.evaluate(painter, targets, num_samples=FLAGS.num_samples, seed=FLAGS.seed)
+    for name in decodings:
+      decoding, num_samples = ('sample', FLAGS.num_samples) if name == 'best_of_n' else (name, 1)
+      results[name] = evaluation.evaluate(painter, targets, num_samples=num_samples, seed=FLAGS.seed,
+                                          decoding=decoding)
   except (painter_lib.ModelError, ValueError) as e:
     return _fail(str(e))
-  summary = result.summary()
+  summaries = {name: result.summary() for name, result in results.items()}
+  summary = dict(summaries[decodings[0]])
   summary.update(model=FLAGS.model, dataset=config.dataset, split=FLAGS.split,
-                 learner_step=metadata.get('learner_step'))
+                 learner_step=metadata.get('learner_step'), decodings=summaries)
   if FLAGS.grid:
     try:
-      summary['grid'] = evaluation.write_grid(FLAGS.grid, result, FLAGS.grid_columns)
+      summary['grid'] = evaluation.write_grid(FLAGS.grid, results[decodings[0]], FLAGS.grid_columns)
     except (OSError, ValueError) as e:
       return _fail(f'--grid: cannot write {FLAGS.grid}: {e}')
-  print(f'{summary["num_targets"]} held-out {config.dataset} targets ({FLAGS.split}), '
-        f'{summary["renders_per_target"]} renders per target')
-  print(f'  mean squared error per pixel: agent {summary["agent_mse"]:.5f} '
-        f'± {summary["agent_mse_stderr"]:.5f}, greedy baseline {summary["baseline_mse"]:.5f} '
-        f'± {summary["baseline_mse_stderr"]:.5f}, blank canvas {summary["blank_mse"]:.5f}')
-  print(f'  agent better on {summary["agent_wins"]} of {summary["num_targets"]} targets')
+  print(f'{summary["num_targets"]} held-out {config.dataset} targets ({FLAGS.split}); mean squared error '
+        f'per pixel (blank canvas {summary["blank_mse"]:.5f}):')
+  for name, s in summaries.items():
+    print(f'  {name:<10} agent {s["agent_mse"]:.5f} ± {s["agent_mse_stderr"]:.5f}, greedy search with the '
+          f'same {s["renders_per_target"]} renders {s["baseline_mse"]:.5f} ± {s["baseline_mse_stderr"]:.5f}; '
+          f'agent better on {s["agent_wins"]} of {s["num_targets"]} targets')
   print(json.dumps(summary))
   return 0
 

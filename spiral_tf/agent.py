@@ -15,6 +15,7 @@ Usage:
   agent = Agent(env.action_spec(), env.observation_spec(), size='tiny')   # or an AgentSize(...)
   state = agent.initial_state(batch_size)
   output, state = agent.step(step_type, observation, state)     # output.action {k: int32 [B]}
+  output, state = agent.step(step_type, observation, state, greedy=True)   # arg-max decoding
   unrolled = agent.unroll(step_type, observation, action, core_state)   # time-major [T, B]
   print(agent.num_parameters())
 """
@@ -53,7 +54,16 @@ SIZES = {
 
 AgentState = collections.namedtuple('AgentState', ['core', 'prev_action'])
 AgentOutput = collections.namedtuple('AgentOutput', ['action', 'log_prob', 'value'])
-UnrollOutput = collections.namedtuple('UnrollOutput', ['log_prob', 'entropy', 'value'])
+UnrollOutput = collections.namedtuple('UnrollOutput', ['log_prob', 'entropy', 'value', 'core_output'])
+
+# The last layer of every policy head starts with weights this small, so the initial policy is close to
+# uniform over each sub-action (logits ≈ ±0.1): early exploration covers the canvas instead of a few
+# locations that happen to score high under a random initialisation (urw7rs/spiralpp does the same).
+HEAD_INIT_STDDEV = 0.01
+
+
+def _head_initializer():
+  return tf.keras.initializers.RandomNormal(stddev=HEAD_INIT_STDDEV)
 
 
 def _mlp(hidden: Sequence[int], output: int, name: str) -> tf.keras.Sequential:
@@ -86,7 +96,7 @@ class LocationHead(tf.keras.layers.Layer):
     self._upsample = [tf.keras.layers.Conv2DTranspose(channels, 4, strides=2, padding='same',
                                                       activation='relu')
                       for _ in range(int(math.log2(grid // 4)))]
-    self._conv_out = tf.keras.layers.Conv2D(1, 3, padding='same')
+    self._conv_out = tf.keras.layers.Conv2D(1, 3, padding='same', kernel_initializer=_head_initializer())
 
   def call(self, z):
     x = tf.reshape(z, [-1, 4, 4, z.shape[-1] // 16])
@@ -158,7 +168,8 @@ class Agent(tf.Module):
     self._value = tf.keras.layers.Dense(1, name='value')
     self._heads = {k: (LocationHead(self._grids[k], sizes.head_channels, sizes.head_res_blocks,
                                     name=f'head_{k}')
-                       if k in self._grids else tf.keras.layers.Dense(n, name=f'head_{k}'))
+                       if k in self._grids else tf.keras.layers.Dense(
+                           n, kernel_initializer=_head_initializer(), name=f'head_{k}'))
                    for k, n in ((k, self._num_values[k]) for k in order)}
     # The last sub-action conditions nothing, so it has no z update.
     self._sample_embed = {k: tf.keras.layers.Dense(sizes.embed_size, name=f'sample_{k}')
@@ -185,13 +196,14 @@ class Agent(tf.Module):
     return AgentState(core={'h': zeros, 'c': zeros},
                       prev_action={k: tf.zeros([batch_size], tf.int32) for k in self._order})
 
-  def step(self, step_type, observation, state: AgentState):
-    """One batched step: samples an action. Returns (AgentOutput, new AgentState)."""
+  def step(self, step_type, observation, state: AgentState, greedy: bool = False):
+    """One batched step: samples an action (greedy: the most likely value of each sub-action, given the
+    ones chosen before it). Returns (AgentOutput, new AgentState)."""
     first = tf.equal(tf.convert_to_tensor(step_type), int(dm_env.StepType.FIRST))
     prev_action = {k: tf.where(first, 0, tf.cast(state.prev_action[k], tf.int32)) for k in self._order}
     torso = self._torso(observation, prev_action, first)
     core_out, core = self._core_step(torso, state.core, first)
-    action, log_prob, _ = self._policy(core_out, given_action=None)
+    action, log_prob, _ = self._policy(core_out, given_action=None, greedy=greedy)
     value = self._value(core_out)[:, 0]
     return AgentOutput(action, log_prob, value), AgentState(core, action)
 
@@ -223,7 +235,8 @@ class Agent(tf.Module):
     split = lambda x: tf.reshape(x, [num_steps, batch])
     return UnrollOutput(log_prob={k: split(v) for k, v in log_prob.items()},
                         entropy={k: split(v) for k, v in entropy.items()},
-                        value=split(self._value(core_out)[:, 0]))
+                        value=split(self._value(core_out)[:, 0]),
+                        core_output=tf.reshape(core_out, [num_steps, batch, -1]))
 
   # --- pieces ----------------------------------------------------------------------------------------
 
@@ -270,13 +283,18 @@ class Agent(tf.Module):
     out, (h, c) = self._core(torso, [core['h'] * keep, core['c'] * keep])
     return out, {'h': h, 'c': c}
 
-  def _policy(self, z, given_action=None):
-    """Autoregressive head: samples (given_action None) or teacher-forces. Per-sub-action outputs."""
+  def _policy(self, z, given_action=None, greedy=False):
+    """Autoregressive head: samples (given_action None; arg-max if greedy) or teacher-forces.
+
+    Returns per-sub-action (action, log_prob, entropy).
+    """
     action, log_prob, entropy = {}, {}, {}
     for i, key in enumerate(self._order):
       logits = self._heads[key](z)
       log_p = tf.nn.log_softmax(logits)
-      if given_action is None:
+      if given_action is None and greedy:
+        sample = tf.argmax(logits, -1, output_type=tf.int32)
+      elif given_action is None:
         sample = tf.cast(tf.random.categorical(logits, 1)[:, 0], tf.int32)
       else:
         sample = given_action[key]

@@ -66,14 +66,15 @@ def make_learner_update(config: config_lib.Config, agent, discriminator, strateg
   """The compiled update of policy, critic and D (spiral_tf/learner_step.py); call in strategy scope."""
   from spiral_tf import learner_step  # pylint: disable=g-import-not-at-top
   settings = learner_step.LearnerConfig(
-      reward=config.reward, discount=config.discount,
+      reward=config.reward, discount=config.effective_discount,
       conditioning=config.d_conditioning if config.conditional else 'none', d_loss=config.d_loss,
       gradient_penalty_weight=config.gradient_penalty_weight,
       gradient_penalty_target=config.gradient_penalty_target,
       policy_learning_rate=config.policy_learning_rate, d_learning_rate=config.d_learning_rate,
       entropy_cost=config.entropy_cost, baseline_cost=config.baseline_cost,
       stroke_penalty=config.stroke_penalty, blank_penalty=config.blank_penalty,
-      d_steps_per_policy_step=config.d_steps_per_policy_step)
+      d_steps_per_policy_step=config.d_steps_per_policy_step,
+      reward_normalisation=config.reward_normalisation, max_gradient_norm=config.max_gradient_norm)
   return learner_step.Learner(agent, discriminator, settings, strategy, jit_compile=config.jit_compile,
                               seed=config.seed)
 

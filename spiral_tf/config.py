@@ -21,6 +21,12 @@ STRATEGIES = ('default', 'one_device', 'mirrored', 'multi_worker', 'tpu')
 D_LOSSES = ('wgan-gp', 'sn-gan')
 D_CONDITIONINGS = ('pair', 'complement')
 ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator')
+REWARD_NORMALISATIONS = ('none', 'std', 'standardise')  # spiral_tf/normalisation.py.
+# SPIRAL++'s per-step reward needs γ < 1 to assign credit (with γ = 1 the return of every step is the
+# final score, the SPIRAL reward plus a state baseline); the paper searched γ ∈ [0, 0.99].
+SPIRAL_PP_DISCOUNT = 0.9
+# D's replay of fakes holds the last this many batches of renders (the paper: 20).
+FAKES_REPLAY_BATCHES = 20
 
 
 class ConfigError(ValueError):
@@ -47,10 +53,10 @@ class Config:
   # Agent and discriminator.
   network_size: str = 'tiny'
   reward: str = 'spiral'
-  discount: float = 1.0
+  discount: float | None = None  # None: SPIRAL_PP_DISCOUNT for spiral++, 1 otherwise.
   d_loss: str = 'wgan-gp'
   d_conditioning: str = 'pair'
-  gradient_penalty_weight: float = 1.0
+  gradient_penalty_weight: float = 10.0
   gradient_penalty_target: float = 1.0
   # Learning.
   batch_size: int = 64
@@ -61,7 +67,9 @@ class Config:
   d_steps_per_policy_step: int = 1
   stroke_penalty: float = 0.0
   blank_penalty: float = 0.0
-  fakes_replay_size: int = 1280
+  fakes_replay_size: int = 0  # 0: FAKES_REPLAY_BATCHES × batch_size.
+  reward_normalisation: str = 'standardise'
+  max_gradient_norm: float = 40.0
   strategy: str = 'default'
   num_cpu_replicas: int = 1
   tpu: str = ''
@@ -104,6 +112,16 @@ class Config:
   @property
   def effective_queue_size(self) -> int:
     return self.queue_size or 2 * self.batch_size
+
+  @property
+  def effective_fakes_replay_size(self) -> int:
+    return self.fakes_replay_size or FAKES_REPLAY_BATCHES * self.batch_size
+
+  @property
+  def effective_discount(self) -> float:
+    if self.discount is not None:
+      return float(self.discount)
+    return SPIRAL_PP_DISCOUNT if self.reward == 'spiral++' else 1.0
 
   def libmypaint_settings(self) -> dict:
     """The keyword arguments of environments.libmypaint.LibMyPaint for this run, as JSON-ready values
@@ -163,13 +181,20 @@ def validate(config: Config) -> Config:
          'TPU address is used by --strategy=tpu only')
     need(_is_tpu_address(config.tpu), 'tpu',
          f'{config.tpu!r} is not a TPU name, grpc://host:port or local')
-  need(0.0 <= config.discount <= 1.0, 'discount', f'{config.discount} is not in [0, 1]')
+  need(config.discount is None or 0.0 <= config.discount <= 1.0, 'discount',
+       f'{config.discount} is not in [0, 1]')
+  need(config.reward_normalisation in REWARD_NORMALISATIONS, 'reward_normalisation',
+       f'{config.reward_normalisation!r} is not one of {REWARD_NORMALISATIONS}')
+  need(math.isfinite(config.max_gradient_norm) and config.max_gradient_norm >= 0, 'max_gradient_norm',
+       f'{config.max_gradient_norm} must be ≥ 0 (0: no clipping)')
+  need(config.gradient_penalty_weight >= 0, 'gradient_penalty_weight',
+       f'{config.gradient_penalty_weight} must be ≥ 0')
   need(config.num_actors >= 1, 'num_actors', f'{config.num_actors} < 1')
   need(config.envs_per_actor >= 1, 'envs_per_actor', f'{config.envs_per_actor} < 1')
   need(config.d_steps_per_policy_step >= 1, 'd_steps_per_policy_step',
        f'{config.d_steps_per_policy_step} < 1 (every policy update comes with at least one D update)')
-  need(config.fakes_replay_size >= config.batch_size, 'fakes_replay_size',
-       f'{config.fakes_replay_size} is smaller than a batch ({config.batch_size})')
+  need(config.fakes_replay_size == 0 or config.fakes_replay_size >= config.batch_size,
+       'fakes_replay_size', f'{config.fakes_replay_size} is smaller than a batch ({config.batch_size})')
   for name in ('policy_learning_rate', 'd_learning_rate'):
     value = getattr(config, name)
     need(math.isfinite(value) and value > 0, name, f'{value} must be a positive number')
@@ -265,7 +290,14 @@ def define_flags() -> None:
                                  'images against a fresh batch of replayed fakes.',
       'stroke_penalty': 'Auxiliary reward: −this for every new disjoint stroke (the paper, MNIST).',
       'blank_penalty': 'Auxiliary reward: −this when the final canvas shows nothing (the paper, MNIST).',
-      'fakes_replay_size': 'D samples fakes uniformly from the most recent this many renders.',
+      'fakes_replay_size': 'D samples fakes uniformly from the most recent this many renders (0: the last '
+                           f'{FAKES_REPLAY_BATCHES} batches, as in the paper).',
+      'discount': f'γ of the return (default: {SPIRAL_PP_DISCOUNT} for --reward=spiral++, 1 otherwise).',
+      'gradient_penalty_weight': 'WGAN-GP weight λ (10: keeps D\'s outputs O(1–10) on 64² images; '
+                                 'DeepMind\'s released agents: 1).',
+      'reward_normalisation': 'Rewards before V-trace: none; std (÷ a running std of episode returns); '
+                              'standardise (also centred). See spiral_tf/normalisation.py.',
+      'max_gradient_norm': 'Global-norm clipping of the policy + critic gradients (0: none).',
       'strategy': f'tf.distribute strategy: {STRATEGIES}.',
       'num_cpu_replicas': 'With --strategy=mirrored and no accelerator: split the CPU into this many '
                           'logical devices.',
@@ -301,6 +333,8 @@ def define_flags() -> None:
       flags.DEFINE_list(name, [str(x) for x in default], text)
     elif name == 'render_width':
       flags.DEFINE_integer(name, None, text)
+    elif name == 'discount':
+      flags.DEFINE_float(name, None, text)
     else:
       flags.DEFINE_string(name, default, text)
 

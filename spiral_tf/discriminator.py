@@ -6,10 +6,15 @@
 
 Losses (each returns a flat dict of scalars, `loss` being the one to minimise):
   wgan_gp_loss   E[D(fake)] − E[D(real)] + λ·E[(‖∇D(x̂)‖ − slope)²] + centring·(E[D(real)] + E[D(fake)])²/4
-                 x̂ = ε·real + (1 − ε)·fake, ε ~ U[0, 1] per example. DeepMind's agents: λ = slope = 1.
+                 x̂ = ε·real + (1 − ε)·fake, ε ~ U[0, 1] per example. DeepMind's agents: λ = slope = 1;
+                 our default λ = 10 (Gulrajani et al.): for a D linear along the real–fake line the loss
+                 −g·d + λ(g − 1)² is minimised at slope g = 1 + d/(2λ), and real–fake distances on 64²
+                 images are d ≈ 20–35, so λ = 1 lets D's slope (and outputs) grow tenfold.
                  The centring term pins the free offset of a Wasserstein critic (its mean) near zero.
   sn_gan_loss    softplus(−D(real)) + softplus(D(fake)) (the standard, non-saturating GAN; SPIRAL++).
-  reward_score   what the agent is paid for a render: D(x) for WGAN, log σ(D(x)) for the GAN loss.
+  reward_score   what the agent is paid for a render: D(x) for WGAN; for the GAN loss the bounded σ(D(x))
+                 (D's probability that the render is real, in (0, 1) — SPIRAL++ and urw7rs/spiralpp; the
+                 unbounded log σ(D(x)) pays −∞ for a render D is sure of, which swamps every other signal).
 
 Conditional inputs (`pair_inputs`): 'none' → the image; 'pair' → concat(image, target) on channels, real =
 (target, target); 'complement' → concat(target·(1−m), image·m) for a mask m covering one half of the image
@@ -144,15 +149,16 @@ def gradient_penalty(d: Discriminator, real, fake, epsilon, slope: float = 1.0):
   return tf.reduce_mean(tf.square(norms - slope)), norms
 
 
-def wgan_gp_loss(d: Discriminator, real, fake, epsilon, penalty_weight: float = 1.0,
+def wgan_gp_loss(d: Discriminator, real, fake, epsilon, penalty_weight: float = 10.0,
                  slope: float = 1.0, centring_weight: float = 1e-3) -> dict:
   d_real, d_fake = d(real, training=True), d(fake, training=True)
-  penalty, _ = gradient_penalty(d, real, fake, epsilon, slope)
+  penalty, norms = gradient_penalty(d, real, fake, epsilon, slope)
   mean_real, mean_fake = tf.reduce_mean(d_real), tf.reduce_mean(d_fake)
   centring = tf.square(0.5 * (mean_real + mean_fake))
   loss = mean_fake - mean_real + penalty_weight * penalty + centring_weight * centring
   return {'loss': loss, 'loss_real': -mean_real, 'loss_fake': mean_fake, 'gradient_penalty': penalty,
-          'centring': centring, 'score_real': mean_real, 'score_fake': mean_fake}
+          'centring': centring, 'score_real': mean_real, 'score_fake': mean_fake,
+          'interpolate_grad_norm': tf.reduce_mean(norms)}
 
 
 def sn_gan_loss(d: Discriminator, real, fake) -> dict:
@@ -161,13 +167,14 @@ def sn_gan_loss(d: Discriminator, real, fake) -> dict:
   loss_fake = tf.reduce_mean(tf.nn.softplus(d_fake))
   return {'loss': loss_real + loss_fake, 'loss_real': loss_real, 'loss_fake': loss_fake,
           'gradient_penalty': tf.zeros([]), 'centring': tf.zeros([]),
-          'score_real': tf.reduce_mean(d_real), 'score_fake': tf.reduce_mean(d_fake)}
+          'score_real': tf.reduce_mean(d_real), 'score_fake': tf.reduce_mean(d_fake),
+          'interpolate_grad_norm': tf.zeros([])}  # No interpolates: the spectral norm bounds D instead.
 
 
 def reward_score(scores, loss: str):
-  """The agent's payment for D's scores: WGAN pays the score, the GAN loss log σ(score)."""
+  """The agent's payment for D's scores: WGAN pays the score, the GAN loss σ(score)."""
   if loss == 'wgan-gp':
     return scores
   if loss == 'sn-gan':
-    return tf.math.log_sigmoid(scores)
+    return tf.math.sigmoid(scores)
   raise ValueError(f'discriminator loss {loss!r} is not one of {config_lib.D_LOSSES}')

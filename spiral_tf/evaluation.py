@@ -12,9 +12,14 @@ spec, like the agent's action space), renders each on top of the canvas so far, 
 the lowest error (a move, which leaves the canvas unchanged, wins when no stroke helps). Re-painting the
 kept prefix to branch from it repeats canvases already counted, so it is not counted again.
 
+Decoding: the agent samples its actions as in training ('sample'), or takes the most likely value of each
+sub-action ('greedy', arg-max; with num_samples > 1 the episodes differ only in their noise samples).
+Best-of-N is `num_samples=N`: N episodes per target, the closest one counts.
+
 Usage:
   painter = Painter.from_saved_model(export_dir)
-  result = evaluate(painter, targets_uint8, num_samples=4, seed=0)
+  result = evaluate(painter, targets_uint8, num_samples=4, seed=0)        # best of 4 sampled episodes
+  greedy = evaluate(painter, targets_uint8, decoding='greedy')
   result.summary()          # {'agent_mse': ..., 'baseline_mse': ..., 'blank_mse': ..., ...}
   write_grid('grid.png', result, max_columns=16)
 """
@@ -37,12 +42,14 @@ class EvaluationResult:
   num_samples: int
   renders_per_target: int
   seconds: dict
+  decoding: str = 'sample'
 
   def summary(self) -> dict:
     n = len(self.targets)
     stderr = lambda x: float(np.std(x, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
     return {
         'num_targets': n,
+        'decoding': self.decoding,
         'num_samples': self.num_samples,
         'renders_per_target': self.renders_per_target,
         'agent_mse': float(np.mean(self.agent_mse)),
@@ -109,8 +116,10 @@ def greedy_search(make_renderer, target, candidates_per_step, rng):
   return canvas, program, renders
 
 
-def evaluate(painter, targets, num_samples: int = 1, seed: int = 0) -> EvaluationResult:
-  """Agent (best of `num_samples` episodes) vs greedy search with the same renders, per target."""
+def evaluate(painter, targets, num_samples: int = 1, seed: int = 0,
+             decoding: str = 'sample') -> EvaluationResult:
+  """Agent (best of `num_samples` episodes, `decoding` 'sample' or 'greedy') vs greedy search with the
+  same renders, per target."""
   if not painter.conditional:
     raise ValueError(f'{painter.source} is unconditional: evaluation measures reconstructions of '
                      'targets, which needs a conditional agent')
@@ -121,7 +130,7 @@ def evaluate(painter, targets, num_samples: int = 1, seed: int = 0) -> Evaluatio
 
   start = time.monotonic()
   agent_canvases, agent_mse = [], []
-  for samples in painter.paint_targets(targets, num_samples=num_samples, seed=seed):
+  for samples in painter.paint_targets(targets, num_samples=num_samples, seed=seed, decoding=decoding):
     best = min(samples, key=lambda p: p.mse)
     agent_canvases.append(best.canvas)
     agent_mse.append(best.mse)
@@ -143,7 +152,7 @@ def evaluate(painter, targets, num_samples: int = 1, seed: int = 0) -> Evaluatio
       agent_mse=np.array(agent_mse, np.float64), baseline_mse=np.array(baseline_mse, np.float64),
       blank_mse=np.array([mse_per_pixel(np.ones_like(t), t) for t in floats]),
       num_samples=num_samples, renders_per_target=num_samples * steps,
-      seconds={'agent': agent_seconds, 'baseline': baseline_seconds})
+      seconds={'agent': agent_seconds, 'baseline': baseline_seconds}, decoding=decoding)
 
 
 def grid_image(result: EvaluationResult, max_columns: int = 16, zoom: int = 2) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 The export is a small `tf.Module` holding the agent's variables (not its Keras layers) and two signatures
 whose inputs and outputs are flat dicts of tensors (names below; B = batch, any size), and one JSON asset
-describing the run. `step` samples its actions (TensorFlow's unseeded sampler: calls differ).
+describing the run. `step` samples its actions (TensorFlow's unseeded sampler: calls differ); `step_greedy`,
+with the same inputs and outputs, takes the most likely value of each sub-action given the ones before it
+(arg-max decoding; deterministic for a given noise sample).
 
   initial_state(batch_size: int32 [])
       → core_h, core_c: float32 [B, lstm]; prev_action_<k>: int32 [B] for every action key k
@@ -11,6 +13,7 @@ describing the run. `step` samples its actions (TensorFlow's unseeded sampler: c
        core_h, core_c, prev_action_<k>: the state from initial_state or the previous step)
       → action_<k>: int32 [B], log_prob_<k>: float32 [B] (per sub-action, unmasked), value: float32 [B],
         and the new state core_h, core_c, prev_action_<k>
+  step_greedy(the inputs of step) → the outputs of step, arg-max decoded
   metadata() → export_json: string [] (the asset's contents)
 
   assets/spiral_export.json: {"format", "config" (the training Config, so inference rebuilds the same
@@ -94,9 +97,12 @@ class Exporter:
         self._initial_state, input_signature=[tf.TensorSpec([], tf.int32, name='batch_size')])
     self._input_specs = self._step_input_specs()
     self._step_fn = tf.function(self._flat_step, input_signature=self._input_specs)
+    self._step_greedy_fn = tf.function(lambda *args: self._flat_step(*args, greedy=True),
+                                       input_signature=self._input_specs)
     # Trace now (once): every later save reuses these graphs.
     self._initial_state_fn.get_concrete_function()
     self._step_fn.get_concrete_function()
+    self._step_greedy_fn.get_concrete_function()
 
   # --- the flat functions --------------------------------------------------------------------------
 
@@ -122,7 +128,7 @@ class Exporter:
   def _initial_state(self, batch_size):
     return self._flat_state(self._agent.initial_state(batch_size))
 
-  def _flat_step(self, *args):
+  def _flat_step(self, *args, greedy=False):
     from spiral_tf import agent as agent_lib  # pylint: disable=g-import-not-at-top
     inputs = {spec.name: value for spec, value in zip(self._input_specs, args)}
     observation = {'canvas': inputs['canvas'],
@@ -134,7 +140,7 @@ class Exporter:
     state = agent_lib.AgentState(
         core={'h': inputs['core_h'], 'c': inputs['core_c']},
         prev_action={k: inputs[f'prev_action_{k}'] for k in self._action_keys})
-    output, new_state = self._agent.step(inputs['step_type'], observation, state)
+    output, new_state = self._agent.step(inputs['step_type'], observation, state, greedy=greedy)
     flat = {f'action_{k}': tf.cast(output.action[k], tf.int32) for k in self._action_keys}
     flat.update({f'log_prob_{k}': output.log_prob[k] for k in self._action_keys})
     flat['value'] = output.value
@@ -178,11 +184,13 @@ class Exporter:
       module.agent_variables = list(self._agent.variables)
       module.initial_state = self._initial_state_fn
       module.step = self._step_fn
+      module.step_greedy = self._step_greedy_fn
       module.export_asset = tf.saved_model.Asset(asset_path)
       module.metadata = tf.function(lambda: {'export_json': tf.io.read_file(module.export_asset)},
                                     input_signature=[])
       signatures = {'initial_state': self._initial_state_fn.get_concrete_function(),
                     'step': self._step_fn.get_concrete_function(),
+                    'step_greedy': self._step_greedy_fn.get_concrete_function(),
                     'metadata': module.metadata.get_concrete_function()}
       try:
         tf.saved_model.save(module, tmp_dir, signatures=signatures)

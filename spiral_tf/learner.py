@@ -44,8 +44,8 @@ REVERB_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf
 RECONNECT_TIMEOUT_S = 600.0
 # Exit code of a learner stopped by --max_nonfinite_updates.
 EXIT_NONFINITE = 3
-# Test hook (fault injection through the real update): while the file this names exists, the real images
-# of each batch are multiplied by NaN.
+# Test hook (fault injection through the real update): while the file this names exists, the fake canvases
+# of each batch are multiplied by NaN (every D sees them, conditional or not).
 POISON_FILE_ENV = 'SPIRAL_TEST_NONFINITE_FILE'
 
 
@@ -69,7 +69,8 @@ class Learner:
       self.frames = tf.Variable(0, dtype=tf.int64, name='frames')
       self.checkpoint = tf.train.Checkpoint(
           agent=self.agent, discriminator=self.discriminator, policy_optimizer=self.update.policy_optimizer,
-          d_optimizer=self.update.d_optimizer, learner_step=self.learner_step, frames=self.frames)
+          d_optimizer=self.update.d_optimizer, reward_normaliser=self.update.normaliser,
+          learner_step=self.learner_step, frames=self.frames)
     self.checkpoint_dir = os.path.join(config.root_dir, 'checkpoints')
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir, max_to_keep=3)
     self.restored_from = self.manager.restore_or_initialize()
@@ -81,7 +82,8 @@ class Learner:
     self._variables = self._variable_container()
     self.guard = nonfinite.NonFiniteGuard(
         [*self.agent.variables, *self.discriminator.variables, *self.update.policy_optimizer.variables,
-         *self.update.d_optimizer.variables], max_in_a_row=config.max_nonfinite_updates)
+         *self.update.d_optimizer.variables, *self.update.normaliser.variables],
+        max_in_a_row=config.max_nonfinite_updates)
     self._poison_file = os.environ.get(POISON_FILE_ENV)
 
   def _learning_rates_from_flags(self):
@@ -205,8 +207,8 @@ class Learner:
       t1 = time.monotonic()
       self.guard.snapshot()
       # The guard covers the whole step: a non-finite D-only update undoes the policy update with it.
-      metrics = self.update.step(batch[0], self._maybe_poison(batch[2]), batch[1],
-                                 [(self._maybe_poison(real), fake) for real, fake in extra_d_batches])
+      metrics = self.update.step(batch[0], batch[2], self._maybe_poison(batch[1]),
+                                 [(real, self._maybe_poison(fake)) for real, fake in extra_d_batches])
       if not self.guard.accept(metrics):
         reason = self._skipped_update(metrics)
         continue
@@ -258,10 +260,10 @@ class Learner:
     except REVERB_ERRORS as e:
       return self._reconnect(e)
 
-  def _maybe_poison(self, reals):
+  def _maybe_poison(self, fakes):
     if self._poison_file and os.path.exists(self._poison_file):
-      return self.strategy.run(lambda x: x * float('nan'), args=(reals,))
-    return reals
+      return self.strategy.run(lambda f: dict(f, canvas=f['canvas'] * float('nan')), args=(fakes,))
+    return fakes
 
   def _skipped_update(self, metrics):
     """Logs an undone non-finite update; returns the stop reason once too many came in a row."""

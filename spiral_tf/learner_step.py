@@ -41,12 +41,14 @@ import tensorflow as tf
 from spiral_tf import config as config_lib
 from spiral_tf import discriminator as d_lib
 from spiral_tf import losses
+from spiral_tf import normalisation
 from spiral_tf import rewards as rewards_lib
 
 # The metrics of a D update (averaged over the D updates of a step) and their keys in the D loss dicts.
 D_METRICS = {'d_loss': 'loss', 'd_loss_real': 'loss_real', 'd_loss_fake': 'loss_fake',
              'gradient_penalty': 'gradient_penalty', 'd_score_real': 'score_real',
-             'd_score_fake': 'score_fake'}
+             'd_score_fake': 'score_fake', 'diagnostics/d_grad_norm_interpolates': 'interpolate_grad_norm',
+             'diagnostics/d_grad_norm': 'grad_norm'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +58,7 @@ class LearnerConfig:
   discount: float = 1.0
   conditioning: str = 'none'  # D's input: 'none', 'pair' or 'complement' (discriminator.py).
   d_loss: str = 'wgan-gp'
-  gradient_penalty_weight: float = 1.0
+  gradient_penalty_weight: float = 10.0
   gradient_penalty_target: float = 1.0
   centring_weight: float = 1e-3
   policy_learning_rate: float = 1e-4
@@ -71,6 +73,9 @@ class LearnerConfig:
   blank_penalty: float = 0.0
   blank_threshold: float = 1 / 255
   d_steps_per_policy_step: int = 1  # D updates per policy update (see the module docstring).
+  reward_normalisation: str = 'standardise'  # spiral_tf/normalisation.py: 'none', 'std', 'standardise'.
+  reward_normalisation_decay: float = 0.99
+  max_gradient_norm: float = 40.0  # Global-norm clipping of the policy + critic gradients (0: none).
 
   def __post_init__(self):
     def need(ok, field, message):
@@ -82,10 +87,13 @@ class LearnerConfig:
     need(self.algorithm in ('vtrace', 'a2c'), 'algorithm', "not 'vtrace' or 'a2c'")
     need(0.0 <= self.discount <= 1.0, 'discount', 'must be in [0, 1]')
     need(self.d_steps_per_policy_step >= 1, 'd_steps_per_policy_step', 'must be ≥ 1')
+    need(self.reward_normalisation in normalisation.MODES, 'reward_normalisation',
+         f'not one of {normalisation.MODES}')
+    need(0.0 <= self.reward_normalisation_decay < 1.0, 'reward_normalisation_decay', 'must be in [0, 1)')
     for name in ('policy_learning_rate', 'd_learning_rate'):
       need(getattr(self, name) > 0, name, 'must be positive')
     for name in ('gradient_penalty_weight', 'centring_weight', 'entropy_cost', 'baseline_cost',
-                 'stroke_penalty', 'blank_penalty'):
+                 'stroke_penalty', 'blank_penalty', 'max_gradient_norm'):
       need(getattr(self, name) >= 0, name, 'must be ≥ 0')
 
 
@@ -115,6 +123,8 @@ class Learner(tf.Module):
       self.policy_optimizer.build(agent.trainable_variables)
       self.d_optimizer.build(discriminator.trainable_variables)
       self._rng = tf.random.Generator.from_seed(seed)
+      self.normaliser = normalisation.ReturnNormaliser(config.reward_normalisation,
+                                                       config.reward_normalisation_decay)
     if self._num_replicas == 1:
       self._update_fn = tf.function(self.update, jit_compile=jit_compile)
       self._d_update_fn = tf.function(self.d_update, jit_compile=jit_compile)
@@ -190,9 +200,18 @@ class Learner(tf.Module):
     return {k: self._strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
             for k, v in per_replica.items()}
 
-  def _apply(self, policy_grads, d_grads, metrics):
-    self.policy_optimizer.apply_gradients(zip(policy_grads, self.agent.trainable_variables))
-    return self._apply_d(d_grads, metrics)
+  def _apply(self, policy_grads, d_grads, metrics, normaliser_state):
+    many = self._num_replicas > 1
+    if many:  # Sum the replicas' gradients here (not in the optimizer), so the clipping sees the total.
+      policy_grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
+                                                                    list(policy_grads))
+    norm = tf.linalg.global_norm(policy_grads)
+    if self.config.max_gradient_norm:
+      policy_grads, _ = tf.clip_by_global_norm(policy_grads, self.config.max_gradient_norm, use_norm=norm)
+    self.policy_optimizer.apply_gradients(zip(policy_grads, self.agent.trainable_variables),
+                                          skip_gradients_aggregation=many)
+    self.normaliser.assign(normalisation.NormaliserState(*normaliser_state))
+    return self._apply_d(d_grads, dict(metrics, **{'diagnostics/policy_grad_norm': norm}))
 
   def _apply_d(self, d_grads, metrics):
     self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
@@ -249,7 +268,8 @@ class Learner(tf.Module):
                        f'{observation["canvas"].shape[2:]} (per example)')
     half = noise['half']
 
-    rewards = self._rewards(step_type, observation, action, half)
+    raw_rewards = self._rewards(step_type, observation, action, half)
+    rewards = self.normaliser.apply(raw_rewards, self.normaliser.state)
     not_last = tf.cast(tf.not_equal(step_type[1:], int(dm_env.StepType.LAST)), tf.float32)
     discounts = config.discount * not_last
 
@@ -278,14 +298,42 @@ class Learner(tf.Module):
         'policy_loss': ac.policy, 'value_loss': ac.baseline, 'entropy_loss': ac.entropy,
         'entropy': ac.mean_entropy, 'total_policy_loss': ac.total,
         'value_mean': tf.reduce_mean(unrolled.value[:-1]),
-        'reward_mean': tf.reduce_mean(tf.reduce_sum(rewards, 0)),
+        'reward_mean': tf.reduce_mean(tf.reduce_sum(raw_rewards, 0)),
         'log_rho_mean': tf.reduce_mean(log_prob - behaviour_log_prob),
         **d_metrics,
+        **self._diagnostics(raw_rewards, rewards, unrolled, mask, ac, unrolled.value[:-1],
+                            log_prob - behaviour_log_prob, action),
     }
     if 'target' in observation:
       metrics['l2_to_target'] = tf.reduce_mean(
           rewards_lib.l2_distance(observation['canvas'][-1], observation['target'][-1]))
-    return policy_grads, d_grads, metrics
+    return policy_grads, d_grads, metrics, tuple(self.normaliser.updated(raw_rewards))
+
+  def _diagnostics(self, raw_rewards, rewards, unrolled, mask, ac, values, log_rhos, action) -> dict:
+    """What explains a failure (TensorBoard `diagnostics/…`): scales, fit of V, entropy per sub-action."""
+    std = lambda x: tf.math.reduce_std(x)
+    mu, sigma = self.normaliser.centre_and_scale(self.normaliser.state)
+    out = {
+        'diagnostics/return_raw_std': std(tf.reduce_sum(raw_rewards, 0)),
+        'diagnostics/return_std': std(tf.reduce_sum(rewards, 0)),
+        'diagnostics/reward_std': std(rewards),
+        'diagnostics/normaliser_mean': mu, 'diagnostics/normaliser_std': sigma,
+        'diagnostics/advantage_std': std(ac.pg_advantages),
+        # 1 − Var(v_s − V) / Var(v_s): 1 = V predicts its targets, 0 = no better than their mean.
+        'diagnostics/explained_variance': 1.0 - tf.math.reduce_variance(ac.vs - values) / tf.maximum(
+            tf.math.reduce_variance(ac.vs), 1e-8),
+        'diagnostics/clipped_rho_fraction': tf.reduce_mean(
+            tf.cast(tf.exp(log_rhos) > self.config.clip_rho, tf.float32)),
+        # Spread of the LSTM output across the batch: ≈ 0 means the policy ignores its input.
+        'diagnostics/core_output_spread': tf.reduce_mean(tf.math.reduce_std(unrolled.core_output, 1)),
+    }
+    for key, entropy in unrolled.entropy.items():  # Mean over the steps where the sub-action mattered.
+      m = mask[key][:-1]
+      out[f'diagnostics/entropy_{key}'] = tf.reduce_sum(entropy[:-1] * m) / tf.maximum(tf.reduce_sum(m), 1.0)
+    if 'flag' in action:
+      out['diagnostics/paint_fraction'] = tf.reduce_mean(tf.cast(tf.equal(action['flag'][:-1], 1),
+                                                                 tf.float32))
+    return out
 
   def d_gradients(self, real_images, fakes, noise):
     """(D gradients, D metrics) of one replica's real images [B, W, W, C] against `fakes`.
@@ -299,6 +347,10 @@ class Learner(tf.Module):
       raise ValueError(f'fakes {fake_canvas.shape} and real images {real_images.shape} must have the same '
                        'shape (the gradient penalty interpolates between them)')
     half = noise['half']
+    if config.conditioning != 'none':
+      # Real pairs are the fakes' own targets: (t, t) against (render of t, t), so D judges how well a
+      # render reconstructs its target, not which of two unrelated images is real.
+      real_images = tf.convert_to_tensor(fakes['target'], tf.float32)
     real_in = self._d_input(real_images, real_images, half)
     fake_in = self._d_input(fake_canvas, fakes.get('target'), half)
     with tf.GradientTape() as tape:
@@ -310,4 +362,5 @@ class Learner(tf.Module):
         d_losses = d_lib.sn_gan_loss(self.discriminator, real_in, fake_in)
       d_loss = d_losses['loss'] / self._num_replicas  # Replica gradients are summed by the all-reduce.
     d_grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+    d_losses['grad_norm'] = tf.linalg.global_norm(d_grads)
     return d_grads, {name: d_losses[key] for name, key in D_METRICS.items()}

@@ -19,6 +19,7 @@ Usage:
   painter = Painter.from_saved_model('runs/strokes/export')
   painting, = painter.paint('digit.png')              # conditional agents take a target image
   paintings = painter.paint(None, num_samples=4)      # unconditional agents sample
+  painting, = painter.paint('digit.png', decoding='greedy')   # arg-max actions (DECODINGS)
   painting.canvas, painting.canvases, painting.records, painting.mse
   big = painting.replay(scale=8)                      # float32 [512, 512, C]
 
@@ -39,6 +40,9 @@ PROGRAM_FORMAT = 'spiral_tf.program/1'
 _EXPORT_FORMAT = 'spiral_tf.export/1'  # spiral_tf/export.py (not imported: it imports TensorFlow).
 _EXPORT_ASSET = 'spiral_export.json'
 RENDERER = 'libmypaint'
+# How actions are chosen: 'sample' from the policy (as in training), or 'greedy' (the most likely value of
+# each sub-action given the ones before it; exports from before spiral_tf 2026-12 lack it).
+DECODINGS = ('sample', 'greedy')
 
 
 class ModelError(ValueError):
@@ -199,7 +203,9 @@ class Painter:
   def __init__(self, model, metadata: dict, source: str = 'model', brushes_basedir=None):
     self._model = model
     self._initial_state = model.signatures['initial_state']
-    self._step = model.signatures['step']
+    self._steps = {'sample': model.signatures['step']}
+    if 'step_greedy' in model.signatures:
+      self._steps['greedy'] = model.signatures['step_greedy']
     self.metadata = metadata
     self.source = source
     self.config = config_of(metadata, source)
@@ -273,7 +279,8 @@ class Painter:
         pixels = image_io.to_pixels(Image.fromarray(pixels, 'RGBA'))
     return image_io.prepare_target(pixels, self.canvas_width, self.channels)
 
-  def paint(self, image=None, num_samples: int = 1, seed: Optional[int] = None) -> list:
+  def paint(self, image=None, num_samples: int = 1, seed: Optional[int] = None,
+            decoding: str = 'sample') -> list:
     """Runs `num_samples` episodes (in one batch); returns a list of `Painting`s.
 
     Args:
@@ -281,6 +288,7 @@ class Painter:
         unconditional one.
       num_samples: episodes to paint (each with its own noise sample; the policy samples its actions).
       seed: seeds the per-episode noise samples (the agent's own sampling is TensorFlow's).
+      decoding: 'sample' or 'greedy' (DECODINGS).
     """
     if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
       raise ValueError(f'num_samples must be a positive integer, got {num_samples!r}')
@@ -289,16 +297,18 @@ class Painter:
     if not self.conditional and image is not None:
       raise ValueError(f'{self.source} is an unconditional agent: it takes no target (use num_samples)')
     target = None if image is None else self.prepare_target(image)
-    return self._paint_batch(target, num_samples, seed)
+    return self._paint_batch(target, num_samples, seed, decoding=decoding)
 
-  def paint_targets(self, targets, num_samples: int = 1, seed: Optional[int] = None) -> list:
+  def paint_targets(self, targets, num_samples: int = 1, seed: Optional[int] = None,
+                    decoding: str = 'sample') -> list:
     """Paints each of uint8 [N, W, W, C] targets `num_samples` times, batched: list of N lists."""
     targets = np.asarray(targets)
     shape = (self.canvas_width, self.canvas_width, self.channels)
     if targets.dtype != np.uint8 or targets.shape[1:] != shape:
       raise ValueError(f'targets must be uint8 [N, {", ".join(map(str, shape))}], got {targets.dtype} '
                        f'{list(targets.shape)}')
-    flat = self._paint_batch(np.repeat(targets, num_samples, axis=0), 1, seed, per_env_targets=True)
+    flat = self._paint_batch(np.repeat(targets, num_samples, axis=0), 1, seed, per_env_targets=True,
+                             decoding=decoding)
     return [flat[i * num_samples:(i + 1) * num_samples] for i in range(len(targets))]
 
   def make_renderer(self):
@@ -308,8 +318,17 @@ class Painter:
 
   # --- internals -----------------------------------------------------------------------------------
 
-  def _paint_batch(self, targets, count, seed, per_env_targets=False):
+  def _step_function(self, decoding):
+    if decoding not in DECODINGS:
+      raise ValueError(f'decoding {decoding!r} is not one of {DECODINGS}')
+    if decoding not in self._steps:
+      raise ModelError(f'{self.source} has no {decoding!r} decoding (an export from before it existed); '
+                       're-export it with launch/export.py')
+    return self._steps[decoding]
+
+  def _paint_batch(self, targets, count, seed, per_env_targets=False, decoding='sample'):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    step = self._step_function(decoding)
     from spiral_tf.data import targets as targets_lib  # pylint: disable=g-import-not-at-top
     rng = np.random.default_rng(seed)
     if per_env_targets:
@@ -326,7 +345,7 @@ class Painter:
     while not timesteps[0].last():
       inputs = self._inputs(timesteps)
       inputs.update(state)
-      out = self._step(**inputs)
+      out = step(**inputs)
       state = {k: out[k] for k in self.state_keys}
       actions = {k: out[f'action_{k}'].numpy() for k in self.action_keys}
       timesteps = [env.step({k: int(actions[k][i]) for k in self.action_keys})

@@ -60,7 +60,7 @@ def test_sn_gan_loss_and_reward_score():
                              rtol=1e-9)
   scores = np.array([-3.0, 0.0, 2.0])
   np.testing.assert_allclose(d_lib.reward_score(tf.constant(scores), 'sn-gan').numpy(),
-                             -np.log1p(np.exp(-scores)), rtol=1e-12)
+                             1.0 / (1.0 + np.exp(-scores)), rtol=1e-12)
   np.testing.assert_array_equal(d_lib.reward_score(tf.constant(scores), 'wgan-gp').numpy(), scores)
   with pytest.raises(ValueError, match='lsgan'):
     d_lib.reward_score(tf.constant(scores), 'lsgan')

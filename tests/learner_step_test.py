@@ -223,7 +223,8 @@ def _reference_d_input(images, targets, conditioning, half):
 
 @pytest.mark.parametrize('d_loss, conditioning', [('wgan-gp', 'complement'), ('sn-gan', 'pair')])
 def test_d_only_update_applies_the_d_loss_gradient_with_adam(d_loss, conditioning):
-  """Two D-only updates == tape gradients of the loss applied by hand with a fresh Adam of the same config."""
+  """Two D-only updates == tape gradients of the loss applied by hand with a fresh Adam of the same config;
+  real pairs are the fakes' own targets."""
   agent, _, _, _ = _setup(batch=2)
   make_d = lambda: d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2],
                                        spectral_norm=d_loss == 'sn-gan')
@@ -245,7 +246,8 @@ def test_d_only_update_applies_the_d_loss_gradient_with_adam(d_loss, conditionin
       v.assign(value)
     metrics = learner.d_update(real, fakes, noise)
 
-    real_in = _reference_d_input(real, real, conditioning, half)
+    # A conditional D's real pairs are built from the fakes' own targets: (t, t) against (render, t).
+    real_in = _reference_d_input(fakes['target'], fakes['target'], conditioning, half)
     fake_in = _reference_d_input(fakes['canvas'], fakes['target'], conditioning, half)
     with tf.GradientTape() as tape:
       if d_loss == 'wgan-gp':
@@ -305,7 +307,7 @@ def test_three_d_steps_per_policy_step_and_nonfinite_d_only_updates():
   extra = [_d_batch(4), _d_batch(5)]
 
   guard.snapshot()
-  poisoned = [extra[0], (extra[1][0] * np.nan, extra[1][1])]
+  poisoned = [extra[0], (extra[1][0], dict(extra[1][1], canvas=extra[1][1]['canvas'] * np.nan))]
   metrics = learner.step(episodes, real, fakes, extra_d_batches=poisoned)
   assert not guard.accept(metrics)
   assert 'd_loss' in guard.bad_metrics(metrics)
