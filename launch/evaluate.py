@@ -86,10 +86,13 @@ def main(argv):
   results = {}
   try:
     painter = painter_lib.Painter.from_saved_model(FLAGS.model)
+    baselines = {}  # Greedy search per render budget, shared by the decodings with that budget.
     for name in decodings:
       decoding, num_samples = ('sample', FLAGS.num_samples) if name == 'best_of_n' else (name, 1)
+      if num_samples not in baselines:
+        baselines[num_samples] = evaluation.greedy_search_baseline(painter, targets, num_samples, FLAGS.seed)
       results[name] = evaluation.evaluate(painter, targets, num_samples=num_samples, seed=FLAGS.seed,
-                                          decoding=decoding)
+                                          decoding=decoding, baseline=baselines[num_samples])
   except (painter_lib.ModelError, ValueError) as e:
     return _fail(str(e))
   summaries = {name: result.summary() for name, result in results.items()}

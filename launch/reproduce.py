@@ -1,17 +1,24 @@
 r"""The CPU-scale reproductions of docs/results.md: trains them, then measures and plots them.
 
-  python launch/reproduce.py --stage=train --data_dir=../shared/data    # ≈ 95 min on 2 cores
-  python launch/reproduce.py --stage=report --data_dir=../shared/data   # ≈ 1 min: figures and numbers
+  python launch/reproduce.py --stage=train --reproductions=r1 --data_dir=../shared/data   # ≈ 80 min, 2 runs
+  python launch/reproduce.py --stage=report --reproductions=r1 --data_dir=../shared/data  # ≈ 5 min
 
-Runs (configs/reproductions/, all with the tiny network):
-  strokes_d / strokes_l2    conditional reconstruction of procedural strokes, SPIRAL (D) reward versus −l2
-                            reward, stopping at the same number of frames (the paper's Figure 4 claim);
-  mnist_unconditional       unconditional MNIST generation.
-`--stage=train` starts the three runs at once (so the two rewards share the machine equally) and waits; a
-run that already reached its limit resumes, sees it and stops at once. `--stage=report` reads their
-TensorBoard logs and exports and writes under --out (default docs/results/): learning curves (PNG), the
-agent-versus-search grids and the held-out figures of both strokes agents (launch/evaluate.py's
-measurement), a grid of MNIST samples next to real digits, and results.json with every number.
+Reproductions (each a set of runs of launch/train.py, one per config and seed, under --runs_dir):
+  r1  conditional MNIST, the paper's central claim: configs/reproductions/mnist_d.cfg (D reward) against
+      mnist_l2.cfg (−l2 reward), 1,000,000 frames each. Report: held-out MSE on --num_targets MNIST test
+      digits (mean ± s.e.) under sampled, greedy and best-of-4 decoding, the blank canvas, greedy search
+      with the same renders (N = 1 and N = 4), and the issue's targets checked.
+  r2  unconditional MNIST: configs/reproductions/mnist_unconditional.cfg, 3,000,000 frames. Report: 1,000
+      samples scored by a small CNN trained here on MNIST train (spiral_tf/digit_score.py) — mean max-softmax
+      confidence and the number of classes holding ≥ 2 % of samples — beside the same figures for real
+      test digits.
+  r3  the quick start: configs/strokes.cfg (what `make train` runs). Report: held-out MSE on its
+      procedural-strokes test targets, greedy decoding, against the blank canvas (target ≤ 0.7×).
+`--stage=train` starts every run of the chosen reproductions at once (so the runs of one comparison share
+the machine equally) and waits; a run that already reached its limit resumes, sees it and stops at once.
+`--stage=report` reads their TensorBoard logs and exports and writes under --out (default docs/results/):
+curves against frames (PNG), image grids and results.json (every number; reproductions not reported in
+this call keep their entries). A reproduction whose runs are missing is skipped with a message.
 """
 import json
 import os
@@ -26,34 +33,55 @@ from absl import flags
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-RUNS = ('strokes_d', 'strokes_l2', 'mnist_unconditional')
-RECONSTRUCTION_RUNS = ('strokes_d', 'strokes_l2')
+# Reproduction → its configs (configs/<path>.cfg).
+REPRODUCTIONS = {
+    'r1': ('reproductions/mnist_d', 'reproductions/mnist_l2'),
+    'r2': ('reproductions/mnist_unconditional',),
+    'r3': ('strokes',),
+}
+LABELS = {'mnist_d': 'D reward (SPIRAL++)', 'mnist_l2': 'l2 reward', 'strokes': 'make train agent',
+          'mnist_unconditional': 'unconditional MNIST'}
 
 flags.DEFINE_enum('stage', 'report', ['train', 'report'], 'Train the runs, or report on trained runs.')
+flags.DEFINE_list('reproductions', ['r1', 'r3'], f'Which of {sorted(REPRODUCTIONS)}.')
+flags.DEFINE_list('seeds', ['0'], 'Seeds (--seed of train.py): one run per config and seed.')
 flags.DEFINE_string('runs_dir', os.path.join(ROOT, 'runs', 'reproductions'), 'Where the runs live.')
 flags.DEFINE_string('data_dir', None, 'Dataset directory holding mnist/ (MNIST is not embedded).')
 flags.DEFINE_string('out', os.path.join(ROOT, 'docs', 'results'), 'Where the report writes its files.')
-flags.DEFINE_integer('num_targets', 200, 'Held-out targets for the agent-versus-search comparison.')
-flags.DEFINE_integer('num_samples', 64, 'MNIST samples in the grid.')
+flags.DEFINE_integer('num_targets', 500, 'Held-out targets for the reconstruction figures.')
+flags.DEFINE_integer('num_samples', 1000, 'Unconditional samples scored (r2).')
+flags.DEFINE_list('train_flags', [], 'Extra train.py flags for every run (e.g. --max_minutes=30).')
 FLAGS = flags.FLAGS
 
 
-def _config_file(run):
-  return os.path.join(ROOT, 'configs', 'reproductions', f'{run}.cfg')
+def _name(config):
+  return os.path.basename(config)
+
+
+def run_dir(config, seed):
+  return os.path.join(FLAGS.runs_dir, f'{_name(config)}-seed{seed}')
+
+
+def _runs(reproduction):
+  return [(config, int(seed)) for config in REPRODUCTIONS[reproduction] for seed in FLAGS.seeds]
 
 
 def train() -> int:
   """Starts every run as its own `launch/train.py --role=all` and waits for all of them."""
   os.makedirs(FLAGS.runs_dir, exist_ok=True)
   procs = {}
-  for run in RUNS:
-    command = [sys.executable, os.path.join(ROOT, 'launch', 'train.py'), f'--flagfile={_config_file(run)}',
-               f'--root_dir={os.path.join(FLAGS.runs_dir, run)}']
-    if FLAGS.data_dir:
-      command.append(f'--data_dir={FLAGS.data_dir}')
-    log = open(os.path.join(FLAGS.runs_dir, f'{run}.out'), 'ab')  # pylint: disable=consider-using-with
-    procs[run] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    print(f'[reproduce] {run}: pid {procs[run].pid}, log {log.name}', flush=True)
+  for reproduction in FLAGS.reproductions:
+    for config, seed in _runs(reproduction):
+      directory = run_dir(config, seed)
+      command = [sys.executable, os.path.join(ROOT, 'launch', 'train.py'),
+                 f'--flagfile={os.path.join(ROOT, "configs", config + ".cfg")}', f'--root_dir={directory}',
+                 f'--seed={seed}', *FLAGS.train_flags]
+      if FLAGS.data_dir:
+        command.append(f'--data_dir={FLAGS.data_dir}')
+      log = open(directory + '.out', 'ab')  # pylint: disable=consider-using-with
+      procs[directory] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+      print(f'[reproduce] {os.path.basename(directory)}: pid {procs[directory].pid}, log {log.name}',
+            flush=True)
   try:
     codes = {run: proc.wait() for run, proc in procs.items()}
   except KeyboardInterrupt:  # Each run checkpoints on SIGINT; wait for them to finish doing so.
@@ -63,6 +91,8 @@ def train() -> int:
   print(f'[reproduce] exit codes: {codes}', flush=True)
   return max(abs(c) for c in codes.values())
 
+
+# --- reading runs --------------------------------------------------------------------------------------
 
 def scalar_series(log_dir) -> dict:
   """{tag: [(learner_step, value), ...]} from the TensorBoard event files directly in `log_dir`."""
@@ -80,11 +110,44 @@ def scalar_series(log_dir) -> dict:
   return series
 
 
-def _frames_per_step(run_dir):
-  with open(os.path.join(run_dir, 'config.json')) as f:
-    config = json.load(f)
-  return config['batch_size'] * (config['episode_length'] - 1)
+class Run:
+  """One trained run: its config, learning curves (against frames) and export."""
 
+  def __init__(self, config, seed):
+    from spiral_tf import components  # pylint: disable=g-import-not-at-top
+    from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+    self.name, self.seed, self.dir = _name(config), seed, run_dir(config, seed)
+    self.export = components.export_dir(self.dir)
+    with open(os.path.join(self.dir, 'config.json')) as f:
+      settings = json.load(f)
+    self.frames_per_step = settings['batch_size'] * (settings['episode_length'] - 1)
+    self.train = scalar_series(os.path.join(self.dir, 'tensorboard'))
+    self.eval = scalar_series(os.path.join(self.dir, 'tensorboard', 'eval'))
+    metadata = painter_lib.read_export_metadata(self.export)
+    self.learner_steps = int(metadata.get('learner_step') or 0)
+    self.frames = self.learner_steps * self.frames_per_step
+
+  def curve(self, tag, source='train'):
+    series = (self.train if source == 'train' else self.eval).get(tag, [])
+    return [s * self.frames_per_step for s, _ in series], [v for _, v in series]
+
+  def last_third_median(self, tag):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    _, values = self.curve(tag)
+    return float(np.median(values[len(values) * 2 // 3:])) if values else None
+
+  def painter(self):
+    from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+    return painter_lib.Painter.from_saved_model(self.export)
+
+
+def _missing(reproduction):
+  from spiral_tf import components  # pylint: disable=g-import-not-at-top
+  return [run_dir(c, s) for c, s in _runs(reproduction)
+          if not os.path.isdir(components.export_dir(run_dir(c, s)))]
+
+
+# --- figures -------------------------------------------------------------------------------------------
 
 def _smooth(values, window):
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -96,19 +159,22 @@ def _smooth(values, window):
   return np.concatenate([head, np.convolve(values, kernel, mode='valid')])
 
 
-def plot_curves(curves, path, title, ylabel, smooth=1):
+def plot_curves(curves, path, title, ylabel, smooth=1, logy=False):
   """curves: {label: (frames, values)} → one PNG line plot."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   figure, axes = plt.subplots(figsize=(6, 3.6), dpi=110)
   for label, (frames, values) in curves.items():
-    axes.plot(frames, _smooth(values, smooth), label=label, marker='o' if len(frames) < 20 else None)
+    if len(frames):
+      axes.plot(frames, _smooth(values, smooth), label=label, marker='o' if len(frames) < 20 else None)
   axes.set_xlabel('environment frames')
   axes.set_ylabel(ylabel)
+  if logy:
+    axes.set_yscale('log')
   axes.set_title(title)
   axes.grid(alpha=0.3)
-  axes.legend()
+  axes.legend(fontsize=8)
   figure.tight_layout()
   figure.savefig(path)
   plt.close(figure)
@@ -128,99 +194,177 @@ def _sample_grid(samples, reals, columns=16):
   return np.concatenate([top, band, bottom], 0)
 
 
-def report() -> int:
+def _figure(name):
+  return os.path.join(FLAGS.out, name + '.png')
+
+
+# --- reports -------------------------------------------------------------------------------------------
+
+def _stats(values):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  values = np.asarray(values, np.float64)
+  return {'mean': float(values.mean()), 'sem': float(values.std(ddof=1) / np.sqrt(len(values)))
+          if len(values) > 1 else 0.0}
+
+
+def _reconstruction_figures(runs, targets, baselines):
+  """Held-out MSE of each run under each decoding, greedy search and the blank canvas (same targets)."""
+  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
+  figures, results = {}, {}
+  for run in runs:
+    painter = run.painter()
+    for n in (1, 4):
+      if n not in baselines:
+        baselines[n] = evaluation.greedy_search_baseline(painter, targets, n, seed=0)
+    decodings = {'sample': ('sample', 1), 'greedy': ('greedy', 1), 'best_of_4': ('sample', 4)}
+    out = {}
+    for name, (decoding, n) in decodings.items():
+      result = evaluation.evaluate(painter, targets, num_samples=n, seed=0, decoding=decoding,
+                                   baseline=baselines[n])
+      out[name] = dict(_stats(result.agent_mse), renders_per_target=result.renders_per_target,
+                       beats_search_fraction=float((result.agent_mse < result.baseline_mse).mean()))
+      if name == 'greedy':
+        figures[f'{run.name}-seed{run.seed}_grid'] = evaluation.write_grid(
+            _figure(f'{run.name}-seed{run.seed}_grid'), result)
+    out['blank'] = _stats(result.blank_mse)
+    results[f'{run.name}-seed{run.seed}'] = out
+    print(f'[reproduce] {run.name} seed {run.seed}: ' + ', '.join(
+        f'{k} {v["mean"]:.4f}±{v["sem"]:.4f}' for k, v in out.items()), flush=True)
+  search = {f'greedy_search_n{n}': _stats(b[1]) for n, b in sorted(baselines.items())}
+  return figures, results, search
+
+
+def report_r1():
   import numpy as np  # pylint: disable=g-import-not-at-top
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
+  runs = [Run(c, s) for c, s in _runs('r1')]
+  config = components.load_config(runs[0].dir)
+  if FLAGS.data_dir:
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    config = dataclasses.replace(config, data_dir=FLAGS.data_dir)
+  targets = components.load_targets(config, 'test', limit=FLAGS.num_targets)
+  figures, per_run, search = _reconstruction_figures(runs, targets, {})
+  by_config = {}
+  for run in runs:
+    by_config.setdefault(run.name, []).append(per_run[f'{run.name}-seed{run.seed}'])
+  summary = {}
+  for name, seeds in by_config.items():
+    summary[name] = {k: {'mean_over_seeds': float(np.mean([s[k]['mean'] for s in seeds])),
+                         'per_seed': [s[k]['mean'] for s in seeds]} for k in seeds[0]}
+  blank = per_run[next(iter(per_run))]['blank']['mean']
+  d, l2 = summary.get('mnist_d'), summary.get('mnist_l2')
+  targets_met = {}
+  if d and l2:
+    d_greedy = d['greedy']['mean_over_seeds']
+    targets_met = {
+        'd_greedy_le_half_blank': d_greedy <= 0.5 * blank,
+        'd_below_l2 (greedy)': d_greedy < l2['greedy']['mean_over_seeds'],
+        'd_best_of_4_below_search_n4': d['best_of_4']['mean_over_seeds'] < search['greedy_search_n4']['mean'],
+    }
+
+  curves = {f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve('eval/agent_mse', 'eval') for r in runs}
+  frames = max((max(r.curve('eval/agent_mse', 'eval')[0] or [0]) for r in runs), default=0)
+  curves['blank canvas'] = ([0, frames], [blank, blank])
+  figures['r1_heldout_mse'] = plot_curves(curves, _figure('r1_heldout_mse'),
+                                          'Conditional MNIST: held-out MSE (128 test digits, sampled)',
+                                          'mean squared error per pixel')
+  for tag, title, ylabel, name, smooth in (
+      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'r1_entropy', 5),
+      ('diagnostics/normaliser_std', 'running std of episode returns (reward scale)', 'σ of returns',
+       'r1_reward_std', 1),
+      ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'r1_train_l2',
+       10)):
+    figures[name] = plot_curves({f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
+                                _figure(name), 'Conditional MNIST: ' + title, ylabel, smooth=smooth)
+  figures['r1_d_scores'] = plot_curves(
+      {f'{LABELS.get(r.name, r.name)} s{r.seed}: D({what})': r.curve(f'd_score_{what}')
+       for r in runs for what in ('real', 'fake')}, _figure('r1_d_scores'),
+      'Conditional MNIST: D scores', 'mean D output', smooth=10)
+  return {'runs': {f'{r.name}-seed{r.seed}': {
+      'frames': r.frames, 'learner_steps': r.learner_steps, 'heldout': per_run[f'{r.name}-seed{r.seed}'],
+      'entropy_last_third_median': r.last_third_median('entropy'),
+      'd_real_last_third_median': r.last_third_median('d_score_real'),
+      'd_fake_last_third_median': r.last_third_median('d_score_fake'),
+      'normaliser_std_last_third_median': r.last_third_median('diagnostics/normaliser_std')}
+      for r in runs},
+          'summary': summary, 'search': search, 'blank': blank, 'num_targets': len(targets),
+          'targets_met': targets_met, 'figures': {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}}
+
+
+def report_r2():
+  import numpy as np  # pylint: disable=g-import-not-at-top
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
-  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from spiral_tf import digit_score  # pylint: disable=g-import-not-at-top
   from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  out = {'runs': {}}
+  classifier = digit_score.train_classifier(FLAGS.data_dir)
+  reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[:FLAGS.num_samples]
+  out['real_test_digits'] = digit_score.score(classifier.model, reals.astype(np.float32) / 255)
+  out['classifier_test_accuracy'] = classifier.test_accuracy
+  for config, seed in _runs('r2'):
+    run = Run(config, seed)
+    samples = np.stack([p.canvas for p in run.painter().paint(None, num_samples=FLAGS.num_samples, seed=0)])
+    out['runs'][f'{run.name}-seed{run.seed}'] = dict(
+        digit_score.score(classifier.model, samples), frames=run.frames)
+    image_io.write_png(_figure(f'r2_samples_seed{seed}'), image_io.upscale_nearest(
+        _sample_grid(samples[:64], reals[:32].astype(np.float32) / 255), 2))
+  return out
 
+
+def report_r3():
+  from spiral_tf import components  # pylint: disable=g-import-not-at-top
+  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
+  out = {'runs': {}}
+  for config, seed in _runs('r3'):
+    run = Run(config, seed)
+    painter = run.painter()
+    targets = components.load_targets(components.load_config(run.dir), 'test', limit=FLAGS.num_targets)
+    result = evaluation.evaluate(painter, targets, decoding='greedy', seed=0)
+    sampled = evaluation.evaluate(painter, targets, decoding='sample', seed=0,
+                                  baseline=(result.baseline_canvases, result.baseline_mse))
+    evaluation.write_grid(_figure(f'r3_grid_seed{seed}'), result)
+    blank = float(result.blank_mse.mean())
+    out['runs'][f'{run.name}-seed{run.seed}'] = {
+        'frames': run.frames, 'greedy': _stats(result.agent_mse), 'sample': _stats(sampled.agent_mse),
+        'blank': blank, 'greedy_over_blank': float(result.agent_mse.mean()) / blank,
+        'target_met (greedy ≤ 0.7 × blank)': float(result.agent_mse.mean()) <= 0.7 * blank,
+        'num_targets': len(targets)}
+    print(f'[reproduce] r3 seed {seed}: {out["runs"][f"{run.name}-seed{run.seed}"]}', flush=True)
+  return out
+
+
+def report() -> int:
   os.makedirs(FLAGS.out, exist_ok=True)
-  missing = [run for run in RUNS if not os.path.isdir(components.export_dir(os.path.join(FLAGS.runs_dir, run)))]
-  if missing:
-    print(f'reproduce.py: error: no export for {missing} under {FLAGS.runs_dir}: run --stage=train first',
-          file=sys.stderr)
-    return 1
-  results, train, evals = {}, {}, {}
-  for run in RUNS:
-    run_dir = os.path.join(FLAGS.runs_dir, run)
-    per_step = _frames_per_step(run_dir)
-    train[run] = scalar_series(os.path.join(run_dir, 'tensorboard'))
-    evals[run] = scalar_series(os.path.join(run_dir, 'tensorboard', 'eval'))
-    steps = [s for s, _ in train[run].get('d_loss', [])]
-    metadata = painter_lib.read_export_metadata(components.export_dir(run_dir))
-    results[run] = {'learner_steps': int(metadata.get('learner_step') or 0),
-                    'frames': int(metadata.get('learner_step') or 0) * per_step,
-                    'logged_steps': len(steps), 'frames_per_learner_step': per_step}
-
-  def frames_and(series, run):
-    per_step = results[run]['frames_per_learner_step']
-    return [s * per_step for s, _ in series], [v for _, v in series]
-
-  labels = {'strokes_d': 'SPIRAL reward (D)', 'strokes_l2': 'l2 reward'}
-  figures = {}
-  figures['strokes_train_l2'] = plot_curves(
-      {labels[r]: frames_and(train[r]['l2_to_target'], r) for r in RECONSTRUCTION_RUNS},
-      os.path.join(FLAGS.out, 'strokes_train_l2.png'),
-      'Procedural strokes: l2 of the final canvas (training episodes)', 'mean squared error per pixel',
-      smooth=10)
-  if all('eval/agent_mse' in evals[r] for r in RECONSTRUCTION_RUNS):
-    curves = {labels[r]: frames_and(evals[r]['eval/agent_mse'], r) for r in RECONSTRUCTION_RUNS}
-    blank = evals['strokes_d'].get('eval/blank_mse')
-    if blank:
-      frames, _ = frames_and(evals['strokes_d']['eval/agent_mse'], 'strokes_d')
-      curves['blank canvas'] = (frames, [blank[0][1]] * len(frames))
-    figures['strokes_eval_mse'] = plot_curves(
-        curves, os.path.join(FLAGS.out, 'strokes_eval_mse.png'),
-        'Procedural strokes: held-out reconstruction error', 'mean squared error per pixel')
-  figures['mnist_d_scores'] = plot_curves(
-      {name: frames_and(train['mnist_unconditional'][tag], 'mnist_unconditional')
-       for name, tag in (('D(real digits)', 'd_score_real'), ('D(agent canvases)', 'd_score_fake'))},
-      os.path.join(FLAGS.out, 'mnist_d_scores.png'), 'Unconditional MNIST: discriminator scores',
-      'mean D output', smooth=10)
-
-  # Held-out reconstruction: each strokes agent against equal-renders greedy search, same targets.
-  for run in RECONSTRUCTION_RUNS:
-    painter = painter_lib.Painter.from_saved_model(components.export_dir(os.path.join(FLAGS.runs_dir, run)))
-    config = painter_lib.config_of(painter.metadata, run)
-    targets = components.load_targets(config, 'test', limit=FLAGS.num_targets)
-    for num_samples in (1, 4):
-      result = evaluation.evaluate(painter, targets, num_samples=num_samples, seed=0)
-      key = f'heldout_n{num_samples}'
-      results[run][key] = {
-          'agent_mse': float(result.agent_mse.mean()), 'agent_mse_sem': float(
-              result.agent_mse.std(ddof=1) / np.sqrt(len(targets))),
-          'baseline_mse': float(result.baseline_mse.mean()), 'blank_mse': float(result.blank_mse.mean()),
-          'agent_beats_baseline_fraction': float(np.mean(result.agent_mse < result.baseline_mse)),
-          'renders_per_target': result.renders_per_target, 'num_targets': len(targets)}
-      if num_samples == 1:
-        figures[f'{run}_grid'] = evaluation.write_grid(os.path.join(FLAGS.out, f'{run}_grid.png'), result)
-      print(f'[reproduce] {run} N={num_samples}: {results[run][key]}', flush=True)
-    results[run]['final_train_l2'] = float(np.mean([v for _, v in train[run]['l2_to_target'][-10:]]))
-
-  # Unconditional MNIST samples next to real test digits.
-  run_dir = os.path.join(FLAGS.runs_dir, 'mnist_unconditional')
-  painter = painter_lib.Painter.from_saved_model(components.export_dir(run_dir))
-  samples = np.stack([p.canvas for p in painter.paint(None, num_samples=FLAGS.num_samples, seed=0)])
-  reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[:32].astype(np.float32) / 255
-  figures['mnist_samples'] = image_io.write_png(os.path.join(FLAGS.out, 'mnist_samples.png'),
-                                                image_io.upscale_nearest(_sample_grid(samples, reals), 2))
-  results['mnist_unconditional'].update({
-      'sample_mean_ink': float(1 - samples.mean()), 'real_mean_ink': float(1 - reals.mean()),
-      'final_d_score_real': train['mnist_unconditional']['d_score_real'][-1][1],
-      'final_d_score_fake': train['mnist_unconditional']['d_score_fake'][-1][1]})
-
-  results['figures'] = {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}
-  results['written'] = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
-  image_io.write_json(os.path.join(FLAGS.out, 'results.json'), results)
-  print(json.dumps(results))
-  return 0
+  path = os.path.join(FLAGS.out, 'results.json')
+  results = {}
+  if os.path.exists(path):
+    with open(path) as f:
+      results = json.load(f)
+  from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
+  reporters = {'r1': report_r1, 'r2': report_r2, 'r3': report_r3}
+  reported = 0
+  for reproduction in FLAGS.reproductions:
+    missing = _missing(reproduction)
+    if missing:
+      print(f'[reproduce] {reproduction}: skipped, no export in {missing} (run --stage=train first)',
+            flush=True)
+      continue
+    start = time.monotonic()
+    results[reproduction] = reporters[reproduction]()
+    results[reproduction]['written'] = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+    print(f'[reproduce] {reproduction}: reported in {time.monotonic() - start:.0f} s', flush=True)
+    image_io.write_json(path, results)
+    reported += 1
+  print(json.dumps({k: results[k] for k in FLAGS.reproductions if k in results}, indent=1))
+  return 0 if reported else 1
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  unknown = sorted(set(FLAGS.reproductions) - set(REPRODUCTIONS))
+  if unknown:
+    raise app.UsageError(f'--reproductions: {unknown} not among {sorted(REPRODUCTIONS)}')
   return train() if FLAGS.stage == 'train' else report()
 
 

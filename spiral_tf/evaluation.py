@@ -116,10 +116,29 @@ def greedy_search(make_renderer, target, candidates_per_step, rng):
   return canvas, program, renders
 
 
-def evaluate(painter, targets, num_samples: int = 1, seed: int = 0,
-             decoding: str = 'sample') -> EvaluationResult:
+def greedy_search_baseline(painter, targets, num_samples: int = 1, seed: int = 0):
+  """Greedy search (`num_samples` candidates per step) on every target: (canvases [N, W, W, C], mse [N]).
+
+  It depends on the renderer settings, the targets, `num_samples` and `seed` only, so agents with the
+  same settings can share one (`evaluate(..., baseline=...)`).
+  """
+  floats = np.asarray(targets).astype(np.float32) / 255.0
+  rng = np.random.default_rng([seed, 1])
+  canvases, mse, renders = [], [], None
+  for target in floats:
+    canvas, _, renders = greedy_search(painter.make_renderer, target, num_samples, rng)
+    canvases.append(canvas)
+    mse.append(mse_per_pixel(canvas, target))
+  steps = painter.episode_length - 1
+  assert renders == num_samples * steps, (renders, num_samples, steps)
+  return np.stack(canvases), np.array(mse, np.float64)
+
+
+def evaluate(painter, targets, num_samples: int = 1, seed: int = 0, decoding: str = 'sample',
+             baseline=None) -> EvaluationResult:
   """Agent (best of `num_samples` episodes, `decoding` 'sample' or 'greedy') vs greedy search with the
-  same renders, per target."""
+  same renders, per target. `baseline`: a `greedy_search_baseline` result for these targets, `num_samples`
+  and `seed`, to reuse instead of searching again."""
   if not painter.conditional:
     raise ValueError(f'{painter.source} is unconditional: evaluation measures reconstructions of '
                      'targets, which needs a conditional agent')
@@ -137,19 +156,17 @@ def evaluate(painter, targets, num_samples: int = 1, seed: int = 0,
   agent_seconds = time.monotonic() - start
 
   start = time.monotonic()
-  rng = np.random.default_rng([seed, 1])
-  baseline_canvases, baseline_mse, renders = [], [], None
-  for target in floats:
-    canvas, _, renders = greedy_search(painter.make_renderer, target, num_samples, rng)
-    baseline_canvases.append(canvas)
-    baseline_mse.append(mse_per_pixel(canvas, target))
+  if baseline is None:
+    baseline = greedy_search_baseline(painter, targets, num_samples, seed)
+  baseline_canvases, baseline_mse = baseline
+  if len(baseline_mse) != len(targets):
+    raise ValueError(f'baseline has {len(baseline_mse)} results for {len(targets)} targets')
   baseline_seconds = time.monotonic() - start
 
   steps = painter.episode_length - 1
-  assert renders == num_samples * steps, (renders, num_samples, steps)
   return EvaluationResult(
-      targets=targets, agent_canvases=np.stack(agent_canvases), baseline_canvases=np.stack(baseline_canvases),
-      agent_mse=np.array(agent_mse, np.float64), baseline_mse=np.array(baseline_mse, np.float64),
+      targets=targets, agent_canvases=np.stack(agent_canvases), baseline_canvases=baseline_canvases,
+      agent_mse=np.array(agent_mse, np.float64), baseline_mse=baseline_mse,
       blank_mse=np.array([mse_per_pixel(np.ones_like(t), t) for t in floats]),
       num_samples=num_samples, renders_per_target=num_samples * steps,
       seconds={'agent': agent_seconds, 'baseline': baseline_seconds}, decoding=decoding)

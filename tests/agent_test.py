@@ -139,3 +139,41 @@ def test_bad_specs_give_clear_errors():
   bad = dict(action_spec, end=type(action_spec['end'])(7 * 7, name='end'))
   with pytest.raises(ValueError, match="'end'.*49"):
     agent_lib.Agent(bad, obs_spec, size='tiny')
+
+
+def test_greedy_step_takes_the_most_likely_value_of_every_sub_action():
+  """Arg-max decoding: no other value of sub-action k is more likely given the greedy choices before it."""
+  action_spec, obs_spec, agent = _small_agent()
+  rng = np.random.default_rng(4)
+  batch = 3
+  observation = nf.random_observation(obs_spec, batch, rng)
+  first = tf.constant([int(dm_env.StepType.FIRST)] * batch)
+  output, _ = agent.step(first, observation, agent.initial_state(batch), greedy=True)
+  again, _ = agent.step(first, observation, agent.initial_state(batch), greedy=True)
+  for key in agent.order:  # Deterministic.
+    np.testing.assert_array_equal(output.action[key].numpy(), again.action[key].numpy())
+  # The core output z of this step, to teacher-force the head with other values.
+  torso = agent._torso(observation, {k: tf.zeros([batch], tf.int32) for k in agent.order},
+                       tf.ones([batch], tf.bool))
+  z, _ = agent._core_step(torso, agent.initial_state(batch).core, tf.ones([batch], tf.bool))
+  greedy = {k: output.action[k] for k in agent.order}
+  _, chosen, _ = agent._policy(z, greedy)
+  np.testing.assert_allclose(chosen['flag'].numpy(), output.log_prob['flag'].numpy(), rtol=1e-5)
+  for key in agent.order:
+    n = action_spec[key].num_values
+    for value in rng.choice(n, size=min(4, n), replace=False):
+      _, other, _ = agent._policy(z, dict(greedy, **{key: tf.fill([batch], int(value))}))
+      assert np.all(other[key].numpy() <= chosen[key].numpy() + 1e-6), key
+
+
+def test_initial_policy_is_near_uniform():
+  action_spec, obs_spec, agent = _small_agent()
+  batch = 8
+  observation = nf.random_observation(obs_spec, batch, np.random.default_rng(5))
+  episodes = nf.sampled_episodes(agent, action_spec, obs_spec, batch, 2, seed=6)
+  tm = lambda x: np.swapaxes(x, 0, 1)
+  unrolled = agent.unroll(tm(episodes['step_type']), tf.nest.map_structure(tm, episodes['observation']),
+                          {k: tm(v) for k, v in episodes['action'].items()}, episodes['core_state'])
+  del observation
+  for key, spec in action_spec.items():  # Within 2 % of the uniform distribution's entropy.
+    assert np.all(unrolled.entropy[key].numpy() > 0.98 * np.log(spec.num_values)), key

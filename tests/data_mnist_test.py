@@ -94,3 +94,16 @@ def test_corrupt_file_error_names_the_file(tmp_path, damage):
 def test_bad_split():
   with pytest.raises(ValueError, match="'validation'"):
     mnist.load(str(DATA_DIR), 'validation')
+
+
+def test_labels_match_an_independent_decoding():
+  for split, name, count in (('train', 'train-labels-idx1-ubyte.gz', 60000),
+                             ('test', 't10k-labels-idx1-ubyte.gz', 10000)):
+    with gzip.open(DATA_DIR / 'mnist' / name, 'rb') as f:
+      raw = np.frombuffer(f.read(), np.uint8, offset=8)
+    labels = mnist.load_labels(str(DATA_DIR), split)
+    assert labels.shape == (count,) and labels.max() == 9
+    np.testing.assert_array_equal(labels, raw)
+  assert mnist.load_labels(str(DATA_DIR), 'test')[0] == 7  # The first test digit is a seven.
+  with pytest.raises(ValueError, match='validation'):
+    mnist.load_labels(str(DATA_DIR), 'validation')

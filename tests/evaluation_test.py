@@ -73,6 +73,17 @@ def test_evaluate_agent_against_baseline_on_held_out_targets(tmp_path):
     top, left = gutter + row * (cell + gutter), gutter + 2 * (cell + gutter)
     np.testing.assert_allclose(grid[top:top + cell:2, left:left + cell:2], images[2], atol=1e-6)
 
+  # Greedy decoding is deterministic for given noise samples (the seed), and is what evaluate reports.
+  greedy = evaluation.evaluate(painter, targets, num_samples=1, seed=1, decoding='greedy')
+  again = painter.paint_targets(targets, num_samples=1, seed=1, decoding='greedy')
+  np.testing.assert_array_equal(greedy.agent_canvases, np.stack([p[0].canvas for p in again]))
+  assert greedy.summary()['decoding'] == 'greedy'
+  with pytest.raises(ValueError, match='beam'):
+    painter.paint_targets(targets, decoding='beam')
+  # A shared baseline is used as given.
+  shared = evaluation.greedy_search_baseline(painter, targets, 2, seed=1)
+  np.testing.assert_array_equal(shared[1], result.baseline_mse)
+
   # Only the painter's `conditional` and `source` are read before the refusal.
   unconditional = types.SimpleNamespace(conditional=False, source='an unconditional model')
   with pytest.raises(ValueError, match='unconditional'):
@@ -91,7 +102,15 @@ def test_evaluate_cli(tmp_path):
   assert summary['renders_per_target'] == fixtures.EPISODE_LENGTH - 1
   assert summary['learner_step'] == fixtures.UPDATES
   assert 0 <= summary['agent_mse'] <= 1 and 0 <= summary['baseline_mse'] <= 1
+  # --num_samples=1: sampled and greedy decoding (best-of-1 would repeat the sampled one).
+  assert set(summary['decodings']) == {'sample', 'greedy'}
+  assert summary['decodings']['greedy']['decoding'] == 'greedy'
+  assert summary['decodings']['sample']['agent_mse'] == summary['agent_mse']
+  # Both spend 1 × (L − 1) renders, so they share one greedy-search baseline.
+  assert summary['decodings']['greedy']['baseline_mse'] == summary['baseline_mse']
   assert Image.open(grid).size == (2 * 128 + 3 * 2, 3 * 128 + 4 * 2)
 
   missing = fixtures.run_script('evaluate.py', f'--model={tmp_path / "absent"}')
   assert missing.returncode == 1 and 'does not exist' in missing.stderr
+  bad = fixtures.run_script('evaluate.py', f'--model={fixtures.exported_model()}', '--decodings=beam')
+  assert bad.returncode == 1 and '--decodings=beam' in bad.stderr
