@@ -7,14 +7,23 @@ and a batch of real images [B, W, W, C]:
        spiral++  D(c_{t+1}) − D(c_t) at every action (γ = `discount`)
        l2        −mean over pixels of (final − target)² at the last action
      plus the optional auxiliary penalties (rewards.py): `stroke_penalty` per new disjoint stroke,
-     `blank_penalty` when the final canvas shows nothing.
+     `blank_penalty` when the final canvas shows nothing; then normalised by running statistics of the
+     episode returns (`reward_normalisation`, spiral_tf/normalisation.py; the statistics are
+     checkpointed with the learner).
   2. policy + critic: teacher-forced unroll, sub-actions masked by their effect, V-trace actor-critic loss
      (`algorithm='a2c'`: importance weights 1, i.e. the on-policy special case).
-     Discount γ between MID steps, 0 into LAST (bootstrap value 0 at the episode's end).
+     Discount γ between MID steps, 0 into LAST (bootstrap value 0 at the episode's end). The policy
+     gradients are clipped to a global norm of `max_gradient_norm` (summed over replicas first).
   3. D: WGAN-GP (gradient penalty by a nested GradientTape) or SN-GAN, on real images vs `fakes` (by
      default the episodes' final canvases; the training loop passes renders sampled from the fakes replay).
-     Conditional D sees (image, target) pairs, real = (target, target) with target = a real image.
+     Conditional D sees (image, target) pairs: fakes (render, t), real (t, t) with t the fake's own
+     target, so D judges reconstructions of the same targets rather than unrelated pairs.
   4. Adam (β1 = 0.5, β2 = 0.999, ε = 1e-8) on both, slots built in the strategy scope.
+
+Metrics: the losses, D's scores, and `diagnostics/…` — return and reward scales (raw and normalised), the
+normaliser's μ and σ, advantage std, explained variance of V, fraction of clipped ρ, entropy per
+sub-action, policy and D gradient norms, D's gradient norm at the penalty's interpolates, fraction of
+paint actions, and the spread of the LSTM output across the batch (≈ 0: the policy ignores its input).
 
 A policy step comes with `d_steps_per_policy_step` = k D updates (WGAN's n_critic): `step` first runs
 k − 1 D-only updates (`d_update`: the same loss and optimizer, on extra real batches against extra fake
