@@ -8,6 +8,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The pinned pip, setuptools and wheel of requirements.txt (their one place), installed before the rest.
+BUILD_TOOLS := $(shell grep -E '^(pip|setuptools|wheel)==' requirements.txt)
 
 .PHONY: train test setup system-deps benchmarks clean
 
@@ -24,7 +26,7 @@ system-deps:
 
 $(STAMP): requirements.txt setup.py $(wildcard environments/*.c)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q $(BUILD_TOOLS)
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
