@@ -131,6 +131,7 @@ def _sample_grid(samples, reals, columns=16):
 def report() -> int:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
+  from spiral_tf import dashboard  # pylint: disable=g-import-not-at-top
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
   from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
   from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
@@ -146,8 +147,8 @@ def report() -> int:
   for run in RUNS:
     run_dir = os.path.join(FLAGS.runs_dir, run)
     per_step = _frames_per_step(run_dir)
-    train[run] = scalar_series(os.path.join(run_dir, 'tensorboard'))
-    evals[run] = scalar_series(os.path.join(run_dir, 'tensorboard', 'eval'))
+    train[run] = scalar_series(dashboard.learner_log_dir(run_dir))
+    evals[run] = scalar_series(dashboard.eval_log_dir(run_dir))
     steps = [s for s, _ in train[run].get('d_loss', [])]
     metadata = painter_lib.read_export_metadata(components.export_dir(run_dir))
     results[run] = {'learner_steps': int(metadata.get('learner_step') or 0),

@@ -41,7 +41,7 @@ def _train(root_dir, *flags, timeout=300):
 def _scalars(root_dir):
   """{tag: [(step, value)]} from every event file of the run."""
   values = {}
-  for path in sorted(glob.glob(os.path.join(root_dir, 'tensorboard', 'events.*'))):
+  for path in sorted(glob.glob(os.path.join(root_dir, 'tensorboard', 'learner', 'events.*'))):
     acc = event_accumulator.EventAccumulator(path, size_guidance={'tensors': 0})
     acc.Reload()
     for tag in acc.Tags()['tensors']:
