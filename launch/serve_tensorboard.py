@@ -124,7 +124,9 @@ def main(argv):
   print(f'[tensorboard] {_show(log_dir)} (runs: {", ".join(tensorboard_runs(log_dir))}){where}\n'
         f'[tensorboard] serving at {url}  (dashboard: {url}#custom_scalars; Ctrl-C stops it)', flush=True)
   # exec, not a child: the printed process is TensorBoard itself, and Ctrl-C or a kill of its pid ends it.
-  os.execv(binary, [binary, f'--logdir={log_dir}', f'--host={FLAGS.host}', f'--port={port}', *passthrough])
+  # The logdir as shown above (relative to here when below here): TensorBoard prints it in its side bar.
+  os.execv(binary, [binary, f'--logdir={_show(log_dir)}', f'--host={FLAGS.host}', f'--port={port}',
+                    *passthrough])
 
 
 if __name__ == '__main__':
