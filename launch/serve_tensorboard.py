@@ -32,6 +32,7 @@ flags.DEFINE_integer('port', 6006, 'First port to try (the next free one is used
 FLAGS = flags.FLAGS
 
 EVENTS = 'events.out.tfevents.*'
+PKG_RESOURCES_WARNING = 'ignore:pkg_resources is deprecated as an API:UserWarning'
 PORTS_TRIED = 100
 
 
@@ -43,14 +44,14 @@ def _event_files(directory):
   return glob.glob(os.path.join(directory, '**', EVENTS), recursive=True)
 
 
-def _run_of(event_file):
-  """The run directory an event file belongs to: the parent of its nearest `tensorboard/` ancestor."""
-  path = os.path.dirname(event_file)
+def _run_of(event_file, runs_dir):
+  """The run an event file belongs to: the parent of its nearest `tensorboard/` ancestor below runs_dir."""
+  top = os.path.abspath(runs_dir)
+  path = os.path.dirname(os.path.abspath(event_file))
   while os.path.basename(path) != dashboard.LOG_DIR:
-    parent = os.path.dirname(path)
-    if parent == path:
-      return os.path.dirname(event_file)  # Not a training run's layout: its own directory.
-    path = parent
+    if path == top or os.path.dirname(path) == path:
+      return os.path.dirname(event_file)  # Not in a training run's layout: its own directory.
+    path = os.path.dirname(path)
   return os.path.dirname(path)
 
 
@@ -58,7 +59,7 @@ def latest_run(runs_dir):
   """(run directory whose newest event file is the newest, how many runs there are)."""
   newest = {}
   for path in _event_files(runs_dir):
-    run = _run_of(path)
+    run = _run_of(path, runs_dir)
     newest[run] = max(newest.get(run, 0.0), os.path.getmtime(path))
   if not newest:
     raise LaunchError(f'no TensorBoard logs under {_show(runs_dir)}: train a run first (make train), or '
@@ -122,11 +123,16 @@ def main(argv):
   host = f'[{FLAGS.host}]' if ':' in FLAGS.host else FLAGS.host
   url = f'http://{host}:{port}/'
   print(f'[tensorboard] {_show(log_dir)} (runs: {", ".join(tensorboard_runs(log_dir))}){where}\n'
-        f'[tensorboard] serving at {url}  (dashboard: {url}#custom_scalars; Ctrl-C stops it)', flush=True)
+        f'[tensorboard] starting at {url}  (Custom Scalars: {url}#custom_scalars; Ctrl-C stops it)',
+        flush=True)
+  # tensorboard 2.15 imports pkg_resources, which warns on every start; requirements.txt pins a setuptools
+  # that still has it, so the warning says nothing to act on here.
+  env = dict(os.environ)
+  env['PYTHONWARNINGS'] = ','.join(filter(None, [env.get('PYTHONWARNINGS'), PKG_RESOURCES_WARNING]))
   # exec, not a child: the printed process is TensorBoard itself, and Ctrl-C or a kill of its pid ends it.
   # The logdir as shown above (relative to here when below here): TensorBoard prints it in its side bar.
-  os.execv(binary, [binary, f'--logdir={_show(log_dir)}', f'--host={FLAGS.host}', f'--port={port}',
-                    *passthrough])
+  os.execve(binary, [binary, f'--logdir={_show(log_dir)}', f'--host={FLAGS.host}', f'--port={port}',
+                     *passthrough], env)
 
 
 if __name__ == '__main__':

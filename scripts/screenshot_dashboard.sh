@@ -40,7 +40,7 @@ tb_pid=$!
 
 url=
 for _ in $(seq 120); do
-  url=$(grep -o 'serving at http://[^ ]*/' "$work/serve.out" 2>/dev/null | cut -d' ' -f3 || true)
+  url=$(grep -o 'starting at http://[^ ]*/' "$work/serve.out" 2>/dev/null | cut -d' ' -f3 || true)
   if [ -n "$url" ] && curl -sf --noproxy '*' "${url}data/plugin/custom_scalars/layout" | grep -q category \
      && curl -sf --noproxy '*' "${url}data/plugin/scalars/tags" | grep -q d_score_real; then
     break

@@ -103,7 +103,7 @@ def served(tmp_path_factory):
     proc = subprocess.Popen(SERVE + [f'--run={run.root}', '--port=0'], cwd=ROOT, stdout=stdout,
                             stderr=stderr)
   try:
-    url = _wait_for(lambda: re.search(r'serving at (http://\S+/)', _tail(out)), 30, 'the printed URL',
+    url = _wait_for(lambda: re.search(r'starting at (http://\S+/)', _tail(out)), 30, 'the printed URL',
                     proc, err).group(1)
 
     last = {}
@@ -217,3 +217,40 @@ def test_sigterm_stops_it(served):
   assert proc.wait(timeout=30) is not None
   assert 'TensorBoard caught SIGTERM' in _tail(err), _tail(err)
   assert _answering(url + 'data/runs') is None
+
+
+def _fake_run(runs, name, age_s):
+  events = runs / name / 'tensorboard' / 'learner' / 'events.out.tfevents.0.host'
+  events.parent.mkdir(parents=True)
+  events.write_bytes(b'')
+  then = time.time() - age_s
+  os.utime(events, (then, then))
+
+
+def test_serve_picks_the_run_that_logged_last_and_names_what_is_missing(tmp_path):
+  runs = tmp_path / 'runs'
+  for name, age_s in (('older', 600), ('newer', 0), ('reproductions/nested', 300)):
+    _fake_run(runs, name, age_s)
+  # `--version_tb` makes the exec'd tensorboard print its version and exit instead of serving.
+  result = subprocess.run(SERVE + [f'--runs_dir={runs}', '--', '--version_tb'], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (f'[tensorboard] {runs / "newer" / "tensorboard"} (runs: learner) — the latest of 3 runs under '
+          f'{runs}') in result.stdout, result.stdout
+  assert result.stdout.strip().endswith('2.15.2'), result.stdout  # The pinned tensorboard ran.
+  (tmp_path / 'empty').mkdir()
+  for flags, message in (([f'--runs_dir={tmp_path / "empty"}'], 'no TensorBoard logs under'),
+                         ([f'--run={tmp_path / "absent"}'], 'is not a directory'),
+                         ([f'--run={tmp_path / "empty"}'], 'no TensorBoard logs under')):
+    failed = subprocess.run(SERVE + flags, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1 and 'serve_tensorboard.py: error: ' in failed.stderr, failed.stderr
+    assert message in failed.stderr and str(tmp_path) in failed.stderr, failed.stderr
+
+
+def test_learner_log_dir_keeps_the_layout_of_older_runs(tmp_path):
+  fresh, old = tmp_path / 'fresh', tmp_path / 'old'
+  assert dashboard.learner_log_dir(str(fresh)) == str(fresh / 'tensorboard' / 'learner')
+  (old / 'tensorboard' / 'eval').mkdir(parents=True)
+  (old / 'tensorboard' / 'events.out.tfevents.1.host').write_bytes(b'')  # The learner's, before sub-dirs.
+  assert dashboard.learner_log_dir(str(old)) == str(old / 'tensorboard')  # Resumes into the same run.
+  assert dashboard.eval_log_dir(str(old)) == str(old / 'tensorboard' / 'eval')
