@@ -1,21 +1,29 @@
-# The two quick-start commands (README):
-#   make train   — set up, then run the main job on the embedded default (no download)
-#   make test    — set up, then run the test suite
-# Both install missing Debian packages and build .venv (pinned requirements + this package, whose
+# The quick-start commands (README):
+#   make train        — set up, then run the main job on the embedded default (no download)
+#   make test         — set up, then run the test suite
+#   make tensorboard  — set up, then serve the latest run's TensorBoard (RUN=runs/<name>: that run)
+# All install missing Debian packages and build .venv (pinned requirements + this package, whose
 # C extension is compiled against the system libmypaint).
 
 PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The pinned pip, setuptools and wheel of requirements.txt (their one place), installed before the rest.
+BUILD_TOOLS := $(shell grep -E '^(pip|setuptools|wheel)==' requirements.txt)
 
-.PHONY: train test setup system-deps benchmarks clean
+.PHONY: train test tensorboard setup system-deps benchmarks clean
 
 train: setup
 	$(PY) launch/train.py --flagfile=configs/strokes.cfg
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The run under runs/ that logged last, or RUN=<run directory>; port 6006 or the next free one
+# (launch/serve_tensorboard.py).
+tensorboard: setup
+	@$(PY) launch/serve_tensorboard.py $(if $(RUN),--run=$(RUN))
 
 setup: system-deps $(STAMP)
 
@@ -24,7 +32,7 @@ system-deps:
 
 $(STAMP): requirements.txt setup.py $(wildcard environments/*.c)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q $(BUILD_TOOLS)
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)

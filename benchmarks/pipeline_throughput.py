@@ -31,6 +31,8 @@ import time
 from absl import app
 from absl import flags
 
+from spiral_tf import dashboard
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 flags.DEFINE_list('sizes', ['tiny', 'deepmind'], 'Network sizes to measure.')
 flags.DEFINE_list('actors', ['1', '2'], 'Actor counts to try.')
@@ -136,7 +138,7 @@ def measure(size, num_actors, envs_per_actor):
                '--checkpoint_every_minutes=1000', '--evaluator=false',
                *(f'--{f}' for f in FLAGS.train_flags)]
     _train(command, measure_s)
-    scalars = scalar_events(pathlib.Path(root) / 'tensorboard')
+    scalars = scalar_events(dashboard.learner_log_dir(root))
     with open(os.path.join(root, 'config.json')) as f:  # What the run used (flag file + --train_flags).
       jit_compile = json.load(f)['jit_compile']
   rates = scalars.get('frames_per_s', [])

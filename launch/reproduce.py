@@ -115,14 +115,15 @@ class Run:
 
   def __init__(self, config, seed):
     from spiral_tf import components  # pylint: disable=g-import-not-at-top
+    from spiral_tf import dashboard  # pylint: disable=g-import-not-at-top
     from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
     self.name, self.seed, self.dir = _name(config), seed, run_dir(config, seed)
     self.export = components.export_dir(self.dir)
     with open(os.path.join(self.dir, 'config.json')) as f:
       settings = json.load(f)
     self.frames_per_step = settings['batch_size'] * (settings['episode_length'] - 1)
-    self.train = scalar_series(os.path.join(self.dir, 'tensorboard'))
-    self.eval = scalar_series(os.path.join(self.dir, 'tensorboard', 'eval'))
+    self.train = scalar_series(dashboard.learner_log_dir(self.dir))
+    self.eval = scalar_series(dashboard.eval_log_dir(self.dir))
     metadata = painter_lib.read_export_metadata(self.export)
     self.learner_steps = int(metadata.get('learner_step') or 0)
     self.frames = self.learner_steps * self.frames_per_step

@@ -3,19 +3,20 @@
 It watches `<root_dir>/export` (the learner exports a SavedModel at every checkpoint), and for every new
 learner step paints `eval_targets` held-out targets with that export (spiral_tf/painter.py — exactly what
 a user of the export gets) and logs `eval/agent_mse` (mean squared error per pixel) and `eval/blank_mse`
-(an untouched canvas) under `<root_dir>/tensorboard/eval`, plus a grid of targets and paintings.
+(an untouched canvas) under `<root_dir>/tensorboard/eval` (the TensorBoard run `eval`, beside `learner`;
+spiral_tf/dashboard.py), plus a grid of targets and paintings.
 
 Usage:
   python launch/train.py --flagfile=configs/mnist.cfg --role=evaluator   # reads <root_dir>/export; no Reverb
 """
 import json
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from spiral_tf import components
 from spiral_tf import config as config_lib
+from spiral_tf import dashboard
 from spiral_tf import evaluation
 from spiral_tf import painter as painter_lib
 
@@ -54,7 +55,7 @@ def run(config: config_lib.Config) -> int:
     return 0
   stop = roles.stop_event()
   targets = components.load_targets(config, 'test', limit=config.eval_targets)
-  writer = tf.summary.create_file_writer(os.path.join(config.root_dir, 'tensorboard', 'eval'))
+  writer = tf.summary.create_file_writer(dashboard.eval_log_dir(config.root_dir))
   directory, done = components.export_dir(config.root_dir), None
   while not stop.is_set():
     step = _exported_step(directory)

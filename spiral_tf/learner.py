@@ -30,6 +30,7 @@ from tf_agents.experimental.distributed import reverb_variable_container
 
 from spiral_tf import components
 from spiral_tf import config as config_lib
+from spiral_tf import dashboard
 from spiral_tf import export
 from spiral_tf import nonfinite
 from spiral_tf import replay
@@ -77,8 +78,9 @@ class Learner:
     if self.restored_from:
       self._learning_rates_from_flags()
     components.save_config(config, config.root_dir)
-    self.log_dir = os.path.join(config.root_dir, 'tensorboard')
+    self.log_dir = dashboard.learner_log_dir(config.root_dir)
     self.writer = tf.summary.create_file_writer(self.log_dir)
+    dashboard.write_layout(self.writer, int(self.learner_step.numpy()))  # The Custom Scalars tab.
     self._variables = self._variable_container()
     self.guard = nonfinite.NonFiniteGuard(
         [*self.agent.variables, *self.discriminator.variables, *self.update.policy_optimizer.variables,
@@ -250,8 +252,9 @@ class Learner:
     print(f'[learner] stopped: {reason}. Step {int(self.learner_step.numpy())}, '
           f'frames {int(self.frames.numpy())}.', flush=True)
     print(f'[learner] checkpoint: {path}\n[learner] SavedModel: '
-          f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: {self.log_dir}  '
-          f'(tensorboard --logdir {self.log_dir})', flush=True)
+          f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: '
+          f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})',
+          flush=True)
     return reason
 
   def _reconnect_if_down(self, make_datasets):

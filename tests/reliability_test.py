@@ -47,7 +47,7 @@ START_S = 240  # Start-up under load (TensorFlow in 4 processes on 2 cores).
 def _scalar_events(root_dir, tag):
   """[(wall_time, step, value)] of `tag` from every event file of the run, in file order."""
   events = []
-  for path in sorted(glob.glob(os.path.join(root_dir, 'tensorboard', 'events.*'))):
+  for path in sorted(glob.glob(os.path.join(root_dir, 'tensorboard', 'learner', 'events.*'))):
     acc = event_accumulator.EventAccumulator(path, size_guidance={'tensors': 0})
     acc.Reload()
     if tag in acc.Tags()['tensors']:

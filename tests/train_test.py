@@ -9,39 +9,25 @@ process starts.
 """
 import glob
 import os
-import pathlib
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-TRAIN = [sys.executable, str(ROOT / 'launch' / 'train.py'), '--flagfile=configs/smoke.cfg']
-FIRST_STEPS, RESUMED_STEPS = 4, 8
-RESUMED_D_STEPS_PER_POLICY_STEP = 3  # The first run keeps the default, 1.
-# The first run keeps the default learning rates (1e-4); the resumed run must use these, not the checkpoint's.
-RESUMED_POLICY_LEARNING_RATE, RESUMED_D_LEARNING_RATE = 3e-4, 2e-4
-BATCH, FRAMES_PER_EPISODE = 8, 4  # smoke.cfg: batch 8, episode_length 5.
+from train_fixtures import (BATCH, FIRST_STEPS, FRAMES_PER_EPISODE, IMAGE_TAGS, RESUMED_D_LEARNING_RATE,
+                            RESUMED_D_STEPS_PER_POLICY_STEP, RESUMED_POLICY_LEARNING_RATE, RESUMED_STEPS,
+                            SCALAR_TAGS)
+import train_fixtures
 
-SCALAR_TAGS = ('policy_loss', 'value_loss', 'entropy', 'd_loss_real', 'd_loss_fake', 'gradient_penalty',
-               'd_score_real', 'd_score_fake', 'reward_mean', 'l2_to_target', 'frames_per_s',
-               'learner_steps_per_s', 'queue_size', 'fakes_size', 'policy_lag_steps', 'd_steps')
-IMAGE_TAGS = ('targets_and_renders', 'strokes')
-
-
-def _train(root_dir, *flags, timeout=300):
-  return subprocess.run(TRAIN + [f'--root_dir={root_dir}', '--log_every_seconds=0', *flags], cwd=ROOT,
-                        capture_output=True, text=True, timeout=timeout)
+_train = train_fixtures.train
 
 
 def _scalars(root_dir):
-  """{tag: [(step, value)]} from every event file of the run."""
+  """{tag: [(step, value)]} from every event file of the learner (TensorBoard run `learner`)."""
   values = {}
-  for path in sorted(glob.glob(os.path.join(root_dir, 'tensorboard', 'events.*'))):
+  for path in sorted(glob.glob(os.path.join(root_dir, 'tensorboard', 'learner', 'events.*'))):
     acc = event_accumulator.EventAccumulator(path, size_guidance={'tensors': 0})
     acc.Reload()
     for tag in acc.Tags()['tensors']:
@@ -51,17 +37,10 @@ def _scalars(root_dir):
 
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-  root = tmp_path_factory.mktemp('smoke') / 'run'
-  first = _train(root, f'--max_learner_steps={FIRST_STEPS}')
-  assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-  first_checkpoint = tf.train.load_checkpoint(str(root / 'checkpoints' / f'ckpt-{FIRST_STEPS}'))
-  second = _train(root, f'--max_learner_steps={RESUMED_STEPS}', '--strategy=mirrored',
-                  '--num_cpu_replicas=2', f'--d_steps_per_policy_step={RESUMED_D_STEPS_PER_POLICY_STEP}',
-                  f'--policy_learning_rate={RESUMED_POLICY_LEARNING_RATE}',
-                  f'--d_learning_rate={RESUMED_D_LEARNING_RATE}')
-  assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-  return root, first, second, first_checkpoint
+def run():
+  """The run of tests/train_fixtures.py (shared with tests/tensorboard_test.py)."""
+  r = train_fixtures.smoke_run()
+  return r.root, r.first, r.second, r.first_checkpoint
 
 
 def test_trains_and_checkpoints_with_both_strategies(run):
