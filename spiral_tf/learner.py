@@ -33,6 +33,7 @@ from spiral_tf import config as config_lib
 from spiral_tf import export
 from spiral_tf import nonfinite
 from spiral_tf import replay
+from spiral_tf import startup
 from spiral_tf import strategy as strategy_lib
 from spiral_tf import summaries
 
@@ -83,6 +84,7 @@ class Learner:
         [*self.agent.variables, *self.discriminator.variables, *self.update.policy_optimizer.variables,
          *self.update.d_optimizer.variables], max_in_a_row=config.max_nonfinite_updates)
     self._poison_file = os.environ.get(POISON_FILE_ENV)
+    self.heartbeat = startup.Heartbeat.disabled()  # run() below: lines until the first steps are done.
 
   def _learning_rates_from_flags(self):
     """Keras's Adam checkpoints its learning rate; a resumed run takes the current flags' instead."""
@@ -181,6 +183,7 @@ class Learner:
           f'strategy {c.strategy} × {self.strategy.num_replicas_in_sync}', flush=True)
     self._push_weights()  # Actors start acting with these.
     episodes, fakes, reals = self._datasets()
+    self.heartbeat.waiting(self._address)
     frames_per_step = c.batch_size * c.frames_per_episode
     start = last_log = last_checkpoint = time.monotonic()
     steps0, frames0 = int(self.learner_step.numpy()), int(self.frames.numpy())
@@ -203,6 +206,7 @@ class Learner:
         episodes, fakes, reals = self._reconnect(e) or (episodes, fakes, reals)
         continue
       t1 = time.monotonic()
+      self.heartbeat.updating()
       self.guard.snapshot()
       # The guard covers the whole step: a non-finite D-only update undoes the policy update with it.
       metrics = self.update.step(batch[0], self._maybe_poison(batch[2]), batch[1],
@@ -217,6 +221,7 @@ class Learner:
       except REVERB_ERRORS as e:
         episodes, fakes, reals = self._reconnect(e) or (episodes, fakes, reals)
       t2 = time.monotonic()
+      self.heartbeat.stepped(t2 - t1)
       waited, busy = waited + (t1 - t0), busy + (t2 - t1)
       step = int(self.learner_step.numpy())
       if step % c.image_summary_every_steps == 0 or step == steps0 + 1:
@@ -304,13 +309,18 @@ def _blank_targets(config):
 def run(config: config_lib.Config) -> int:
   from spiral_tf import roles  # pylint: disable=g-import-not-at-top
   stop = roles.stop_event()
+  heartbeat = startup.Heartbeat(config, cores=len(os.sched_getaffinity(0)))
+  heartbeat.start()
   replay.wait_for_server(config.reverb_address, timeout_s=600)
   try:
     learner = Learner(config, stop)
   except (strategy_lib.StrategyError, config_lib.ConfigError) as e:
+    heartbeat.stop()
     print(f'train.py: configuration error: {e}', file=sys.stderr, flush=True)
     return 2
+  learner.heartbeat = heartbeat
   reason = learner.run()
+  heartbeat.stop()
   learner.writer.close()
   sys.stdout.flush()
   sys.stderr.flush()
