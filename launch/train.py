@@ -18,6 +18,7 @@ on loopback unless `--reverb_bind_address` says otherwise (see README, Operation
   hostB$ python launch/train.py --flagfile=F --role=learner --reverb_address=10.0.0.1:8000
   hostC$ python launch/train.py --flagfile=F --role=actor --task=0 --reverb_address=10.0.0.1:8000
 """
+import dataclasses
 import os
 import sys
 
@@ -53,10 +54,14 @@ def main(argv):
     # pylint: disable=g-import-not-at-top
     from spiral_tf import placement
     from spiral_tf import supervisor
+    jit, note = placement.learner_jit(config.jit_compile, FLAGS['jit_compile'].present, config.strategy,
+                                      placement.has_accelerator())
+    learner_flags = () if jit == config.jit_compile else (f'--jit_compile={str(jit).lower()}',)
     try:  # How many actor processes this host holds, and whether the run fits in its memory.
       plan = placement.plan(placement.host_facts(), config.num_actors, config.envs_per_actor,
-                            placement.footprint(config), local_actors=config.local_actors,
-                            evaluator=config.evaluator)
+                            placement.footprint(dataclasses.replace(config, jit_compile=jit)),
+                            local_actors=config.local_actors, evaluator=config.evaluator,
+                            notes=(note,) if note else (), learner_flags=learner_flags)
     except placement.PlacementError as e:
       print(f'train.py: {e}', file=sys.stderr)
       return 2

@@ -22,6 +22,7 @@ Usage:
   print(p.describe()); p.actor_envs  # (32, 32); p.first_env(1) == 32
 """
 import dataclasses
+import glob
 import json
 import os
 
@@ -100,6 +101,8 @@ class Plan:
   footprint: Footprint
   evaluator: bool
   reason: str  # why this many processes
+  learner_flags: tuple = ()  # flags the supervisor adds to the learner's command (see learner_jit)
+  notes: tuple = ()  # printed with the plan
 
   @property
   def total_envs(self) -> int:
@@ -135,11 +138,12 @@ class Plan:
               f'; {BUDGET_FRACTION:.0%} of RAM = {_gib(BUDGET_FRACTION * self.host.memory_total)} GiB)')
     return (f'{self.num_actors} actor{"s" if self.num_actors != 1 else ""} × '
             f'{_envs(self.envs_per_actor)} requested; this host ({self.host.describe()}): {processes} '
-            f'[{self.reason}]; {memory}')
+            f'[{self.reason}]; {memory}' + ''.join(f'; {note}' for note in self.notes))
 
 
 def plan(host: Host, num_actors: int, envs_per_actor: int, footprint: Footprint, local_actors: int = 0,
-         evaluator: bool = False, budget_fraction: float = BUDGET_FRACTION) -> Plan:
+         evaluator: bool = False, budget_fraction: float = BUDGET_FRACTION, learner_flags: tuple = (),
+         notes: tuple = ()) -> Plan:
   """The local placement of a `--role=all` run (module docstring); raises PlacementError."""
   total = num_actors * envs_per_actor
   if num_actors < 1 or envs_per_actor < 1:
@@ -167,7 +171,8 @@ def plan(host: Host, num_actors: int, envs_per_actor: int, footprint: Footprint,
   result = Plan(num_actors=num_actors, envs_per_actor=envs_per_actor,
                 actor_envs=_split(total, processes) if processes != num_actors else
                 (envs_per_actor,) * num_actors,
-                host=host, footprint=footprint, evaluator=evaluator, reason=reason)
+                host=host, footprint=footprint, evaluator=evaluator, reason=reason,
+                learner_flags=tuple(learner_flags), notes=tuple(notes))
   check_memory(result)
   return result
 
@@ -199,6 +204,26 @@ def check_memory(p: Plan) -> None:
                  'update compiles in far less memory than XLA\'s)')
   raise PlacementError(f'{figures}. Needs less: {"; ".join(changes)}; or run the roles on several hosts '
                        f'(--role=reverb/learner/actor; README, Operations)')
+
+
+def learner_jit(jit_compile: bool, given: bool, strategy: str, accelerator: bool):
+  """(jit_compile for the learner, note or None): a CPU-only host runs the update with TensorFlow's kernels.
+
+  XLA:CPU compiles the deepmind update for minutes (more than 5 on this 2-core machine under load, during
+  which the learner cannot even stop for a checkpoint) and then runs it slower than TensorFlow's kernels
+  (benchmarks/results.md: 289 vs 76 frames/s deepmind, 986 vs 182 tiny). So unless --jit_compile is given
+  (on the command line or in the flagfile), a host with no GPU or TPU runs the learner without XLA.
+  """
+  if given or not jit_compile or accelerator or strategy == 'tpu':
+    return jit_compile, None
+  return False, ('learner: TensorFlow kernels, not XLA (no GPU or TPU here: XLA:CPU compiles this update for '
+                 'minutes and runs it slower; --jit_compile=true keeps XLA)')
+
+
+def has_accelerator() -> bool:
+  """Whether this host shows a GPU or TPU device (NVIDIA, AMD ROCm, Cloud TPU), without TensorFlow."""
+  return any(glob.glob(pattern) for pattern in ('/dev/nvidia[0-9]*', '/dev/kfd', '/dev/accel[0-9]*',
+                                                '/dev/vfio/[0-9]*'))
 
 
 def _split(total: int, processes: int) -> tuple:

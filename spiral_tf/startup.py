@@ -16,11 +16,12 @@ Usage (spiral_tf/learner.py):
 import threading
 import time
 
-# Learner seconds per frame (one action of one episode), measured on a 2-core AMD EPYC with the CelebA
-# settings (batch 64 × 19 frames): (network_size, jit_compile) → seconds per frame. XLA on the deepmind
-# network: benchmarks/run_on_host.py, configs/celeba.cfg, 2026-12-01 (15–18 s per step; its first step
-# also compiled for ≈ 100 s); the others: benchmarks/results.md, network_throughput (graph 289 frames/s,
-# tiny graph 986 frames/s, tiny XLA 182 frames/s).
+# Learner seconds per frame (one action of one episode) on a 2-core AMD EPYC with the CelebA settings
+# (batch 64 × 19 frames): (network_size, jit_compile) → seconds per frame. XLA on the deepmind network:
+# benchmarks/run_on_host.py, configs/celeba.cfg, 2026-12-01 with load average 3–7 (15–18 s per step, the
+# first one ≈ 100 s more for the compilation; under load 11–14 the compilation took more than 5 minutes);
+# the others: benchmarks/results.md, network_throughput at load ≈ 1.5 (deepmind with TensorFlow's
+# kernels 289 frames/s, tiny 986, tiny XLA 182). Other jobs on the host make steps slower.
 MEASURED_CORES = 2
 SECONDS_PER_FRAME = {('deepmind', True): 16.0 / 1216, ('deepmind', False): 1 / 289,
                      ('tiny', True): 1 / 182, ('tiny', False): 1 / 986}
@@ -46,8 +47,9 @@ def announcement(config, cores: int) -> str:
   compiled = 'XLA' if config.jit_compile else 'TensorFlow kernels'
   compile_s = COMPILE_SECONDS[key] * MEASURED_CORES / max(1, cores)
   return (f'[learner] on a CPU a learner step takes ≈ {_seconds(step)} ({config.network_size} network, '
-          f'{compiled}, {frames:,} frames: ≤ {frames / step:,.0f} frames/s), the first ≈ {_seconds(compile_s)} '
-          f'more (compilation) — measured on {MEASURED_CORES} idle cores, scaled to {cores}')
+          f'{compiled}, {frames:,} frames: ≤ {frames / step:,.0f} frames/s), the first ≈ '
+          f'{_seconds(compile_s)} more (compilation) — measured on {MEASURED_CORES} cores, scaled to '
+          f'{cores}; slower when other jobs share them')
 
 
 def _seconds(s: float) -> str:

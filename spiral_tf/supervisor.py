@@ -137,7 +137,8 @@ class Supervisor:
     previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
       self._start_reverb()
-      self._start('learner', self._command('learner', f'--reverb_address={self._address}'),
+      learner_flags = self._plan.learner_flags if self._plan else ()
+      self._start('learner', self._command('learner', f'--reverb_address={self._address}', *learner_flags),
                   to_console=True)
       for i in range(len(self._actor_envs)):
         self._start_actor(i)

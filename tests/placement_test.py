@@ -361,3 +361,17 @@ def test_tee_logs_every_line_and_shows_the_rest():
 
 def test_verbosity_maps_to_tensorflows_cpp_level():
   assert [console.tf_cpp_min_log_level(v) for v in (1, 0, -1, -2, -3, -9)] == ['0', '0', '1', '2', '3', '3']
+
+
+# --- the learner's compiler on a CPU-only host -------------------------------------------------------------
+
+
+def test_a_cpu_only_host_runs_the_learner_without_xla_unless_told():
+  jit, note = placement.learner_jit(True, given=False, strategy='default', accelerator=False)
+  assert jit is False and '--jit_compile=true keeps XLA' in note
+  for given, accelerator, strategy in ((True, False, 'default'), (False, True, 'default'),
+                                       (False, False, 'tpu')):
+    assert placement.learner_jit(True, given, strategy, accelerator) == (True, None)
+  assert placement.learner_jit(False, given=True, strategy='default', accelerator=False) == (False, None)
+  p = placement.plan(DEV_HOST, 64, 1, FOOT, learner_flags=('--jit_compile=false',), notes=(note,))
+  assert p.learner_flags == ('--jit_compile=false',) and p.describe().endswith(note)
