@@ -65,6 +65,16 @@ def memory(pid):
   return kb('Rss'), kb('Pss')
 
 
+def cpu_seconds(pid):
+  """User + system CPU seconds a process has used so far (0 if it is gone)."""
+  try:
+    with open(f'/proc/{pid}/stat', encoding='ascii', errors='replace') as f:
+      fields = f.read().rsplit(')', 1)[1].split()
+  except OSError:
+    return 0.0
+  return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
 def mem_available():
   with open('/proc/meminfo', encoding='ascii') as f:
     for line in f:
@@ -97,6 +107,7 @@ def main():
   reader.start()
   peak = {'rss': 0, 'pss': 0}
   peak_role_pss, min_available, samples = {}, mem_available(), 0
+  cpu = {}  # pid → latest CPU seconds
   available_at_start = min_available
   stop_sent = None
   while proc.poll() is None:
@@ -114,6 +125,7 @@ def main():
       if m is None:
         continue
       rss, pss = rss + m[0], pss + m[1]
+      cpu[pid] = max(cpu.get(pid, 0.0), cpu_seconds(pid))
       role = roles.get(pid, 'supervisor' if pid == proc.pid else 'other')
       per_role[role] = per_role.get(role, 0) + m[1]
     for role, value in per_role.items():
@@ -144,6 +156,13 @@ def main():
       'mem_available_start_gib': available_at_start / 2**30, 'mem_available_min_gib': min_available / 2**30,
       'samples': samples, 'stop_s': None if stop_sent is None else end - stop_sent, 'exit_code': code,
       'console_lines': len(text),
+      # CPU the run got (sampled; the last few seconds of each process are missed): cores on average.
+      'cpu_cores_used': sum(cpu.values()) / max(end, 1e-9),
+      'cpu_cores_used_by_role': {
+          role: round(sum(v for pid, v in cpu.items()
+                          if roles.get(pid, 'supervisor' if pid == proc.pid else 'other') == role) / end, 3)
+          for role in sorted(set(roles.values()) | {'supervisor'})},
+      'load_average_end': os.getloadavg()[0],
   }
   if len(steps) >= 2:
     (t0, m0), (t1, m1) = steps[0], steps[-1]

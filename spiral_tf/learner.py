@@ -181,9 +181,9 @@ class Learner:
     print(f'[learner] {where}: step {int(self.learner_step.numpy())}, frames {int(self.frames.numpy())}; '
           f'agent {self.agent.num_parameters():,} parameters, D {self.discriminator.num_parameters():,}; '
           f'strategy {c.strategy} × {self.strategy.num_replicas_in_sync}', flush=True)
+    self.heartbeat.waiting(self._address)  # Until the first batch (the datasets load the real images).
     self._push_weights()  # Actors start acting with these.
     episodes, fakes, reals = self._datasets()
-    self.heartbeat.waiting(self._address)
     frames_per_step = c.batch_size * c.frames_per_episode
     start = last_log = last_checkpoint = time.monotonic()
     steps0, frames0 = int(self.learner_step.numpy()), int(self.frames.numpy())
@@ -246,6 +246,7 @@ class Learner:
       if now - last_checkpoint >= 60 * c.checkpoint_every_minutes:
         self.save()
         last_checkpoint = now
+    self.heartbeat.stop()
     if reason.startswith('--max_nonfinite_updates') and not self.guard.variables_finite():
       path = self.manager.latest_checkpoint  # Never overwrite a good checkpoint with broken weights.
     else:
@@ -255,6 +256,9 @@ class Learner:
     print(f'[learner] checkpoint: {path}\n[learner] SavedModel: '
           f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: {self.log_dir}  '
           f'(tensorboard --logdir {self.log_dir})', flush=True)
+    # Kept alive past the return: destroying a Reverb dataset iterator waits for its in-flight samples
+    # (minutes on a busy host); run() below ends the process without destroying them.
+    self._iterators_at_stop = (episodes, fakes, reals)
     return reason
 
   def _reconnect_if_down(self, make_datasets):

@@ -37,21 +37,26 @@ FLOOR_FRACTION = 0.10
 CRITICAL_FRACTION = 0.04
 
 # Measured footprints: proportional set size (PSS) of each role's processes at their peak over the first
-# minutes of a run (benchmarks/run_on_host.py on a 2-core AMD EPYC, TensorFlow 2.15.1, 2026-12-01;
-# docs/full_scale.md §3.4), rounded up. A process's figure is its base (TensorFlow, the networks, the
-# Reverb client, for the learner the compiled update: XLA's compilation of the deepmind update peaks at
-# ≈ 5 GiB) plus the data it holds: an actor of a conditional run keeps every training target in memory,
-# the learner the training images for D (one tensor, spiral_tf/data/pipeline.py), the evaluator its test
-# targets.
-LEARNER = {('deepmind', True): 5300 * MIB, ('deepmind', False): 2600 * MIB,
-           ('tiny', True): 1300 * MIB, ('tiny', False): 900 * MIB}  # (network_size, jit_compile)
-ACTOR = {'tiny': 450 * MIB, 'deepmind': 650 * MIB}
+# minutes of the paper configs (benchmarks/run_on_host.py on a 2-core AMD EPYC, TensorFlow 2.15.1,
+# 2026-12-01; docs/full_scale.md §3.5), rounded up. A process's figure is its base plus what scales:
+#   learner    base + batch × episode_length × per step (the unrolled agent's activations and gradients,
+#              D on its batches; XLA's compilation of the deepmind update peaks higher than TensorFlow's
+#              kernels) + the training images for D (one uint8 tensor, spiral_tf/data/pipeline.py);
+#   actor      base (TensorFlow, the agent) + every training target (conditional runs keep them all in
+#              memory) + per environment (its renderer and episode buffers; MuJoCo's far more);
+#   Reverb     base + the queue's episodes and the fakes (float32 observations).
+# Measured: CelebA learner 4.2 GiB (TensorFlow kernels) and 5.1 GiB (XLA), MNIST 2.3, Omniglot 3.4,
+# MuJoCo 4.4; an actor with 32 environments 0.57 (unconditional CelebA) to 0.86 (MNIST, 60k targets),
+# 1.8 GiB for MuJoCo scenes (45k targets); Reverb 0.44–0.58.
+LEARNER_BASE = {'tiny': 600 * MIB, 'deepmind': 600 * MIB}
+LEARNER_PER_STEP = {('deepmind', False): 3.0 * MIB, ('deepmind', True): 3.7 * MIB,
+                    ('tiny', False): 0.5 * MIB, ('tiny', True): 0.7 * MIB}  # (network_size, jit_compile)
+ACTOR = {'tiny': 450 * MIB, 'deepmind': 500 * MIB}
 EVALUATOR = {'tiny': 700 * MIB, 'deepmind': 1000 * MIB}
 REVERB_BASE = 450 * MIB
 SUPERVISOR = 60 * MIB
-# Per environment of an actor: its renderer, its episode buffers and its share of the batched policy's
-# activations (deepmind: 64×64 feature maps).
-PER_ENV = {'tiny': 2 * MIB, 'deepmind': 6 * MIB}
+# Per environment of an actor, by renderer.
+PER_ENV = {'libmypaint': 6 * MIB, 'mujoco_scenes': 26 * MIB}
 # Training images per dataset when their number cannot be read from the files (full datasets).
 TRAIN_IMAGES = {'strokes': 10_000, 'mnist': 60_000, 'omniglot': 19_280, 'celeba': 162_770,
                 'scenes': 45_000}
@@ -200,8 +205,8 @@ def check_memory(p: Plan) -> None:
                  f'{p.envs_per_actor})')
   if p.evaluator:
     changes.append('no evaluator (--evaluator=false)')
-  changes.append('a smaller learner (--batch_size, --network_size; on a CPU --jit_compile=false, whose '
-                 'update compiles in far less memory than XLA\'s)')
+  changes.append('a smaller learner (--batch_size, --episode_length, --network_size; --jit_compile=false '
+                 'compiles the update in less memory than XLA)')
   raise PlacementError(f'{figures}. Needs less: {"; ".join(changes)}; or run the roles on several hosts '
                        f'(--role=reverb/learner/actor; README, Operations)')
 
@@ -300,7 +305,7 @@ def train_images(config) -> int:
 
 def footprint(config, images: int | None = None) -> Footprint:
   """The estimated memory of each process of `config`'s run (constants above; `images`: train count)."""
-  size = config.network_size if config.network_size in PER_ENV else 'deepmind'
+  size = config.network_size if config.network_size in ACTOR else 'deepmind'
   images = train_images(config) if images is None else images
   image_bytes = images * config.canvas_width ** 2 * config.channels  # uint8
   targets = image_bytes if config.conditional else 0
@@ -308,6 +313,8 @@ def footprint(config, images: int | None = None) -> Footprint:
   observation = config.canvas_width ** 2 * config.channels * 4 * (2 if config.conditional else 1)
   reverb = (REVERB_BASE + config.effective_queue_size * config.episode_length * observation
             + config.fakes_replay_size * observation)
-  return Footprint(learner=LEARNER[(size, bool(config.jit_compile))] + image_bytes, reverb=reverb,
-                   actor=ACTOR[size] + targets, per_env=PER_ENV[size],
+  learner = (LEARNER_BASE[size] + image_bytes + config.batch_size * config.episode_length
+             * LEARNER_PER_STEP[(size, bool(config.jit_compile))])
+  return Footprint(learner=int(learner), reverb=reverb, actor=ACTOR[size] + targets,
+                   per_env=PER_ENV.get(config.environment, PER_ENV['mujoco_scenes']),
                    evaluator=EVALUATOR[size] + image_bytes // 10)

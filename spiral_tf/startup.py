@@ -151,5 +151,6 @@ class Heartbeat(threading.Thread):
     except Exception as e:  # pylint: disable=broad-except — a restarting server: say so, try again.
       return f'Reverb at {address} not answering ({type(e).__name__})'
     frames = episodes * c.frames_per_episode
-    return (f'queue {queue.current_size}/{c.batch_size} episodes for a batch; the actors have written '
-            f'{episodes:,} episodes ({frames:,} frames) so far')
+    # The learner's dataset takes episodes out of the queue as they come, so the count written tells more.
+    return (f'the actors have written {episodes:,} episodes ({frames:,} frames; a batch takes '
+            f'{c.batch_size}), {queue.current_size} still in the queue')

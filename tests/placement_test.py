@@ -261,8 +261,8 @@ def test_heartbeat_reports_each_phase_then_the_measured_step_time():
   assert beat.line() == '[learner] building the networks and the update (15 s since the start)'
   beat.waiting('localhost:1')
   clock.t += 20
-  assert beat.line() == ('[learner] waiting for the first batch (35 s since the start): queue 12/64 '
-                         'episodes for a batch; the actors have written 40 episodes (760 frames) so far')
+  assert beat.line() == ('[learner] waiting for the first batch (35 s since the start): the actors have '
+                         'written 40 episodes (760 frames; a batch takes 64), 12 still in the queue')
   beat.updating()
   clock.t += 50
   beat.updating()  # Every later batch calls it too: the phase's start stays.
