@@ -61,14 +61,24 @@ class Tee(threading.Thread):
     self.hidden = 0
 
   def run(self):
+    # Reading never stops before the child's end: a full pipe would block the learner. A log or console
+    # that fails (disk full, a closed terminal) is given up, not the reading.
+    log_ok = console_ok = True
     for raw in iter(self._source.readline, b''):
-      with self._lock:
-        self._log.write(raw)
-        self._log.flush()
+      if log_ok:
+        try:
+          with self._lock:
+            self._log.write(raw)
+            self._log.flush()
+        except (OSError, ValueError):
+          log_ok = False
       line = raw.decode('utf-8', errors='replace')
-      if self._show_all or not is_noise(line):
-        self._console.write(line if line.endswith('\n') else line + '\n')
-        self._console.flush()
-      else:
+      if not (self._show_all or not is_noise(line)):
         self.hidden += 1
+      elif console_ok:
+        try:
+          self._console.write(line if line.endswith('\n') else line + '\n')
+          self._console.flush()
+        except (OSError, ValueError):
+          console_ok = False
     self._source.close()

@@ -359,6 +359,18 @@ def test_tee_logs_every_line_and_shows_the_rest():
   assert everything.getvalue().splitlines() == NOISE + SHOWN
 
 
+def test_tee_keeps_reading_when_the_console_is_gone():
+  class Closed(io.StringIO):
+    def write(self, text):
+      raise BrokenPipeError('the terminal went away')
+
+  source = io.BytesIO(b''.join(f'[learner] step {i}\n'.encode() for i in range(1000)))
+  log = io.BytesIO()
+  console.Tee(source, Closed(), log, threading.Lock()).run()
+  assert source.closed  # Read to the end: the learner's pipe never fills up.
+  assert log.getvalue().count(b'[learner] step') == 1000
+
+
 def test_verbosity_maps_to_tensorflows_cpp_level():
   assert [console.tf_cpp_min_log_level(v) for v in (1, 0, -1, -2, -3, -9)] == ['0', '0', '1', '2', '3', '3']
 
