@@ -1,8 +1,12 @@
 r"""Trains a SPIRAL agent: renderer actors → Reverb → learner (policy, critic, discriminator).
 
-One machine (the default, `--role=all`): starts a Reverb server, the learner and `--num_actors` actors as
-supervised subprocesses, restarts dead actors, and stops cleanly on Ctrl-C / SIGTERM after a final
-checkpoint. Stops at `--max_frames`, `--max_learner_steps` or `--max_minutes`; runs resume from `--root_dir`.
+One machine (the default, `--role=all`): starts a Reverb server, the learner and actors as supervised
+subprocesses — the run's `--num_actors` × `--envs_per_actor` environments packed into as many actor
+processes as this host's cores and memory hold (or `--local_actors`; the plan is printed first) —
+restarts dead actors, and stops cleanly on Ctrl-C / SIGTERM after a final checkpoint. The console shows
+the plan and the learner's progress; every role's full output is in `root_dir/logs/` (`--verbosity` shows
+the learner's unfiltered). Stops at `--max_frames`, `--max_learner_steps` or `--max_minutes`; runs resume
+from `--root_dir`.
 
   python launch/train.py --flagfile=configs/strokes.cfg
   python launch/train.py --flagfile=configs/celeba.cfg --data_dir=/data --root_dir=runs/celeba
@@ -14,6 +18,7 @@ on loopback unless `--reverb_bind_address` says otherwise (see README, Operation
   hostB$ python launch/train.py --flagfile=F --role=learner --reverb_address=10.0.0.1:8000
   hostC$ python launch/train.py --flagfile=F --role=actor --task=0 --reverb_address=10.0.0.1:8000
 """
+import dataclasses
 import os
 import sys
 
@@ -21,10 +26,13 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# TensorFlow's C++ info and warning lines (grappler, oneDNN, CUDA probing) drown the progress lines.
+# TensorFlow's C++ info and warning lines (grappler, oneDNN, CUDA probing) drown the progress lines;
+# an explicit --verbosity sets the level instead (below), unless the environment already does.
+_TF_CPP_LEVEL_GIVEN = 'TF_CPP_MIN_LOG_LEVEL' in os.environ
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+from spiral_tf import console  # pylint: disable=g-import-not-at-top
 
 config_lib.define_flags()
 FLAGS = flags.FLAGS
@@ -39,9 +47,26 @@ def main(argv):
     print(f'train.py: configuration error: {e}', file=sys.stderr)
     return 2
   role = FLAGS.role
+  verbose = FLAGS['verbosity'].present  # absl's --verbosity (-v): the learner's console unfiltered.
+  if verbose and not _TF_CPP_LEVEL_GIVEN:  # Inherited by the roles' processes.
+    os.environ['TF_CPP_MIN_LOG_LEVEL'] = console.tf_cpp_min_log_level(FLAGS.verbosity)
   if role == 'all':
-    from spiral_tf import supervisor  # pylint: disable=g-import-not-at-top
-    return supervisor.Supervisor(os.path.abspath(__file__), sys.argv[1:], config).run()
+    # pylint: disable=g-import-not-at-top
+    from spiral_tf import placement
+    from spiral_tf import supervisor
+    jit, note = placement.learner_jit(config.jit_compile, FLAGS['jit_compile'].present, config.strategy,
+                                      placement.has_accelerator())
+    learner_flags = () if jit == config.jit_compile else (f'--jit_compile={str(jit).lower()}',)
+    try:  # How many actor processes this host holds, and whether the run fits in its memory.
+      plan = placement.plan(placement.host_facts(), config.num_actors, config.envs_per_actor,
+                            placement.footprint(dataclasses.replace(config, jit_compile=jit)),
+                            local_actors=config.local_actors, evaluator=config.evaluator,
+                            notes=(note,) if note else (), learner_flags=learner_flags)
+    except placement.PlacementError as e:
+      print(f'train.py: {e}', file=sys.stderr)
+      return 2
+    return supervisor.Supervisor(os.path.abspath(__file__), sys.argv[1:], config, plan=plan,
+                                 show_all=verbose).run()
   if role in ('learner', 'actor') and not config.reverb_address:  # The evaluator reads exports only.
     print(f'train.py: --role={role} needs --reverb_address=host:port', file=sys.stderr)
     return 2

@@ -93,6 +93,8 @@ class Config:
   evaluator: bool = False
   eval_targets: int = 64
   seed: int = 0
+  local_actors: int = 0  # --role=all: 0 sizes the actor processes to the host (spiral_tf/placement.py).
+  first_env: int = -1  # -1: task × envs_per_actor.
 
   @property
   def num_replicas(self) -> int:
@@ -199,6 +201,10 @@ def validate(config: Config) -> Config:
     value = getattr(config, name)
     need(math.isfinite(value) and value > 0, name, f'{value} must be a positive number')
   need(config.eval_targets >= 1, 'eval_targets', f'{config.eval_targets} < 1')
+  need(0 <= config.local_actors <= config.num_actors * config.envs_per_actor, 'local_actors',
+       f'{config.local_actors} is not between 0 (sized to the host) and the run\'s '
+       f'{config.num_actors * config.envs_per_actor} environments (--num_actors × --envs_per_actor)')
+  need(config.first_env >= -1, 'first_env', f'{config.first_env} < -1')
   need(config.root_dir != '', 'root_dir', 'must name a directory')
   _validate_root_dir(config.root_dir)
   need(_is_ip(config.reverb_bind_address), 'reverb_bind_address',
@@ -319,6 +325,11 @@ def define_flags() -> None:
       'max_minutes': 'Stop after this many minutes of training (0: no limit).',
       'evaluator': 'With --role=all: also run the evaluator (scores each export on held-out targets).',
       'eval_targets': 'Held-out targets the evaluator paints per export.',
+      'local_actors': 'With --role=all: how many actor processes share the run\'s --num_actors × '
+                      '--envs_per_actor environments on this host (0: as many as its cores and memory '
+                      'hold; the plan is printed before anything starts). --role=actor ignores it.',
+      'first_env': 'Index of this actor\'s first environment among the run\'s, for their seeds '
+                   '(-1: --task × --envs_per_actor). Set by --role=all for the actors it starts.',
   }
   for field in dataclasses.fields(Config):
     name, default = field.name, getattr(defaults, field.name)

@@ -34,6 +34,7 @@ from spiral_tf import dashboard
 from spiral_tf import export
 from spiral_tf import nonfinite
 from spiral_tf import replay
+from spiral_tf import startup
 from spiral_tf import strategy as strategy_lib
 from spiral_tf import summaries
 
@@ -87,6 +88,7 @@ class Learner:
          *self.update.d_optimizer.variables, *self.update.normaliser.variables],
         max_in_a_row=config.max_nonfinite_updates)
     self._poison_file = os.environ.get(POISON_FILE_ENV)
+    self.heartbeat = startup.Heartbeat.disabled()  # run() below: lines until the first steps are done.
 
   def _learning_rates_from_flags(self):
     """Keras's Adam checkpoints its learning rate; a resumed run takes the current flags' instead."""
@@ -183,6 +185,7 @@ class Learner:
     print(f'[learner] {where}: step {int(self.learner_step.numpy())}, frames {int(self.frames.numpy())}; '
           f'agent {self.agent.num_parameters():,} parameters, D {self.discriminator.num_parameters():,}; '
           f'strategy {c.strategy} × {self.strategy.num_replicas_in_sync}', flush=True)
+    self.heartbeat.waiting(self._address)  # Until the first batch (the datasets load the real images).
     self._push_weights()  # Actors start acting with these.
     episodes, fakes, reals = self._datasets()
     frames_per_step = c.batch_size * c.frames_per_episode
@@ -207,6 +210,7 @@ class Learner:
         episodes, fakes, reals = self._reconnect(e) or (episodes, fakes, reals)
         continue
       t1 = time.monotonic()
+      self.heartbeat.updating()
       self.guard.snapshot()
       # The guard covers the whole step: a non-finite D-only update undoes the policy update with it.
       metrics = self.update.step(batch[0], batch[2], self._maybe_poison(batch[1]),
@@ -221,6 +225,7 @@ class Learner:
       except REVERB_ERRORS as e:
         episodes, fakes, reals = self._reconnect(e) or (episodes, fakes, reals)
       t2 = time.monotonic()
+      self.heartbeat.stepped(t2 - t1)
       waited, busy = waited + (t1 - t0), busy + (t2 - t1)
       step = int(self.learner_step.numpy())
       if step % c.image_summary_every_steps == 0 or step == steps0 + 1:
@@ -245,6 +250,7 @@ class Learner:
       if now - last_checkpoint >= 60 * c.checkpoint_every_minutes:
         self.save()
         last_checkpoint = now
+    self.heartbeat.stop()
     if reason.startswith('--max_nonfinite_updates') and not self.guard.variables_finite():
       path = self.manager.latest_checkpoint  # Never overwrite a good checkpoint with broken weights.
     else:
@@ -255,6 +261,9 @@ class Learner:
           f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: '
           f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})',
           flush=True)
+    # Kept alive past the return: destroying a Reverb dataset iterator waits for its in-flight samples
+    # (minutes on a busy host); run() below ends the process without destroying them.
+    self._iterators_at_stop = (episodes, fakes, reals)
     return reason
 
   def _reconnect_if_down(self, make_datasets):
@@ -309,13 +318,18 @@ def _blank_targets(config):
 def run(config: config_lib.Config) -> int:
   from spiral_tf import roles  # pylint: disable=g-import-not-at-top
   stop = roles.stop_event()
+  heartbeat = startup.Heartbeat(config, cores=len(os.sched_getaffinity(0)))
+  heartbeat.start()
   replay.wait_for_server(config.reverb_address, timeout_s=600)
   try:
     learner = Learner(config, stop)
   except (strategy_lib.StrategyError, config_lib.ConfigError) as e:
+    heartbeat.stop()
     print(f'train.py: configuration error: {e}', file=sys.stderr, flush=True)
     return 2
+  learner.heartbeat = heartbeat
   reason = learner.run()
+  heartbeat.stop()
   learner.writer.close()
   sys.stdout.flush()
   sys.stderr.flush()

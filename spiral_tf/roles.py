@@ -87,14 +87,18 @@ def run_actor(config: config_lib.Config, task: int) -> int:
   # loss), and a Python handler would wait behind a blocked Reverb insert.
   images = components.load_targets(config, 'train') if config.conditional else None
   k = config.envs_per_actor
-  envs = [components.make_environment(config, 'train', seed=config.seed * 100_003 + task * k + i,
+  # Environment n of the run (n = first + i) is seeded by n: --role=all packs the run's environments into
+  # fewer processes (spiral_tf/placement.py) and passes each its --first_env.
+  first = config.first_env if config.first_env >= 0 else task * k
+  envs = [components.make_environment(config, 'train', seed=config.seed * 100_003 + first + i,
                                       images=images) for i in range(k)]
   agent = components.make_agent(config, envs[0])
   replay.wait_for_server(config.reverb_address, timeout_s=600)
   weights = actor_lib.WeightPuller(config.reverb_address, agent.variables, config.weight_pull_seconds)
   actor = actor_lib.Actor(envs, agent, reverb.Client(config.reverb_address), weights,
                           conditional=config.conditional, episode_length=config.episode_length)
-  print(f'[actor {task}] {k} environments, weights from learner step {weights.learner_step}', flush=True)
+  print(f'[actor {task}] {k} environments (the run\'s {first}–{first + k - 1}), weights from learner step '
+        f'{weights.learner_step}', flush=True)
   actor.run()
   weights.stop()
   return 0

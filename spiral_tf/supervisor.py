@@ -5,21 +5,34 @@ The supervisor imports neither TensorFlow nor Reverb: it only starts `launch/tra
 supervisor alone and the shutdown order stays ours: learner first (it writes a final checkpoint), then the
 actors and the server.
 
+How many actor processes run here, with how many environments each, is the plan's
+(spiral_tf/placement.py: sized to the host's cores and memory, or `--local_actors`); it is printed before
+anything starts. Without a plan, the config's `--num_actors` × `--envs_per_actor` run as given.
+
 A dead actor, server or evaluator is restarted. One that dies soon after its start (within `healthy_after_s`)
 is in a crash loop: each further quick death doubles the delay before its next start (`backoff_s`, up to
 `max_backoff_s`), so a broken host or configuration costs a log line per attempt, not a busy CPU.
 
+Console: the supervisor's lines and the learner's progress, warnings and errors; everything a role prints
+goes to its log under `root_dir/logs/` (spiral_tf/console.py; `show_all` lifts the learner's filter).
+Memory: every `memory_poll_s` the host's available memory is read; below the floor the console says so
+(with each role's resident memory), and below the critical floor the run stops as on Ctrl-C — the
+learner checkpoints — before the kernel's OOM killer picks a process.
+
 Usage:
-  exit_code = Supervisor(train_py, argv, config).run()
+  exit_code = Supervisor(train_py, argv, config, plan=placement.plan(...)).run()
 """
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from spiral_tf import config as config_lib
+from spiral_tf import console
 from spiral_tf import listen
+from spiral_tf import placement
 
 LEARNER_SHUTDOWN_S = 180.0
 CHILD_SHUTDOWN_S = 20.0
@@ -28,6 +41,10 @@ CHILD_SHUTDOWN_S = 20.0
 HEALTHY_AFTER_S = 60.0
 BACKOFF_S = 5.0
 MAX_BACKOFF_S = 300.0
+MEMORY_POLL_S = 5.0
+MEMORY_WARN_EVERY_S = 60.0
+# Flags the supervisor sets per child; the user's own values of them are dropped from the children's argv.
+_PER_CHILD_FLAGS = ('--role', '--task', '--reverb_address', '--first_env')
 
 
 def restart_delay(quick_deaths: int, backoff_s: float = BACKOFF_S, max_backoff_s: float = MAX_BACKOFF_S):
@@ -42,10 +59,18 @@ class Supervisor:
 
   def __init__(self, train_py: str, argv: list[str], config: config_lib.Config, poll_s: float = 0.5,
                healthy_after_s: float = HEALTHY_AFTER_S, backoff_s: float = BACKOFF_S,
-               max_backoff_s: float = MAX_BACKOFF_S):
+               max_backoff_s: float = MAX_BACKOFF_S, plan: placement.Plan | None = None,
+               show_all: bool = False, memory_poll_s: float = MEMORY_POLL_S,
+               meminfo=placement.read_meminfo):
     self._train_py = train_py
-    self._argv = [a for a in argv if not a.startswith(('--role', '--task', '--reverb_address'))]
+    self._argv = [a for a in argv if not a.startswith(_PER_CHILD_FLAGS)]
     self._config = config
+    self._actor_envs = plan.actor_envs if plan else (config.envs_per_actor,) * config.num_actors
+    self._plan = plan
+    self._show_all = show_all
+    self._tees = []
+    self._memory_poll_s, self._meminfo = memory_poll_s, meminfo
+    self._memory_checked_at = self._memory_warned_at = -float('inf')
     self._poll_s = poll_s
     self._stopping = False
     self._procs: dict[str, subprocess.Popen] = {}
@@ -61,18 +86,28 @@ class Supervisor:
     return [sys.executable, self._train_py, *self._argv, f'--role={role}', *extra]
 
   def _start(self, name, command, to_console=False, env=None):
-    if to_console:
-      out = None
+    out = self._logs.get(name) or open(os.path.join(self.log_dir, f'{name}.log'), 'ab')
+    self._logs[name] = out
+    if to_console:  # Both streams through a filter (spiral_tf/console.py) to the console and the log.
+      env = dict(env or os.environ, PYTHONUNBUFFERED='1')
+      proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True, env=env)
+      lock = threading.Lock()
+      self._tees = [console.Tee(proc.stdout, sys.stdout, out, lock, self._show_all),
+                    console.Tee(proc.stderr, sys.stderr, out, lock, self._show_all)]
+      for tee in self._tees:
+        tee.start()
     else:
-      out = self._logs.get(name) or open(os.path.join(self.log_dir, f'{name}.log'), 'ab')
-      self._logs[name] = out
-    self._procs[name] = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT if out else None,
-                                         start_new_session=True, env=env)
+      proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                              env=env)
+    self._procs[name] = proc
     self._started_at[name] = time.monotonic()
     print(f'[supervisor] started {name} (pid {self._procs[name].pid})', flush=True)
 
   def _start_actor(self, i):
-    self._start(f'actor-{i}', self._command('actor', f'--task={i}', f'--reverb_address={self._address}'))
+    self._start(f'actor-{i}', self._command(
+        'actor', f'--task={i}', f'--reverb_address={self._address}',
+        f'--envs_per_actor={self._actor_envs[i]}', f'--first_env={sum(self._actor_envs[:i])}'))
 
   def _start_evaluator(self):
     self._start('evaluator', self._command('evaluator', f'--reverb_address={self._address}'))
@@ -97,12 +132,15 @@ class Supervisor:
     host = '127.0.0.1' if listen.is_wildcard(bind) else bind
     self._address = f'[{host}]:{self._port}' if ':' in host else f'{host}:{self._port}'
     os.makedirs(self.log_dir, exist_ok=True)
+    if self._plan is not None:
+      print(f'[supervisor] plan: {self._plan.describe()}', flush=True)
     previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
       self._start_reverb()
-      self._start('learner', self._command('learner', f'--reverb_address={self._address}'),
+      learner_flags = self._plan.learner_flags if self._plan else ()
+      self._start('learner', self._command('learner', f'--reverb_address={self._address}', *learner_flags),
                   to_console=True)
-      for i in range(self._config.num_actors):
+      for i in range(len(self._actor_envs)):
         self._start_actor(i)
       if self._config.evaluator:
         self._start_evaluator()
@@ -110,6 +148,7 @@ class Supervisor:
       return self._watch()
     finally:
       self._shutdown()
+      self._join_tees(5.0)
       for s, handler in previous.items():
         signal.signal(s, handler)
       for f in self._logs.values():
@@ -122,8 +161,10 @@ class Supervisor:
         return self._stop_learner()
       code = learner.poll()
       if code is not None:
+        self._join_tees()
         print(f'[supervisor] learner exited with code {code}', flush=True)
         return code
+      self._check_memory()
       for name, proc in list(self._procs.items()):
         if name == 'learner' or proc.poll() is None:
           continue
@@ -134,6 +175,49 @@ class Supervisor:
           del self._restart_at[name]
           self._restart(name)
       time.sleep(self._poll_s)
+
+  def _join_tees(self, timeout_s=10.0):
+    """Lets the learner's last lines reach the console before the supervisor's own."""
+    for tee in self._tees:
+      tee.join(timeout_s)
+
+  def _check_memory(self):
+    """Warns below the floor of available memory; stops the run cleanly below the critical floor."""
+    now = time.monotonic()
+    if now - self._memory_checked_at < self._memory_poll_s:
+      return
+    self._memory_checked_at = now
+    try:
+      info = self._meminfo()
+      total, available = info['MemTotal'], info['MemAvailable']
+    except (OSError, KeyError):
+      return
+    if available >= placement.FLOOR_FRACTION * total:
+      return
+    critical = available < placement.CRITICAL_FRACTION * total
+    if not critical and now - self._memory_warned_at < MEMORY_WARN_EVERY_S:
+      return
+    self._memory_warned_at = now
+    roles = ', '.join(f'{name} {rss / placement.GIB:.1f}' for name, rss in self._resident().items())
+    print(f'[supervisor] warning: this host has {available / placement.GIB:.1f} GiB of memory available '
+          f'({available / total:.0%} of {total / placement.GIB:.1f} GiB; the floor is '
+          f'{placement.FLOOR_FRACTION:.0%}); resident GiB: {roles}. Fewer actor processes '
+          f'(--local_actors) or environments (--envs_per_actor) need less.', flush=True)
+    if critical and not self._stopping:
+      print(f'[supervisor] below {placement.CRITICAL_FRACTION:.0%} of memory available: stopping '
+            '(learner checkpoints first) before the kernel\'s OOM killer picks a process', flush=True)
+      self._stopping = True
+
+  def _resident(self) -> dict:
+    """{role: resident bytes} of the running children (largest first)."""
+    out = {}
+    for name, proc in self._procs.items():
+      try:
+        with open(f'/proc/{proc.pid}/statm', encoding='ascii') as f:
+          out[name] = int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+      except (OSError, ValueError, IndexError):
+        continue
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
   def _schedule_restart(self, name, code):
     lived = time.monotonic() - self._started_at[name]
@@ -165,6 +249,7 @@ class Supervisor:
         print('[supervisor] learner did not stop in time; killing it', flush=True)
         learner.kill()
         learner.wait()
+    self._join_tees()
     return learner.returncode
 
   def _shutdown(self):
