@@ -105,7 +105,8 @@ def scalar_series(log_dir) -> dict:
   series = {}
   for tag in accumulator.Tags()['tensors']:
     points = [(e.step, tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
-    if points and points[0][1].size == 1:  # Scalars only (images are tensors too).
+    # Numeric scalars only (images are tensors too, and so is the custom-scalars layout, a string).
+    if points and points[0][1].size == 1 and points[0][1].dtype.kind in 'fiu':
       series[tag] = sorted((step, float(value)) for step, value in points)
   return series
 
