@@ -300,7 +300,7 @@ def test_three_d_steps_per_policy_step_and_nonfinite_d_only_updates():
   learner = learner_step.Learner(agent, d, config, jit_compile=False, seed=7)
   guard = nonfinite.NonFiniteGuard(
       [*agent.variables, *d.variables, *learner.policy_optimizer.variables,
-       *learner.d_optimizer.variables], max_in_a_row=2)
+       *learner.d_optimizer.variables, *learner.normaliser.variables], max_in_a_row=2)
   variables = agent.variables + d.variables
   start = [v.numpy() for v in variables]
   fakes = _d_batch(3)[1]

@@ -304,8 +304,12 @@ def test_guard_restores_weights_and_optimizer_after_a_nan_update():
   real = np.random.default_rng(6).uniform(size=(2, 16, 16, 1)).astype(np.float32)
   learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(conditioning='pair'), jit_compile=False)
   variables = [*agent.variables, *d.variables, *learner.policy_optimizer.variables,
-               *learner.d_optimizer.variables]
+               *learner.d_optimizer.variables, *learner.normaliser.variables]
   guard = nonfinite.NonFiniteGuard(variables, max_in_a_row=2)
+  # D's fakes with NaN canvases (a conditional D's real pairs are the fakes' targets, so NaN must come in
+  # through the fakes).
+  finals = {k: episodes['observation'][k][:, -1] for k in ('canvas', 'target')}
+  poisoned = dict(finals, canvas=finals['canvas'] * np.float32('nan'))
 
   guard.snapshot()
   assert guard.accept(learner.step(episodes, real))  # A good update is kept...
@@ -313,7 +317,7 @@ def test_guard_restores_weights_and_optimizer_after_a_nan_update():
   assert int(learner.num_updates) == 1
   for attempt in (1, 2):
     guard.snapshot()
-    metrics = learner.step(episodes, real * np.float32('nan'))
+    metrics = learner.step(episodes, real, poisoned)
     assert not np.isfinite(metrics['d_loss'].numpy())
     assert not guard.accept(metrics)  # ...a NaN one is undone, Adam's moments and step count included.
     for v, before in zip(variables, good):
