@@ -270,14 +270,16 @@ def report_r1():
   figures['r1_heldout_mse'] = plot_curves(curves, _figure('r1_heldout_mse'),
                                           'Conditional MNIST: held-out MSE (128 test digits, sampled)',
                                           'mean squared error per pixel')
-  for tag, title, ylabel, name, smooth in (
-      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'r1_entropy', 5),
+  for tag, title, ylabel, name, smooth, logy in (
+      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'r1_entropy', 5, False),
+      # Log scale: D's returns and −l2's differ by two orders of magnitude.
       ('diagnostics/normaliser_std', 'running std of episode returns (reward scale)', 'σ of returns',
-       'r1_reward_std', 1),
+       'r1_reward_std', 1, True),
       ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'r1_train_l2',
-       10)):
+       10, False)):
     figures[name] = plot_curves({f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
-                                _figure(name), 'Conditional MNIST: ' + title, ylabel, smooth=smooth)
+                                _figure(name), 'Conditional MNIST: ' + title, ylabel, smooth=smooth,
+                                logy=logy)
   figures['r1_d_scores'] = plot_curves(
       {f'{LABELS.get(r.name, r.name)} s{r.seed}: D({what})': r.curve(f'd_score_{what}')
        for r in runs for what in ('real', 'fake')}, _figure('r1_d_scores'),
