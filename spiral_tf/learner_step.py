@@ -320,7 +320,7 @@ class Learner(tf.Module):
 
   def _diagnostics(self, raw_rewards, rewards, unrolled, mask, ac, values, log_rhos, action) -> dict:
     """What explains a failure (TensorBoard `diagnostics/…`): scales, fit of V, entropy per sub-action."""
-    std = lambda x: tf.math.reduce_std(x)
+    std = tf.math.reduce_std
     mu, sigma = self.normaliser.centre_and_scale(self.normaliser.state)
     out = {
         'diagnostics/return_raw_std': std(tf.reduce_sum(raw_rewards, 0)),
