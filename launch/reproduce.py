@@ -83,6 +83,10 @@ def train() -> int:
       print(f'[reproduce] {os.path.basename(directory)}: pid {procs[directory].pid}, log {log.name}',
             flush=True)
   try:
+    while any(proc.poll() is None for proc in procs.values()):
+      snapshot_exports(procs)
+      time.sleep(SNAPSHOT_POLL_SECONDS)
+    snapshot_exports(procs)
     codes = {run: proc.wait() for run, proc in procs.items()}
   except KeyboardInterrupt:  # Each run checkpoints on SIGINT; wait for them to finish doing so.
     for proc in procs.values():
@@ -90,6 +94,42 @@ def train() -> int:
     codes = {run: proc.wait() for run, proc in procs.items()}
   print(f'[reproduce] exit codes: {codes}', flush=True)
   return max(abs(c) for c in codes.values())
+
+
+# Each run's export is rewritten at every checkpoint; train() keeps a copy of each one it sees under
+# <run>/export_history/step_<learner step>/ so that a report can score the agent along the way (r2's curve
+# of the digit score against frames, which no TensorBoard scalar holds).
+EXPORT_HISTORY = 'export_history'
+SNAPSHOT_POLL_SECONDS = 30
+
+
+def snapshot_exports(run_dirs):
+  """Copies each run's current export into its export history if that learner step is not there yet."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  from spiral_tf import components  # pylint: disable=g-import-not-at-top
+  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  for directory in run_dirs:
+    export = components.export_dir(directory)
+    try:
+      step = int(painter_lib.read_export_metadata(export).get('learner_step') or 0)
+    except (painter_lib.ModelError, OSError, ValueError):
+      continue  # No export yet, or one being replaced right now: the next poll sees it.
+    destination = os.path.join(directory, EXPORT_HISTORY, f'step_{step:08d}')
+    if step and not os.path.isdir(destination):
+      try:
+        shutil.copytree(export, destination + '.partial', dirs_exist_ok=True)
+        if int(painter_lib.read_export_metadata(destination + '.partial').get('learner_step')) == step:
+          os.replace(destination + '.partial', destination)
+      except (shutil.Error, painter_lib.ModelError, OSError, ValueError, TypeError):
+        pass  # The export was renamed under the copy; the next poll copies it again.
+
+
+def export_history(directory):
+  """[(learner step, export directory)] of `directory`'s export history, oldest first."""
+  root = os.path.join(directory, EXPORT_HISTORY)
+  names = sorted(n for n in os.listdir(root) if n.startswith('step_') and '.' not in n) \
+      if os.path.isdir(root) else []
+  return [(int(n[len('step_'):]), os.path.join(root, n)) for n in names]
 
 
 # --- reading runs --------------------------------------------------------------------------------------

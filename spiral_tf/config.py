@@ -21,6 +21,8 @@ STRATEGIES = ('default', 'one_device', 'mirrored', 'multi_worker', 'tpu')
 D_LOSSES = ('wgan-gp', 'sn-gan')
 D_CONDITIONINGS = ('pair', 'complement')
 ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator')
+# IMPALA's schedule (Espeholt et al. 2018): the policy learning rate falls linearly to 0 at --max_frames.
+LEARNING_RATE_DECAYS = ('none', 'linear')
 REWARD_NORMALISATIONS = ('none', 'std', 'standardise')  # spiral_tf/normalisation.py.
 # SPIRAL++'s per-step reward needs γ < 1 to assign credit (with γ = 1 the return of every step is the
 # final score, the SPIRAL reward plus a state baseline); the paper searched γ ∈ [0, 0.99].
@@ -61,6 +63,7 @@ class Config:
   # Learning.
   batch_size: int = 64
   policy_learning_rate: float = 1e-4
+  policy_learning_rate_decay: str = 'none'
   d_learning_rate: float = 1e-4
   entropy_cost: float = 1e-2
   baseline_cost: float = 0.5
@@ -185,6 +188,10 @@ def validate(config: Config) -> Config:
          f'{config.tpu!r} is not a TPU name, grpc://host:port or local')
   need(config.discount is None or 0.0 <= config.discount <= 1.0, 'discount',
        f'{config.discount} is not in [0, 1]')
+  need(config.policy_learning_rate_decay in LEARNING_RATE_DECAYS, 'policy_learning_rate_decay',
+       f'{config.policy_learning_rate_decay!r} is not one of {LEARNING_RATE_DECAYS}')
+  need(config.policy_learning_rate_decay == 'none' or config.max_frames > 0, 'policy_learning_rate_decay',
+       f'{config.policy_learning_rate_decay!r} decays to 0 at --max_frames, which is 0 (no limit): set it')
   need(config.reward_normalisation in REWARD_NORMALISATIONS, 'reward_normalisation',
        f'{config.reward_normalisation!r} is not one of {REWARD_NORMALISATIONS}')
   need(math.isfinite(config.max_gradient_norm) and config.max_gradient_norm >= 0, 'max_gradient_norm',
@@ -301,6 +308,8 @@ def define_flags() -> None:
       'discount': f'γ of the return (default: {SPIRAL_PP_DISCOUNT} for --reward=spiral++, 1 otherwise).',
       'gradient_penalty_weight': 'WGAN-GP weight λ (10: keeps D\'s outputs O(1–10) on 64² images; '
                                  'DeepMind\'s released agents: 1).',
+      'policy_learning_rate_decay': 'none: constant; linear: falls to 0 at --max_frames (IMPALA), so the '
+                                    'final weights come from small steps. D\'s rate stays constant.',
       'reward_normalisation': 'Rewards before V-trace: none; std (÷ a running std of episode returns); '
                               'standardise (also centred). See spiral_tf/normalisation.py.',
       'max_gradient_norm': 'Global-norm clipping of the policy + critic gradients (0: none).',

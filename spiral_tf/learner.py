@@ -92,12 +92,14 @@ class Learner:
 
   def _learning_rates_from_flags(self):
     """Keras's Adam checkpoints its learning rate; a resumed run takes the current flags' instead."""
+    c = self.config
     for what, optimizer, flag_value in (
-        ('policy', self.update.policy_optimizer, self.config.policy_learning_rate),
-        ('D', self.update.d_optimizer, self.config.d_learning_rate)):
+        ('policy', self.update.policy_optimizer, decayed_learning_rate(
+            c.policy_learning_rate, c.policy_learning_rate_decay, int(self.frames.numpy()), c.max_frames)),
+        ('D', self.update.d_optimizer, c.d_learning_rate)):
       restored = np.float32(optimizer.learning_rate.numpy())
       optimizer.learning_rate = flag_value
-      if restored != np.float32(flag_value):
+      if not np.isclose(restored, flag_value, rtol=0.01, atol=0):  # A decayed rate moves a little a step.
         print(f'[learner] {what} learning rate {_short(restored)} → {_short(flag_value)} (from the flags)',
               flush=True)
 
@@ -210,6 +212,9 @@ class Learner:
         episodes, fakes, reals = self._reconnect(e) or (episodes, fakes, reals)
         continue
       t1 = time.monotonic()
+      if c.policy_learning_rate_decay != 'none':
+        self.update.policy_optimizer.learning_rate = decayed_learning_rate(
+            c.policy_learning_rate, c.policy_learning_rate_decay, int(self.frames.numpy()), c.max_frames)
       self.heartbeat.updating()
       self.guard.snapshot()
       # The guard covers the whole step: a non-finite D-only update undoes the policy update with it.
@@ -238,6 +243,7 @@ class Learner:
                  'busy_fraction': busy / max(busy + waited, 1e-9)}
         scalars = {k: float(v.numpy()) for k, v in metrics.items()}
         scalars['d_steps'] = float(self.update.num_d_updates.numpy())
+        scalars['policy_learning_rate'] = float(self.update.policy_optimizer.learning_rate.numpy())
         scalars.update(rates)
         scalars.update(self._table_sizes())
         # The learner step of the weights that acted: it grows as fresh weights reach the actors.
@@ -304,6 +310,15 @@ class Learner:
                               learner_step=step, frames=frames)
     self.writer.flush()
     return path
+
+
+def decayed_learning_rate(base: float, decay: str, frames: int, max_frames: int) -> float:
+  """The policy learning rate for the update that follows `frames` frames (config.LEARNING_RATE_DECAYS)."""
+  if decay == 'none':
+    return base
+  if decay == 'linear':
+    return base * max(0.0, 1.0 - frames / max_frames)
+  raise ValueError(f'--policy_learning_rate_decay={decay!r} is not one of {config_lib.LEARNING_RATE_DECAYS}')
 
 
 def _short(rate) -> str:
