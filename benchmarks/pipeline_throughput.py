@@ -134,7 +134,9 @@ def measure(size, num_actors, envs_per_actor):
     command = [sys.executable, str(ROOT / 'launch' / 'train.py'), f'--flagfile={FLAGS.flagfile_base}',
                f'--root_dir={root}', f'--network_size={size}', f'--num_actors={num_actors}',
                f'--envs_per_actor={envs_per_actor}', f'--max_minutes={bound_minutes:.1f}',
-               '--max_learner_steps=0', '--max_frames=0', '--log_every_seconds=5',
+               # No frame limit, so no schedule that ends at one (the rate does not change the speed).
+               '--max_learner_steps=0', '--max_frames=0', '--policy_learning_rate_decay=none',
+               '--log_every_seconds=5',
                '--checkpoint_every_minutes=1000', '--evaluator=false',
                *(f'--{f}' for f in FLAGS.train_flags)]
     _train(command, measure_s)

@@ -50,6 +50,7 @@ flags.DEFINE_string('data_dir', None, 'Dataset directory holding mnist/ (MNIST i
 flags.DEFINE_string('out', os.path.join(ROOT, 'docs', 'results'), 'Where the report writes its files.')
 flags.DEFINE_integer('num_targets', 500, 'Held-out targets for the reconstruction figures.')
 flags.DEFINE_integer('num_samples', 1000, 'Unconditional samples scored (r2).')
+flags.DEFINE_integer('num_curve_samples', 200, 'Samples scored per kept export for r2\'s curves.')
 flags.DEFINE_list('train_flags', [], 'Extra train.py flags for every run (e.g. --max_minutes=30).')
 FLAGS = flags.FLAGS
 
@@ -340,18 +341,61 @@ def report_r2():
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
   from spiral_tf import digit_score  # pylint: disable=g-import-not-at-top
   from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
+  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
   out = {'runs': {}}
   classifier = digit_score.train_classifier(FLAGS.data_dir)
   reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[:FLAGS.num_samples]
   out['real_test_digits'] = digit_score.score(classifier.model, reals.astype(np.float32) / 255)
   out['classifier_test_accuracy'] = classifier.test_accuracy
-  for config, seed in _runs('r2'):
-    run = Run(config, seed)
+  runs = [Run(config, seed) for config, seed in _runs('r2')]
+  figures, curves = {}, {'confidence': {}, 'classes': {}}
+  for run in runs:
+    key = f'{run.name}-seed{run.seed}'
     samples = np.stack([p.canvas for p in run.painter().paint(None, num_samples=FLAGS.num_samples, seed=0)])
-    out['runs'][f'{run.name}-seed{run.seed}'] = dict(
-        digit_score.score(classifier.model, samples), frames=run.frames)
-    image_io.write_png(_figure(f'r2_samples_seed{seed}'), image_io.upscale_nearest(
-        _sample_grid(samples[:64], reals[:32].astype(np.float32) / 255), 2))
+    out['runs'][key] = dict(digit_score.score(classifier.model, samples), frames=run.frames,
+                            learner_steps=run.learner_steps,
+                            entropy_last_third_median=run.last_third_median('entropy'))
+    figures[f'r2_samples_seed{run.seed}'] = image_io.write_png(
+        _figure(f'r2_samples_seed{run.seed}'), image_io.upscale_nearest(
+            _sample_grid(samples[:64], reals[:32].astype(np.float32) / 255), 2))
+    # Along the way: the exports train() kept, FLAGS.num_curve_samples samples each.
+    history = []
+    for step, export in export_history(run.dir):
+      painter = painter_lib.Painter.from_saved_model(export)
+      canvases = np.stack([p.canvas for p in painter.paint(None, num_samples=FLAGS.num_curve_samples, seed=0)])
+      history.append(dict(digit_score.score(classifier.model, canvases), frames=step * run.frames_per_step))
+      print(f'[reproduce] r2 {key} at {history[-1]["frames"]:,} frames: confidence '
+            f'{history[-1]["mean_confidence"]:.3f}, {history[-1]["classes_with_2_percent"]} classes', flush=True)
+    out['runs'][key]['history'] = [{k: h[k] for k in ('frames', 'mean_confidence', 'classes_with_2_percent',
+                                                      'class_fractions')} for h in history]
+    label = f'{LABELS.get(run.name, run.name)}, seed {run.seed}'
+    curves['confidence'][label] = ([h['frames'] for h in history], [h['mean_confidence'] for h in history])
+    curves['classes'][label] = ([h['frames'] for h in history],
+                                [h['classes_with_2_percent'] for h in history])
+  frames = max((max(c[0] or [0]) for c in curves['confidence'].values()), default=0)
+  curves['confidence']['real test digits'] = ([0, frames], [out['real_test_digits']['mean_confidence']] * 2)
+  curves['classes']['real test digits'] = ([0, frames], [out['real_test_digits']['classes_with_2_percent']] * 2)
+  figures['r2_confidence'] = plot_curves(
+      curves['confidence'], _figure('r2_confidence'),
+      f'Unconditional MNIST: classifier confidence ({FLAGS.num_curve_samples} samples)', 'mean max-softmax')
+  figures['r2_classes'] = plot_curves(
+      curves['classes'], _figure('r2_classes'),
+      f'Unconditional MNIST: classes with ≥ 2 % of {FLAGS.num_curve_samples} samples', 'digit classes')
+  for tag, title, ylabel, name, smooth, logy in (
+      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'r2_entropy', 5, False),
+      ('diagnostics/normaliser_std', 'running std of episode returns (reward scale)', 'σ of returns',
+       'r2_reward_std', 1, True)):
+    figures[name] = plot_curves({f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
+                                _figure(name), 'Unconditional MNIST: ' + title, ylabel, smooth=smooth,
+                                logy=logy)
+  figures['r2_d_scores'] = plot_curves(
+      {f's{r.seed}: D({what})': r.curve(f'd_score_{what}') for r in runs for what in ('real', 'fake')},
+      _figure('r2_d_scores'), 'Unconditional MNIST: D scores', 'mean D output', smooth=10)
+  seeds = list(out['runs'].values())
+  out['targets_met'] = {
+      'classes_ge_8 (every seed)': all(r['classes_with_2_percent'] >= 8 for r in seeds),
+      'mean_confidence_ge_0.8 (every seed)': all(r['mean_confidence'] >= 0.8 for r in seeds)}
+  out['figures'] = {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}
   return out
 
 
