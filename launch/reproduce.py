@@ -12,8 +12,9 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
       samples scored by a small CNN trained here on MNIST train (spiral_tf/digit_score.py) — mean max-softmax
       confidence and the number of classes holding ≥ 2 % of samples — beside the same figures for real
       test digits.
-  r3  the quick start: configs/strokes.cfg (what `make train` runs). Report: held-out MSE on its
-      procedural-strokes test targets, greedy decoding, against the blank canvas (target ≤ 0.7×).
+  r3  the quick start: configs/strokes.cfg (what `make train` runs) and its ablation with a constant policy
+      learning rate (reproductions/strokes_constant_lr.cfg). Report: held-out MSE on the procedural-strokes
+      test targets, greedy and sampled decoding, against the blank canvas (target ≤ 0.7×, greedy).
 `--stage=train` starts every run of the chosen reproductions at once (so the runs of one comparison share
 the machine equally) and waits; a run that already reached its limit resumes, sees it and stops at once.
 `--stage=report` reads their TensorBoard logs and exports and writes under --out (default docs/results/):
@@ -37,10 +38,10 @@ sys.path.insert(0, ROOT)
 REPRODUCTIONS = {
     'r1': ('reproductions/mnist_d', 'reproductions/mnist_l2'),
     'r2': ('reproductions/mnist_unconditional',),
-    'r3': ('strokes',),
+    'r3': ('strokes', 'reproductions/strokes_constant_lr'),
 }
 LABELS = {'mnist_d': 'D reward (SPIRAL++)', 'mnist_l2': 'l2 reward', 'strokes': 'make train agent',
-          'mnist_unconditional': 'unconditional MNIST'}
+          'mnist_unconditional': 'unconditional MNIST', 'strokes_constant_lr': 'constant learning rate'}
 
 flags.DEFINE_enum('stage', 'report', ['train', 'report'], 'Train the runs, or report on trained runs.')
 flags.DEFINE_list('reproductions', ['r1', 'r3'], f'Which of {sorted(REPRODUCTIONS)}.')
@@ -403,21 +404,30 @@ def report_r3():
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
   out = {'runs': {}}
-  for config, seed in _runs('r3'):
-    run = Run(config, seed)
+  runs = [Run(config, seed) for config, seed in _runs('r3')]
+  for run in runs:
     painter = run.painter()
     targets = components.load_targets(components.load_config(run.dir), 'test', limit=FLAGS.num_targets)
     result = evaluation.evaluate(painter, targets, decoding='greedy', seed=0)
     sampled = evaluation.evaluate(painter, targets, decoding='sample', seed=0,
                                   baseline=(result.baseline_canvases, result.baseline_mse))
-    evaluation.write_grid(_figure(f'r3_grid_seed{seed}'), result)
+    evaluation.write_grid(_figure(f'r3_{run.name}_grid_seed{run.seed}'), result)
     blank = float(result.blank_mse.mean())
     out['runs'][f'{run.name}-seed{run.seed}'] = {
         'frames': run.frames, 'greedy': _stats(result.agent_mse), 'sample': _stats(sampled.agent_mse),
         'blank': blank, 'greedy_over_blank': float(result.agent_mse.mean()) / blank,
         'target_met (greedy ≤ 0.7 × blank)': float(result.agent_mse.mean()) <= 0.7 * blank,
-        'num_targets': len(targets)}
-    print(f'[reproduce] r3 seed {seed}: {out["runs"][f"{run.name}-seed{run.seed}"]}', flush=True)
+        'num_targets': len(targets), 'entropy_last_third_median': run.last_third_median('entropy')}
+    print(f'[reproduce] r3 {run.name} seed {run.seed}: {out["runs"][f"{run.name}-seed{run.seed}"]}',
+          flush=True)
+  figures = {}
+  for tag, title, ylabel, name, smooth in (
+      ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'r3_train_l2', 10),
+      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'r3_entropy', 10),
+      ('policy_learning_rate', 'policy learning rate', 'learning rate', 'r3_learning_rate', 1)):
+    figures[name] = plot_curves({f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
+                                _figure(name), 'Quick start: ' + title, ylabel, smooth=smooth)
+  out['figures'] = {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}
   return out
 
 
