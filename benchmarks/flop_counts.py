@@ -63,15 +63,14 @@ def random_episodes(trajectory_spec, action_spec, batch, rng):
 def count(config, rng) -> dict:
   import tensorflow as tf
   from spiral_tf import components
-  images = np.full((1, config.canvas_width, config.canvas_width, config.channels), 255, np.uint8)
-  env = components.make_environment(config, images=images)
-  agent = components.make_agent(config, env)
+  action_spec, observation_spec = components.environment_specs(config)
+  agent = components.make_agent(config)
   discriminator = components.make_discriminator(config)
-  trajectory_spec, _ = components.specs(config, env, agent)
+  trajectory_spec, _ = components.specs(config)
 
   observation = tf.nest.map_structure(
       lambda s: _random(tf.TensorSpec.from_spec(s), (POLICY_BATCH,) + tuple(s.shape), rng),
-      env.observation_spec())
+      observation_spec)
   observation = tf.nest.map_structure(tf.constant, observation)
   step_type = tf.fill([POLICY_BATCH], int(dm_env.StepType.MID))
   policy = tf.function(agent.step).get_concrete_function(step_type, observation,
@@ -79,8 +78,9 @@ def count(config, rng) -> dict:
   policy_flops = graph_flops(policy) / POLICY_BATCH
 
   learner = components.make_learner_update(config, agent, discriminator, tf.distribute.get_strategy())
-  episodes = random_episodes(trajectory_spec, env.action_spec(), config.batch_size, rng)
-  real = tf.constant(rng.uniform(size=(config.batch_size,) + images.shape[1:]).astype(np.float32))
+  episodes = random_episodes(trajectory_spec, action_spec, config.batch_size, rng)
+  real = tf.constant(rng.uniform(size=(config.batch_size,) + tuple(observation_spec['canvas'].shape))
+                     .astype(np.float32))
   gradients = tf.function(learner.gradients).get_concrete_function(
       episodes, real, None, learner.draw_noise(config.batch_size))
   learner_flops = graph_flops(gradients)

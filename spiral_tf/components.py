@@ -6,8 +6,9 @@ tables depend on it.
 
 Usage:
   env = make_environment(config, split='train', seed=7)
-  agent = make_agent(config, env)
+  agent = make_agent(config)                    # for environment_specs(config): no renderer needed
   discriminator = make_discriminator(config)
+  trajectory_spec, fake_spec = specs(config)    # the Reverb tables' signatures
 """
 import json
 import os
@@ -92,10 +93,29 @@ def make_environment(config: config_lib.Config, split: str = 'train', seed: int 
 SCENES_ORDER = ('mode', 'type', 'location', 'size', 'red', 'green', 'blue')
 
 
-def make_agent(config: config_lib.Config, env: dm_env.Environment) -> agent_lib.Agent:
+def environment_specs(config: config_lib.Config) -> tuple:
+  """(action spec, observation spec) of `make_environment(config)`, without a renderer or a dataset.
+
+  The renderers and ConditionalTargets build their own specs with the same functions, so these are the
+  specs every process's environment has (tests/components_test.py compares them).
+  """
+  # pylint: disable=g-import-not-at-top  (each renderer loads its own engine: libmypaint or MuJoCo)
+  if config.environment == 'libmypaint':
+    from environments import libmypaint
+    action_spec, renderer_spec = libmypaint.specs_of(**config.libmypaint_settings())
+  else:
+    from environments import mujoco_scenes
+    action_spec, renderer_spec = mujoco_scenes.specs_of(config.episode_length, config.canvas_width)
+  target_shape = renderer_spec['canvas'].shape if config.conditional else None
+  return action_spec, targets_lib.observation_spec(renderer_spec, target_shape)
+
+
+def make_agent(config: config_lib.Config) -> agent_lib.Agent:
+  """The run's agent, built for `environment_specs(config)`."""
+  action_spec, observation_spec = environment_specs(config)
   order = SCENES_ORDER if config.environment == 'mujoco_scenes' else None  # None: the painter's order.
-  return agent_lib.Agent(env.action_spec(), env.observation_spec(), size=config.network_size,
-                         order=order, conditional=config.conditional)
+  return agent_lib.Agent(action_spec, observation_spec, size=config.network_size, order=order,
+                         conditional=config.conditional)
 
 
 def make_discriminator(config: config_lib.Config) -> discriminator_lib.Discriminator:
@@ -106,11 +126,11 @@ def make_discriminator(config: config_lib.Config) -> discriminator_lib.Discrimin
       input_shape=(config.canvas_width, config.canvas_width, channels))
 
 
-def specs(config: config_lib.Config, env: dm_env.Environment, agent: agent_lib.Agent):
-  """(trajectory spec, fake spec) of the Reverb tables."""
-  observation_spec = env.observation_spec()
-  return (trajectory.trajectory_spec(observation_spec, env.action_spec(), agent.lstm_size,
-                                     config.episode_length),
+def specs(config: config_lib.Config):
+  """(trajectory spec, fake spec) of the Reverb tables, from the config alone."""
+  action_spec, observation_spec = environment_specs(config)
+  lstm_size = agent_lib.SIZES[config.network_size].lstm_size
+  return (trajectory.trajectory_spec(observation_spec, action_spec, lstm_size, config.episode_length),
           trajectory.fake_spec(observation_spec['canvas'], config.conditional))
 
 

@@ -40,7 +40,6 @@ import shutil
 import tempfile
 import uuid
 
-import dm_env
 import numpy as np
 import tensorflow as tf
 
@@ -70,12 +69,13 @@ class Exporter:
     agent: a spiral_tf.agent.Agent (its variables are what gets saved).
     config: the run's Config (spiral_tf/config.py); stored in the asset.
     action_spec, observation_spec: the (wrapped) environment's specs the agent was built for; by default
-      built from `config` through spiral_tf/components.py, as every training process does.
+      those of `config` (spiral_tf/components.py `environment_specs`), as every training process has.
   """
 
   def __init__(self, agent, config, action_spec=None, observation_spec=None):
     if action_spec is None or observation_spec is None:
-      action_spec, observation_spec = _specs_of(config)
+      from spiral_tf import components  # pylint: disable=g-import-not-at-top
+      action_spec, observation_spec = components.environment_specs(config)
     self.agent = self._agent = agent
     self.config = self._config = config
     self._action_keys = tuple(action_spec)
@@ -218,17 +218,6 @@ def _swap_into_place(new_dir, export_dir):
     shutil.rmtree(old_dir, ignore_errors=True)
 
 
-def _specs_of(config):
-  """(action spec, observation spec) of the configured environment, built as training builds it."""
-  from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  placeholder = np.full((1, config.canvas_width, config.canvas_width, config.channels), 255, np.uint8)
-  env = components.make_environment(config, images=placeholder)
-  try:
-    return env.action_spec(), env.observation_spec()
-  finally:
-    env.close()
-
-
 # The last Exporter made, so repeated exports of one agent (the learner's, after each checkpoint) trace
 # once. One slot: a process exports one agent.
 _LAST_EXPORTER = []
@@ -272,10 +261,9 @@ def export_from_checkpoint(root_dir, export_dir=None, checkpoint=None) -> str:
       raise FileNotFoundError(f'no checkpoint in {checkpoint_dir} (has the learner saved one yet?)')
   elif not tf.io.gfile.exists(checkpoint + '.index'):
     raise FileNotFoundError(f'checkpoint {checkpoint!r} not found (no {checkpoint}.index)')
-  action_spec, observation_spec = _specs_of(config)
+  action_spec, observation_spec = components.environment_specs(config)
   # Built exactly as the learner builds it (spiral_tf/components.py), so the variables match.
-  env_stub = _SpecOnly(action_spec, observation_spec)
-  agent = components.make_agent(config, env_stub)
+  agent = components.make_agent(config)
   try:
     tf.train.Checkpoint(agent=agent).read(checkpoint).assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
@@ -288,22 +276,3 @@ def export_from_checkpoint(root_dir, export_dir=None, checkpoint=None) -> str:
   export_dir = os.path.join(root_dir, EXPORT_SUBDIR) if export_dir is None else export_dir
   return Exporter(agent, config, action_spec, observation_spec).save(
       export_dir, learner_step=step if step >= 0 else None, frames=frame_count if frame_count >= 0 else None)
-
-
-class _SpecOnly(dm_env.Environment):
-  """Just the specs, for building an agent without a renderer."""
-
-  def __init__(self, action_spec, observation_spec):
-    self._action_spec, self._observation_spec = action_spec, observation_spec
-
-  def action_spec(self):
-    return self._action_spec
-
-  def observation_spec(self):
-    return self._observation_spec
-
-  def reset(self):
-    raise NotImplementedError('spec only')
-
-  def step(self, action):
-    raise NotImplementedError('spec only')

@@ -37,9 +37,9 @@ def run(tmp_path_factory):
   images, _ = strokes.render(6, seed=0, split='train', channels=1, **components.dataset_options(config))
   make_envs = lambda: [components.make_environment(config, images=images, seed=i) for i in range(NUM_ENVS)]
   envs = make_envs()
-  learner_agent = components.make_agent(config, envs[0])
-  actor_agent = components.make_agent(config, envs[0])
-  trajectory_spec, fake_spec = components.specs(config, envs[0], learner_agent)
+  learner_agent = components.make_agent(config)
+  actor_agent = components.make_agent(config)
+  trajectory_spec, fake_spec = components.specs(config)
   server = reverb.Server(replay.make_tables(trajectory_spec, fake_spec, learner_agent.variables,
                                             learner_agent.variables[:1],
                                             queue_size=4 * NUM_ENVS, fakes_size=4 * NUM_ENVS), port=None)

@@ -87,7 +87,7 @@ def trained_run() -> Run:
   images, _ = strokes.render(2 * BATCH, seed=0, split='train', channels=1,
                              **components.dataset_options(config))
   envs = [components.make_environment(config, images=images, seed=i) for i in range(BATCH)]
-  agent = components.make_agent(config, envs[0])
+  agent = components.make_agent(config)
   discriminator = components.make_discriminator(config)
   initial = [v.numpy().copy() for v in agent.trainable_variables]
   update = components.make_learner_update(config, agent, discriminator, tf.distribute.get_strategy())

@@ -339,8 +339,7 @@ def test_unconditional_agent_paints_samples_and_refuses_targets(tmp_path):
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf import export  # pylint: disable=g-import-not-at-top
   config = fixtures.tiny_config(str(tmp_path / 'run'), conditional=False, reward='spiral')
-  env = components.make_environment(config)
-  agent = components.make_agent(config, env)
+  agent = components.make_agent(config)
   export_dir = export.export_saved_model(agent, config, tmp_path / 'export')
   painter = painter_lib.Painter.from_saved_model(export_dir)
   assert not painter.conditional
