@@ -18,16 +18,15 @@ import dm_env
 from spiral_tf import agent as agent_lib
 from spiral_tf import config as config_lib
 from spiral_tf import discriminator as discriminator_lib
+from spiral_tf import run_dir
 from spiral_tf import trajectory
 from spiral_tf.data import targets as targets_lib
 
-# The run directory (--root_dir): config.json, checkpoints/, tensorboard/, export/ (the latest SavedModel),
-# logs/ (one file per supervised role).
-CONFIG_FILE = 'config.json'
 
 
 def export_dir(root_dir: str) -> str:
-  return os.path.join(root_dir, 'export')
+  """The run's latest SavedModel (spiral_tf/run_dir.py holds the layout)."""
+  return run_dir.RunDir(root_dir).export
 
 
 def make_renderer(config: config_lib.Config, seed: int | None = None) -> dm_env.Environment:
@@ -138,7 +137,7 @@ def save_config(config: config_lib.Config, root_dir: str) -> str:
   """Writes the run's configuration (read back by export, paint and evaluate)."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   os.makedirs(root_dir, exist_ok=True)
-  path = os.path.join(root_dir, CONFIG_FILE)
+  path = run_dir.RunDir(root_dir).config_file
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
     json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
@@ -147,7 +146,7 @@ def save_config(config: config_lib.Config, root_dir: str) -> str:
 
 
 def load_config(root_dir: str) -> config_lib.Config:
-  path = os.path.join(root_dir, CONFIG_FILE)
+  path = run_dir.RunDir(root_dir).config_file
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found: is {root_dir} a training run directory (--root_dir)?')
   with open(path) as f:

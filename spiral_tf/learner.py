@@ -35,6 +35,7 @@ from spiral_tf import dashboard
 from spiral_tf import export
 from spiral_tf import nonfinite
 from spiral_tf import replay
+from spiral_tf import run_dir
 from spiral_tf import startup
 from spiral_tf import strategy as strategy_lib
 from spiral_tf import summaries
@@ -72,7 +73,7 @@ class Learner:
           agent=self.agent, discriminator=self.discriminator, policy_optimizer=self.update.policy_optimizer,
           d_optimizer=self.update.d_optimizer, reward_normaliser=self.update.normaliser,
           learner_step=self.learner_step, frames=self.frames)
-    self.checkpoint_dir = os.path.join(config.root_dir, 'checkpoints')
+    self.checkpoint_dir = run_dir.RunDir(config.root_dir).checkpoints
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir, max_to_keep=3)
     self.restored_from = self.manager.restore_or_initialize()
     if self.restored_from:

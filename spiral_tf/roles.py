@@ -31,10 +31,10 @@ from spiral_tf import evaluator as evaluator_lib
 from spiral_tf import learner as learner_lib
 from spiral_tf import listen
 from spiral_tf import replay
+from spiral_tf import run_dir
 from spiral_tf import startup
 from spiral_tf import strategy as strategy_lib
 
-REVERB_CHECKPOINTS = 'reverb_checkpoints'
 REVERB_STOP_S = 10.0
 EXIT_OK = 0
 EXIT_CONFIGURATION = 2
@@ -69,7 +69,7 @@ def run_reverb(config: config_lib.Config) -> int:
   # Port 0 must be resolved here: Reverb would pick one itself but report it as 0.
   port = listen.free_port(bind) if config.reverb_port == 0 else config.reverb_port
   stop = stop_event()
-  checkpoint_dir = os.path.join(config.root_dir, REVERB_CHECKPOINTS)
+  checkpoint_dir = run_dir.RunDir(config.root_dir).reverb_checkpoints
   server = reverb.Server(_tables(config), port=port,
                          checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir))
   # This process listens on nothing else, so any other socket means the shim did not take effect.
