@@ -2,8 +2,8 @@ r"""Floating-point operations of a training config: per actor frame and per lear
 
 The machine-independent half of sizing a run (docs/full_scale.md): a device's time per learner step is
 these FLOPs over the FLOP/s it sustains on the model. Builds the agent and D of the config as training
-does (spiral_tf/components.py, specs from the real environment) and counts, with TensorFlow's profiler on
-the traced graphs (nothing is executed):
+does (spiral_tf/components.py, specs from the config, as every process has them) and counts, with
+TensorFlow's profiler on the traced graphs (nothing is executed):
   * policy: one batched `agent.step` (batch 16), per frame — what an actor runs;
   * learner: the gradients of one update on `batch_size` episodes of `episode_length` observations (the
     agent unrolled forward and backward, D on reals, fakes and the penalty's interpolates), per step and
