@@ -29,7 +29,7 @@ mypaint_extension = setuptools.Extension(
     extra_compile_args=['-O3', '-std=c11'] + [f for f in _cflags if not f.startswith('-I')],
 )
 
-STACK = [  # DESIGN.md §2 — do not drift.
+STACK = [  # docs/design.md §2 — do not drift.
     'tensorflow>=2.15,<2.16',
     'tf-agents==0.19.0',
     'tensorflow-probability==0.23.0',

@@ -63,9 +63,9 @@ def measure(config, k, episodes, rng):
   shape = (256, config.canvas_width, config.canvas_width, config.channels)
   targets = rng.integers(0, 256, size=shape, dtype=np.uint8)
   envs = [components.make_environment(config, seed=i, images=targets) for i in range(k)]
-  agent = components.make_agent(config, envs[0])
+  agent = components.make_agent(config)
   discriminator = components.make_discriminator(config)
-  trajectory_spec, fake_spec = components.specs(config, envs[0], agent)
+  trajectory_spec, fake_spec = components.specs(config)
   tables = replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
                               queue_size=k * (episodes + 1) + 1, fakes_size=max(config.effective_fakes_replay_size, k))
   server = reverb.Server(tables, port=None)

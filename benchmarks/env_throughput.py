@@ -27,7 +27,7 @@ from environments.libmypaint import LibMyPaint
 NOTEBOOK = dict(episode_length=20, canvas_width=64, grid_width=32, brush_type='classic/dry_brush',
                 brush_sizes=[1, 2, 4, 8, 12, 24], use_color=True, use_pressure=True)
 DEEPMIND = dict(random_steps_per_s=1165, paint_steps_per_s=862, move_steps_per_s=1932, reset_ms=0.49,
-                canvas_read_ms=0.36)  # DESIGN.md §7, DeepMind's env on these machines
+                canvas_read_ms=0.36)  # docs/design.md §7, DeepMind's env on these machines
 
 
 def _actions(env, rng, n, flag):

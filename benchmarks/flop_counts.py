@@ -2,8 +2,8 @@ r"""Floating-point operations of a training config: per actor frame and per lear
 
 The machine-independent half of sizing a run (docs/full_scale.md): a device's time per learner step is
 these FLOPs over the FLOP/s it sustains on the model. Builds the agent and D of the config as training
-does (spiral_tf/components.py, specs from the real environment) and counts, with TensorFlow's profiler on
-the traced graphs (nothing is executed):
+does (spiral_tf/components.py, specs from the config, as every process has them) and counts, with
+TensorFlow's profiler on the traced graphs (nothing is executed):
   * policy: one batched `agent.step` (batch 16), per frame — what an actor runs;
   * learner: the gradients of one update on `batch_size` episodes of `episode_length` observations (the
     agent unrolled forward and backward, D on reals, fakes and the penalty's interpolates), per step and
@@ -63,15 +63,14 @@ def random_episodes(trajectory_spec, action_spec, batch, rng):
 def count(config, rng) -> dict:
   import tensorflow as tf
   from spiral_tf import components
-  images = np.full((1, config.canvas_width, config.canvas_width, config.channels), 255, np.uint8)
-  env = components.make_environment(config, images=images)
-  agent = components.make_agent(config, env)
+  action_spec, observation_spec = components.environment_specs(config)
+  agent = components.make_agent(config)
   discriminator = components.make_discriminator(config)
-  trajectory_spec, _ = components.specs(config, env, agent)
+  trajectory_spec, _ = components.specs(config)
 
   observation = tf.nest.map_structure(
       lambda s: _random(tf.TensorSpec.from_spec(s), (POLICY_BATCH,) + tuple(s.shape), rng),
-      env.observation_spec())
+      observation_spec)
   observation = tf.nest.map_structure(tf.constant, observation)
   step_type = tf.fill([POLICY_BATCH], int(dm_env.StepType.MID))
   policy = tf.function(agent.step).get_concrete_function(step_type, observation,
@@ -79,8 +78,9 @@ def count(config, rng) -> dict:
   policy_flops = graph_flops(policy) / POLICY_BATCH
 
   learner = components.make_learner_update(config, agent, discriminator, tf.distribute.get_strategy())
-  episodes = random_episodes(trajectory_spec, env.action_spec(), config.batch_size, rng)
-  real = tf.constant(rng.uniform(size=(config.batch_size,) + images.shape[1:]).astype(np.float32))
+  episodes = random_episodes(trajectory_spec, action_spec, config.batch_size, rng)
+  real = tf.constant(rng.uniform(size=(config.batch_size,) + tuple(observation_spec['canvas'].shape))
+                     .astype(np.float32))
   gradients = tf.function(learner.gradients).get_concrete_function(
       episodes, real, None, learner.draw_noise(config.batch_size))
   learner_flops = graph_flops(gradients)

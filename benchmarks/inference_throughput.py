@@ -52,9 +52,7 @@ def main(argv):
     config = config_lib.validate(config_lib.Config(
         root_dir=tmp, network_size=FLAGS.network_size, episode_length=FLAGS.episode_length,
         use_color=False, grid_width=32))
-    placeholder = np.full((1, 64, 64, 1), 255, np.uint8)
-    env = components.make_environment(config, images=placeholder)
-    agent = components.make_agent(config, env)
+    agent = components.make_agent(config)
     export_dir = os.path.join(tmp, 'export')
     start = time.perf_counter()
     export.export_saved_model(agent, config, export_dir, learner_step=0)

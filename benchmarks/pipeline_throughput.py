@@ -32,6 +32,7 @@ from absl import app
 from absl import flags
 
 from spiral_tf import dashboard
+from spiral_tf import run_dir
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 flags.DEFINE_list('sizes', ['tiny', 'deepmind'], 'Network sizes to measure.')
@@ -141,7 +142,7 @@ def measure(size, num_actors, envs_per_actor):
                *(f'--{f}' for f in FLAGS.train_flags)]
     _train(command, measure_s)
     scalars = scalar_events(dashboard.learner_log_dir(root))
-    with open(os.path.join(root, 'config.json')) as f:  # What the run used (flag file + --train_flags).
+    with open(run_dir.RunDir(root).config_file) as f:  # What the run used (flag file + --train_flags).
       jit_compile = json.load(f)['jit_compile']
   rates = scalars.get('frames_per_s', [])
   if not rates:

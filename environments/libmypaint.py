@@ -56,6 +56,7 @@ from dm_env import specs
 import numpy as np
 
 from environments import _mypaint
+from environments import canvas
 
 DEFAULT_BRUSHES_DIR = '/usr/share/mypaint-data/1.0'
 BRUSHES_DIR_ENV = 'SPIRAL_BRUSHES_DIR'
@@ -96,6 +97,41 @@ def _scalar(value, dtype):
   return array
 
 
+def action_spec(grid_width=32, use_pressure=True, brush_sizes=(1, 2, 4, 8, 12, 24), use_color=True):
+  """The action spec of a LibMyPaint with these settings (keys of features that are off are absent)."""
+  grid = int(grid_width)
+  spec = collections.OrderedDict()
+  spec['control'] = specs.DiscreteArray(grid * grid, dtype=np.int32, name='control')
+  spec['end'] = specs.DiscreteArray(grid * grid, dtype=np.int32, name='end')
+  spec['flag'] = specs.DiscreteArray(2, dtype=np.int32, name='flag')
+  if use_pressure:
+    spec['pressure'] = specs.DiscreteArray(len(PRESSURE_VALUES), dtype=np.int32, name='pressure')
+  if len(brush_sizes) > 1:
+    spec['size'] = specs.DiscreteArray(len(brush_sizes), dtype=np.int32, name='size')
+  if use_color:
+    for key in _COLOR_KEYS:
+      spec[key] = specs.DiscreteArray(len(COLOR_VALUES), dtype=np.int32, name=key)
+  return spec
+
+
+def channels(use_color=True, use_alpha=False) -> int:
+  """Canvas channels: 1 grey, 3 colour, 4 colour with alpha."""
+  return 1 if not use_color else (4 if use_alpha else 3)
+
+
+def specs_of(episode_length=20, canvas_width=64, grid_width=32, brush_sizes=(1, 2, 4, 8, 12, 24),
+             use_color=True, use_pressure=True, use_alpha=False, **unused_settings):
+  """(action spec, observation spec) of `LibMyPaint(**settings)`, without building one (no libmypaint).
+
+  Takes the constructor's keyword arguments; those that do not change the specs (brush, background,
+  render width, seed) are ignored. The environment itself builds its specs with the same functions.
+  """
+  del episode_length, unused_settings  # The specs do not depend on them.
+  actions = action_spec(grid_width, use_pressure, brush_sizes, use_color)
+  width = int(canvas_width)
+  return actions, canvas.observation_spec((width, width, channels(use_color, use_alpha)), actions)
+
+
 class LibMyPaint(dm_env.Environment):
   """libmypaint painter with DeepMind's SPIRAL action space; reward is always 0."""
 
@@ -129,7 +165,7 @@ class LibMyPaint(dm_env.Environment):
     self._use_pressure = bool(use_pressure)
     self._use_alpha = bool(use_alpha)
     self._seed = seed  # Accepted for uniformity; the renderer is deterministic (module docstring).
-    self._channels = 1 if not use_color else (4 if use_alpha else 3)
+    self._channels = channels(use_color, use_alpha)
 
     path = find_brush(brush_type, brushes_basedir)
     with open(path, encoding='utf-8') as f:
@@ -149,17 +185,7 @@ class LibMyPaint(dm_env.Environment):
     self._pressures = [float(p) for p in PRESSURE_VALUES]
     self._colors = [float(c) for c in COLOR_VALUES]
 
-    spec = collections.OrderedDict()
-    spec['control'] = specs.DiscreteArray(grid * grid, dtype=np.int32, name='control')
-    spec['end'] = specs.DiscreteArray(grid * grid, dtype=np.int32, name='end')
-    spec['flag'] = specs.DiscreteArray(2, dtype=np.int32, name='flag')
-    if self._use_pressure:
-      spec['pressure'] = specs.DiscreteArray(len(PRESSURE_VALUES), dtype=np.int32, name='pressure')
-    if len(brush_sizes) > 1:
-      spec['size'] = specs.DiscreteArray(len(brush_sizes), dtype=np.int32, name='size')
-    if self._use_color:
-      for key in _COLOR_KEYS:
-        spec[key] = specs.DiscreteArray(len(COLOR_VALUES), dtype=np.int32, name=key)
+    spec = action_spec(grid, self._use_pressure, brush_sizes, self._use_color)
     self._action_spec = spec
     self._limits = [(key, s.num_values) for key, s in spec.items()]
 
@@ -182,14 +208,7 @@ class LibMyPaint(dm_env.Environment):
     return self._action_spec
 
   def observation_spec(self):
-    mask = collections.OrderedDict(
-        (k, specs.Array((), np.float32, name=f'action_mask_{k}')) for k in self._action_spec)
-    return collections.OrderedDict([
-        ('canvas', specs.Array(self._canvas_shape, np.float32, name='canvas')),
-        ('episode_step', specs.Array((), np.int32, name='episode_step')),
-        ('episode_length', specs.Array((), np.int32, name='episode_length')),
-        ('action_mask', mask),
-    ])
+    return canvas.observation_spec(self._canvas_shape, self._action_spec)
 
   def reset(self):
     self._painter.clear()

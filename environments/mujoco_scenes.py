@@ -61,6 +61,8 @@ import dm_env
 from dm_env import specs
 import numpy as np
 
+from environments import canvas
+
 _GL_PACKAGES = 'libegl1 libegl-mesa0 libgl1-mesa-dri'
 
 
@@ -290,6 +292,19 @@ def _scalar(value, dtype):
   return array
 
 
+def action_spec():
+  """The action spec of MujocoScenes (the same for every setting)."""
+  return collections.OrderedDict(
+      (k, specs.DiscreteArray(NUM_VALUES[k], dtype=np.int32, name=k)) for k in ACTION_KEYS)
+
+
+def specs_of(episode_length=20, image_width=64, seed=None):
+  """(action spec, observation spec) of `MujocoScenes(**settings)`, without building one (no MuJoCo GL)."""
+  del episode_length, seed  # The specs do not depend on them.
+  width = int(image_width)
+  return action_spec(), canvas.observation_spec((width, width, 3), ACTION_KEYS)
+
+
 class MujocoScenes(dm_env.Environment):
   """Objects on a floor rendered by MuJoCo, SPIRAL's 3-D action space; reward is always 0."""
 
@@ -304,8 +319,7 @@ class MujocoScenes(dm_env.Environment):
     self._seed = seed  # Accepted for uniformity; rendering is deterministic.
     self._renderer = SceneRenderer(self._episode_length - 1, self._image_width)
 
-    self._action_spec = collections.OrderedDict(
-        (k, specs.DiscreteArray(NUM_VALUES[k], dtype=np.int32, name=k)) for k in ACTION_KEYS)
+    self._action_spec = action_spec()
     one, zero = _scalar(1.0, np.float32), _scalar(0.0, np.float32)
     self._effect_mask = collections.OrderedDict((k, one) for k in ACTION_KEYS)
     self._no_effect_mask = collections.OrderedDict(
@@ -325,14 +339,7 @@ class MujocoScenes(dm_env.Environment):
     return self._action_spec
 
   def observation_spec(self):
-    mask = collections.OrderedDict(
-        (k, specs.Array((), np.float32, name=f'action_mask_{k}')) for k in ACTION_KEYS)
-    return collections.OrderedDict([
-        ('canvas', specs.Array(self._canvas_shape, np.float32, name='canvas')),
-        ('episode_step', specs.Array((), np.int32, name='episode_step')),
-        ('episode_length', specs.Array((), np.int32, name='episode_length')),
-        ('action_mask', mask),
-    ])
+    return canvas.observation_spec(self._canvas_shape, ACTION_KEYS)
 
   def reset(self):
     self._renderer.clear()

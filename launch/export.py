@@ -14,6 +14,7 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from spiral_tf import run_dir  # pylint: disable=g-import-not-at-top,wrong-import-position  (no TensorFlow)
 
 flags.DEFINE_string('root_dir', None, 'Training run directory (config.json, checkpoints/).')
 flags.DEFINE_string('export_dir', None, 'Where to write the SavedModel (default: <root_dir>/export).')
@@ -34,7 +35,7 @@ def main(argv):
   # Cheap checks first: TensorFlow takes seconds to import.
   if not os.path.isdir(FLAGS.root_dir):
     return _fail(f'--root_dir={FLAGS.root_dir} is not a directory')
-  if not os.path.isfile(os.path.join(FLAGS.root_dir, 'config.json')):
+  if not run_dir.RunDir(FLAGS.root_dir).is_run():
     return _fail(f'--root_dir={FLAGS.root_dir} has no config.json: is it a training run directory?')
   from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   from spiral_tf import export  # pylint: disable=g-import-not-at-top

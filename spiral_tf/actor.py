@@ -8,6 +8,7 @@ references the same data, so nothing is sent twice. Fresh weights arrive in the 
 Usage:
   actor = Actor(envs, agent, reverb.Client(address), WeightPuller(address, agent.variables))
   actor.run(num_episodes=10)          # or None: until stop() is called
+  steps, core = run_episode(envs, agent, agent.step, episode_length)   # the loop alone (tests, tools)
 """
 import threading
 import time
@@ -83,6 +84,36 @@ def _stack(nests):
   return tf.nest.map_structure(lambda *xs: np.stack(xs), *nests)
 
 
+def run_episode(envs: Sequence[dm_env.Environment], agent, policy, episode_length: int):
+  """One episode of every environment in lockstep, one batched `policy` call per step.
+
+  policy: `agent.step` or a tf.function of it. Returns ([trajectory.Step] * episode_length, the agent's
+  core state before step 0 as {'h', 'c': [K, lstm]}); `trajectory.batch_major` makes them records.
+  """
+  k = len(envs)
+  keys = list(envs[0].action_spec())
+  timesteps = [env.reset() for env in envs]
+  state = agent.initial_state(k)
+  first_core = tf.nest.map_structure(lambda x: x.numpy(), state.core)
+  steps = []
+  for t in range(episode_length):
+    observation = _stack([trajectory.plain_dicts(ts.observation) for ts in timesteps])
+    step_type = np.array([int(ts.step_type) for ts in timesteps], np.int32)
+    if t < episode_length - 1:
+      output, state = policy(tf.constant(step_type), observation, state)
+      action = {key: output.action[key].numpy().astype(np.int32) for key in keys}
+      log_prob = {key: output.log_prob[key].numpy().astype(np.float32) for key in keys}
+      timesteps = [env.step({key: int(action[key][i]) for key in keys}) for i, env in enumerate(envs)]
+    else:  # LAST: nothing to act on; placeholders keep the time dimension whole.
+      action = {key: np.zeros(k, np.int32) for key in keys}
+      log_prob = {key: np.zeros(k, np.float32) for key in keys}
+    steps.append(trajectory.Step(step_type, observation, action, log_prob))
+  if not all(ts.last() for ts in timesteps):
+    raise RuntimeError(f'episodes of one actor must end together: not all LAST after {episode_length} '
+                       'observations (do the environments have --episode_length?)')
+  return steps, first_core
+
+
 class Actor:
   """Runs K environments with one policy and writes their episodes (see module docstring)."""
 
@@ -111,7 +142,7 @@ class Actor:
     while (num_episodes is None or done < num_episodes) and not self._stop.is_set():
       if self._weights is not None:
         self._weights.maybe_update()
-      self._write(*self._run_episode())
+      self._write(*run_episode(self._envs, self._agent, self._policy, self._length))
       done += 1
       now = time.monotonic()
       if now - last_log > log_every_s:
@@ -120,54 +151,15 @@ class Actor:
         print(f'[actor] episodes {self.episodes}  frames {self.frames}  '
               f'{self.frames / (now - start):.0f} frames/s  weights from learner step {step}', flush=True)
 
-  def _run_episode(self):
-    """One episode of every environment: per-step records, batched over environments."""
-    k = len(self._envs)
-    timesteps = [env.reset() for env in self._envs]
-    state = self._agent.initial_state(k)
-    first_core = tf.nest.map_structure(lambda x: x.numpy(), state.core)
-    records = []
-    for t in range(self._length):
-      observation = _stack([ts.observation for ts in timesteps])
-      step_type = np.array([int(ts.step_type) for ts in timesteps], np.int32)
-      if t < self._length - 1:
-        output, state = self._policy(tf.constant(step_type), observation, state)
-        action = {key: output.action[key].numpy().astype(np.int32) for key in self._action_spec}
-        log_prob = {key: output.log_prob[key].numpy().astype(np.float32) for key in self._action_spec}
-        timesteps = [env.step({key: int(action[key][i]) for key in action})
-                     for i, env in enumerate(self._envs)]
-      else:  # LAST: nothing to act on; placeholders keep the time dimension whole.
-        action = {key: np.zeros(k, np.int32) for key in self._action_spec}
-        log_prob = {key: np.zeros(k, np.float32) for key in self._action_spec}
-      records.append((step_type, observation, action, log_prob))
-    assert all(ts.last() for ts in timesteps), 'episodes of one actor must end together'
-    return records, first_core
-
-  def _write(self, records, first_core):
+  def _write(self, steps, first_core):
     policy_step = np.int64(self._weights.learner_step if self._weights else 0)
     for i in range(len(self._envs)):
-      for t, (step_type, observation, action, log_prob) in enumerate(records):
-        step = {
-            'step_type': step_type[i],
-            'observation': tf.nest.map_structure(lambda x: x[i], trajectory.plain_dicts(observation)),
-            'action': {key: v[i] for key, v in action.items()},
-            'behaviour_log_prob': {key: v[i] for key, v in log_prob.items()},
-        }
-        if t == 0:  # Per-episode fields are written once and referenced by the item.
-          step['core_state'] = {key: v[i] for key, v in first_core.items()}
-          step['policy_step'] = policy_step
-        self._writer.append(step)
+      for t, step in enumerate(steps):
+        # Per-episode fields are written once, with step 0, and referenced by the item.
+        self._writer.append(trajectory.writer_columns(step, i, first_core if t == 0 else None, policy_step))
       history = self._writer.history
-      span = slice(-self._length, None)
-      item = {
-          'step_type': history['step_type'][span],
-          'observation': tf.nest.map_structure(lambda column: column[span], history['observation']),
-          'action': {key: history['action'][key][span] for key in self._action_spec},
-          'behaviour_log_prob': {key: history['behaviour_log_prob'][key][span] for key in self._action_spec},
-          'core_state': {key: history['core_state'][key][-self._length] for key in ('h', 'c')},
-          'policy_step': history['policy_step'][-self._length],
-      }
-      self._writer.create_item(replay.QUEUE, priority=1.0, trajectory=item)
+      self._writer.create_item(replay.QUEUE, priority=1.0,
+                               trajectory=trajectory.queue_item(history, self._length, self._action_spec))
       fake = {'canvas': history['observation']['canvas'][-1]}
       if self._conditional:
         fake['target'] = history['observation']['target'][-1]

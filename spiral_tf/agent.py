@@ -1,6 +1,6 @@
 """The SPIRAL policy and critic: conv torso, LSTM core, autoregressive action head (SEED RL style).
 
-The architecture follows DeepMind's released agents (DESIGN.md §4). Everything stateful is explicit: the
+The architecture follows DeepMind's released agents (docs/design.md §4). Everything stateful is explicit: the
 caller keeps the `AgentState` (LSTM state and previous action) and passes it back in.
 
   torso   [canvas (, target), y, x] → Conv 5×5 + bias(MLP(prev-action embedding)) + bias(MLP(noise))

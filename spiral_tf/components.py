@@ -6,8 +6,9 @@ tables depend on it.
 
 Usage:
   env = make_environment(config, split='train', seed=7)
-  agent = make_agent(config, env)
+  agent = make_agent(config)                    # for environment_specs(config): no renderer needed
   discriminator = make_discriminator(config)
+  trajectory_spec, fake_spec = specs(config)    # the Reverb tables' signatures
 """
 import json
 import os
@@ -17,16 +18,15 @@ import dm_env
 from spiral_tf import agent as agent_lib
 from spiral_tf import config as config_lib
 from spiral_tf import discriminator as discriminator_lib
+from spiral_tf import run_dir
 from spiral_tf import trajectory
 from spiral_tf.data import targets as targets_lib
 
-# The run directory (--root_dir): config.json, checkpoints/, tensorboard/, export/ (the latest SavedModel),
-# logs/ (one file per supervised role).
-CONFIG_FILE = 'config.json'
 
 
 def export_dir(root_dir: str) -> str:
-  return os.path.join(root_dir, 'export')
+  """The run's latest SavedModel (spiral_tf/run_dir.py holds the layout)."""
+  return run_dir.RunDir(root_dir).export
 
 
 def make_renderer(config: config_lib.Config, seed: int | None = None) -> dm_env.Environment:
@@ -92,10 +92,29 @@ def make_environment(config: config_lib.Config, split: str = 'train', seed: int 
 SCENES_ORDER = ('mode', 'type', 'location', 'size', 'red', 'green', 'blue')
 
 
-def make_agent(config: config_lib.Config, env: dm_env.Environment) -> agent_lib.Agent:
+def environment_specs(config: config_lib.Config) -> tuple:
+  """(action spec, observation spec) of `make_environment(config)`, without a renderer or a dataset.
+
+  The renderers and ConditionalTargets build their own specs with the same functions, so these are the
+  specs every process's environment has (tests/components_test.py compares them).
+  """
+  # pylint: disable=g-import-not-at-top  (each renderer loads its own engine: libmypaint or MuJoCo)
+  if config.environment == 'libmypaint':
+    from environments import libmypaint
+    action_spec, renderer_spec = libmypaint.specs_of(**config.libmypaint_settings())
+  else:
+    from environments import mujoco_scenes
+    action_spec, renderer_spec = mujoco_scenes.specs_of(config.episode_length, config.canvas_width)
+  target_shape = renderer_spec['canvas'].shape if config.conditional else None
+  return action_spec, targets_lib.observation_spec(renderer_spec, target_shape)
+
+
+def make_agent(config: config_lib.Config) -> agent_lib.Agent:
+  """The run's agent, built for `environment_specs(config)`."""
+  action_spec, observation_spec = environment_specs(config)
   order = SCENES_ORDER if config.environment == 'mujoco_scenes' else None  # None: the painter's order.
-  return agent_lib.Agent(env.action_spec(), env.observation_spec(), size=config.network_size,
-                         order=order, conditional=config.conditional)
+  return agent_lib.Agent(action_spec, observation_spec, size=config.network_size, order=order,
+                         conditional=config.conditional)
 
 
 def make_discriminator(config: config_lib.Config) -> discriminator_lib.Discriminator:
@@ -106,11 +125,11 @@ def make_discriminator(config: config_lib.Config) -> discriminator_lib.Discrimin
       input_shape=(config.canvas_width, config.canvas_width, channels))
 
 
-def specs(config: config_lib.Config, env: dm_env.Environment, agent: agent_lib.Agent):
-  """(trajectory spec, fake spec) of the Reverb tables."""
-  observation_spec = env.observation_spec()
-  return (trajectory.trajectory_spec(observation_spec, env.action_spec(), agent.lstm_size,
-                                     config.episode_length),
+def specs(config: config_lib.Config):
+  """(trajectory spec, fake spec) of the Reverb tables, from the config alone."""
+  action_spec, observation_spec = environment_specs(config)
+  lstm_size = agent_lib.SIZES[config.network_size].lstm_size
+  return (trajectory.trajectory_spec(observation_spec, action_spec, lstm_size, config.episode_length),
           trajectory.fake_spec(observation_spec['canvas'], config.conditional))
 
 
@@ -118,7 +137,7 @@ def save_config(config: config_lib.Config, root_dir: str) -> str:
   """Writes the run's configuration (read back by export, paint and evaluate)."""
   import dataclasses  # pylint: disable=g-import-not-at-top
   os.makedirs(root_dir, exist_ok=True)
-  path = os.path.join(root_dir, CONFIG_FILE)
+  path = run_dir.RunDir(root_dir).config_file
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
     json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
@@ -127,7 +146,7 @@ def save_config(config: config_lib.Config, root_dir: str) -> str:
 
 
 def load_config(root_dir: str) -> config_lib.Config:
-  path = os.path.join(root_dir, CONFIG_FILE)
+  path = run_dir.RunDir(root_dir).config_file
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found: is {root_dir} a training run directory (--root_dir)?')
   with open(path) as f:

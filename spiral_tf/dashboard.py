@@ -25,7 +25,10 @@ import os
 
 from tensorboard.plugins.custom_scalar import layout_pb2
 
-LOG_DIR = 'tensorboard'  # Under the run directory: serve this one (`make tensorboard RUN=<run>`).
+from spiral_tf import run_dir
+
+LOG_DIR = run_dir.TENSORBOARD
+
 LEARNER_RUN = 'learner'
 EVAL_RUN = 'eval'
 
@@ -60,7 +63,7 @@ LAYOUT = (
 
 def log_dir(root_dir: str) -> str:
   """What to point TensorBoard at: every writer of the run, as separate TensorBoard runs."""
-  return os.path.join(root_dir, LOG_DIR)
+  return run_dir.RunDir(root_dir).tensorboard
 
 
 def learner_log_dir(root_dir: str) -> str:

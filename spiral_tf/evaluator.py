@@ -8,8 +8,11 @@ spiral_tf/dashboard.py), plus a grid of targets and paintings.
 
 Usage:
   python launch/train.py --flagfile=configs/mnist.cfg --role=evaluator   # reads <root_dir>/export; no Reverb
+  watch(config, stop_event)                     # what that role runs (spiral_tf/roles.py)
+  figures = evaluate_export(export_dir, targets, writer)
 """
 import json
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -48,12 +51,11 @@ def evaluate_export(directory, targets, writer, seed=0) -> dict:
   return {'learner_step': step, **figures}
 
 
-def run(config: config_lib.Config) -> int:
-  from spiral_tf import roles  # pylint: disable=g-import-not-at-top
+def watch(config: config_lib.Config, stop: threading.Event) -> None:
+  """Evaluates every new export of the run until `stop` is set (an unconditional run has no work)."""
   if not config.conditional:
     print('[evaluator] unconditional run: nothing to reconstruct; the evaluator has no work', flush=True)
-    return 0
-  stop = roles.stop_event()
+    return
   targets = components.load_targets(config, 'test', limit=config.eval_targets)
   writer = tf.summary.create_file_writer(dashboard.eval_log_dir(config.root_dir))
   directory, done = components.export_dir(config.root_dir), None
@@ -65,5 +67,3 @@ def run(config: config_lib.Config) -> int:
       print(f'[evaluator] learner step {step}: mse {figures["eval/agent_mse"]:.4f} '
             f'(blank canvas {figures["eval/blank_mse"]:.4f}) on {len(targets)} held-out targets', flush=True)
     stop.wait(POLL_SECONDS)
-  return 0
-

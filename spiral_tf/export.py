@@ -30,7 +30,7 @@ An export is written to a temporary sibling directory and renamed into place, so
 half-written SavedModel at `export_dir` (replacing an older export swaps it out with two renames).
 
 Usage:
-  export_saved_model(agent, config, os.path.join(root_dir, 'export'), learner_step=1000)  # the learner
+  export_saved_model(agent, config, RunDir(root_dir).export, learner_step=1000)  # the learner
   export_from_checkpoint(root_dir)                                 # on demand (launch/export.py)
 """
 import dataclasses
@@ -40,14 +40,15 @@ import shutil
 import tempfile
 import uuid
 
-import dm_env
 import numpy as np
 import tensorflow as tf
 
-EXPORT_FORMAT = 'spiral_tf.export/1'
-EXPORT_ASSET = 'spiral_export.json'
-EXPORT_SUBDIR = 'export'
-CHECKPOINT_SUBDIR = 'checkpoints'
+from spiral_tf import export_format
+from spiral_tf import run_dir
+
+# The names a reader relies on live in spiral_tf/export_format.py (no TensorFlow), shared with the painter.
+EXPORT_FORMAT = export_format.FORMAT
+EXPORT_ASSET = export_format.ASSET
 
 
 class ExportError(RuntimeError):
@@ -70,12 +71,13 @@ class Exporter:
     agent: a spiral_tf.agent.Agent (its variables are what gets saved).
     config: the run's Config (spiral_tf/config.py); stored in the asset.
     action_spec, observation_spec: the (wrapped) environment's specs the agent was built for; by default
-      built from `config` through spiral_tf/components.py, as every training process does.
+      those of `config` (spiral_tf/components.py `environment_specs`), as every training process has.
   """
 
   def __init__(self, agent, config, action_spec=None, observation_spec=None):
     if action_spec is None or observation_spec is None:
-      action_spec, observation_spec = _specs_of(config)
+      from spiral_tf import components  # pylint: disable=g-import-not-at-top
+      action_spec, observation_spec = components.environment_specs(config)
     self.agent = self._agent = agent
     self.config = self._config = config
     self._action_keys = tuple(action_spec)
@@ -89,10 +91,8 @@ class Exporter:
                        if 'noise_sample' in observation_spec else 0)
     self._lstm_size = int(agent.lstm_size)
     keys = self._action_keys
-    self.observation_keys = (['canvas'] + (['target'] if self._conditional else [])
-                             + (['noise_sample'] if self._noise_dim else [])
-                             + [f'action_mask_{k}' for k in keys])
-    self.state_keys = ['core_h', 'core_c'] + [f'prev_action_{k}' for k in keys]
+    self.observation_keys = export_format.observation_keys(keys, self._conditional, self._noise_dim)
+    self.state_keys = export_format.state_keys(keys)
     self._initial_state_fn = tf.function(
         self._initial_state, input_signature=[tf.TensorSpec([], tf.int32, name='batch_size')])
     self._input_specs = self._step_input_specs()
@@ -114,15 +114,17 @@ class Exporter:
       specs.append(tf.TensorSpec([None, width, width, channels], tf.float32, name='target'))
     if self._noise_dim:
       specs.append(tf.TensorSpec([None, self._noise_dim], tf.float32, name='noise_sample'))
-    specs += [tf.TensorSpec([None], tf.float32, name=f'action_mask_{k}') for k in self._action_keys]
+    specs += [tf.TensorSpec([None], tf.float32, name=export_format.action_mask_key(k))
+              for k in self._action_keys]
     specs += [tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_h'),
               tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_c')]
-    specs += [tf.TensorSpec([None], tf.int32, name=f'prev_action_{k}') for k in self._action_keys]
+    specs += [tf.TensorSpec([None], tf.int32, name=export_format.prev_action_key(k)) for k in self._action_keys]
     return specs
 
   def _flat_state(self, state):
     flat = {'core_h': state.core['h'], 'core_c': state.core['c']}
-    flat.update({f'prev_action_{k}': tf.cast(state.prev_action[k], tf.int32) for k in self._action_keys})
+    flat.update({export_format.prev_action_key(k): tf.cast(state.prev_action[k], tf.int32)
+                 for k in self._action_keys})
     return flat
 
   def _initial_state(self, batch_size):
@@ -132,17 +134,17 @@ class Exporter:
     from spiral_tf import agent as agent_lib  # pylint: disable=g-import-not-at-top
     inputs = {spec.name: value for spec, value in zip(self._input_specs, args)}
     observation = {'canvas': inputs['canvas'],
-                   'action_mask': {k: inputs[f'action_mask_{k}'] for k in self._action_keys}}
+                   'action_mask': {k: inputs[export_format.action_mask_key(k)] for k in self._action_keys}}
     if self._conditional:
       observation['target'] = inputs['target']
     if self._noise_dim:
       observation['noise_sample'] = inputs['noise_sample']
     state = agent_lib.AgentState(
         core={'h': inputs['core_h'], 'c': inputs['core_c']},
-        prev_action={k: inputs[f'prev_action_{k}'] for k in self._action_keys})
+        prev_action={k: inputs[export_format.prev_action_key(k)] for k in self._action_keys})
     output, new_state = self._agent.step(inputs['step_type'], observation, state, greedy=greedy)
-    flat = {f'action_{k}': tf.cast(output.action[k], tf.int32) for k in self._action_keys}
-    flat.update({f'log_prob_{k}': output.log_prob[k] for k in self._action_keys})
+    flat = {export_format.action_key(k): tf.cast(output.action[k], tf.int32) for k in self._action_keys}
+    flat.update({export_format.log_prob_key(k): output.log_prob[k] for k in self._action_keys})
     flat['value'] = output.value
     flat.update(self._flat_state(new_state))
     return flat
@@ -218,17 +220,6 @@ def _swap_into_place(new_dir, export_dir):
     shutil.rmtree(old_dir, ignore_errors=True)
 
 
-def _specs_of(config):
-  """(action spec, observation spec) of the configured environment, built as training builds it."""
-  from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  placeholder = np.full((1, config.canvas_width, config.canvas_width, config.channels), 255, np.uint8)
-  env = components.make_environment(config, images=placeholder)
-  try:
-    return env.action_spec(), env.observation_spec()
-  finally:
-    env.close()
-
-
 # The last Exporter made, so repeated exports of one agent (the learner's, after each checkpoint) trace
 # once. One slot: a process exports one agent.
 _LAST_EXPORTER = []
@@ -265,17 +256,17 @@ def export_from_checkpoint(root_dir, export_dir=None, checkpoint=None) -> str:
   if not os.path.isdir(root_dir):
     raise FileNotFoundError(f'--root_dir {root_dir!r} is not a directory')
   config = components.load_config(root_dir)
+  run = run_dir.RunDir(root_dir)
   if checkpoint is None:
-    checkpoint_dir = os.path.join(root_dir, CHECKPOINT_SUBDIR)
+    checkpoint_dir = run.checkpoints
     checkpoint = tf.train.latest_checkpoint(checkpoint_dir)
     if checkpoint is None:
       raise FileNotFoundError(f'no checkpoint in {checkpoint_dir} (has the learner saved one yet?)')
   elif not tf.io.gfile.exists(checkpoint + '.index'):
     raise FileNotFoundError(f'checkpoint {checkpoint!r} not found (no {checkpoint}.index)')
-  action_spec, observation_spec = _specs_of(config)
+  action_spec, observation_spec = components.environment_specs(config)
   # Built exactly as the learner builds it (spiral_tf/components.py), so the variables match.
-  env_stub = _SpecOnly(action_spec, observation_spec)
-  agent = components.make_agent(config, env_stub)
+  agent = components.make_agent(config)
   try:
     tf.train.Checkpoint(agent=agent).read(checkpoint).assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
@@ -285,25 +276,6 @@ def export_from_checkpoint(root_dir, export_dir=None, checkpoint=None) -> str:
   frames = tf.Variable(-1, dtype=tf.int64)
   tf.train.Checkpoint(learner_step=learner_step, frames=frames).read(checkpoint).expect_partial()
   step, frame_count = int(learner_step.numpy()), int(frames.numpy())
-  export_dir = os.path.join(root_dir, EXPORT_SUBDIR) if export_dir is None else export_dir
+  export_dir = run.export if export_dir is None else export_dir
   return Exporter(agent, config, action_spec, observation_spec).save(
       export_dir, learner_step=step if step >= 0 else None, frames=frame_count if frame_count >= 0 else None)
-
-
-class _SpecOnly(dm_env.Environment):
-  """Just the specs, for building an agent without a renderer."""
-
-  def __init__(self, action_spec, observation_spec):
-    self._action_spec, self._observation_spec = action_spec, observation_spec
-
-  def action_spec(self):
-    return self._action_spec
-
-  def observation_spec(self):
-    return self._observation_spec
-
-  def reset(self):
-    raise NotImplementedError('spec only')
-
-  def step(self, action):
-    raise NotImplementedError('spec only')

@@ -10,16 +10,17 @@ updates, each D update on its own batch of real images and of fakes; the D optim
 (TensorBoard `d_steps`, checkpointed) is therefore learner steps × that ratio.
 
 Robustness: an update whose metrics or weights come out NaN/Inf is undone (spiral_tf/nonfinite.py) and
-logged; after `--max_nonfinite_updates` in a row the learner stops (exit code 3) and checkpoints only the
-restored, finite state. If the Reverb server goes away (restarted by the supervisor, or a link drops) the
+logged; after `--max_nonfinite_updates` in a row the learner stops (its process exits with code 3:
+spiral_tf/roles.py) and checkpoints only the restored, finite state. If the Reverb server goes away (restarted by the supervisor, or a link drops) the
 learner waits for it with backoff, recreates its datasets and retries the weight push instead of crashing.
 
 Usage:
   learner = Learner(config, stop_event)
-  learner.run()          # until a stop condition (max frames / steps / minutes) or the stop event
+  reason = learner.run()   # until a stop condition (max frames / steps / minutes) or the stop event
+  learner.stopped_by_nonfinite(reason)
+The process around it (signals, the wait for Reverb, exit codes) is `--role=learner` in spiral_tf/roles.py.
 """
 import os
-import sys
 import threading
 import time
 
@@ -34,6 +35,7 @@ from spiral_tf import dashboard
 from spiral_tf import export
 from spiral_tf import nonfinite
 from spiral_tf import replay
+from spiral_tf import run_dir
 from spiral_tf import startup
 from spiral_tf import strategy as strategy_lib
 from spiral_tf import summaries
@@ -44,11 +46,11 @@ DATA_TIMEOUT_MS = 30_000
 REVERB_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
                  tf.errors.AbortedError, tf.errors.InternalError, reverb.errors.ReverbError, RuntimeError)
 RECONNECT_TIMEOUT_S = 600.0
-# Exit code of a learner stopped by --max_nonfinite_updates.
-EXIT_NONFINITE = 3
 # Test hook (fault injection through the real update): while the file this names exists, the fake canvases
 # of each batch are multiplied by NaN (every D sees them, conditional or not).
 POISON_FILE_ENV = 'SPIRAL_TEST_NONFINITE_FILE'
+# The start of run()'s stop reason when --max_nonfinite_updates non-finite updates came in a row.
+NONFINITE_STOP = '--max_nonfinite_updates'
 
 
 class Learner:
@@ -61,10 +63,8 @@ class Learner:
     # The flags know only --num_cpu_replicas; GPUs, workers and TPU cores count here.
     config_lib.check_replicas(config, self.strategy.num_replicas_in_sync)
     self._address = config.reverb_address
-    env = components.make_environment(config, images=_blank_targets(config))
-    self._observation_spec = env.observation_spec()
     with self.strategy.scope():
-      self.agent = components.make_agent(config, env)
+      self.agent = components.make_agent(config)
       self.discriminator = components.make_discriminator(config)
       self.update = components.make_learner_update(config, self.agent, self.discriminator, self.strategy)
       self.learner_step = tf.Variable(0, dtype=tf.int64, name='learner_step')
@@ -73,7 +73,7 @@ class Learner:
           agent=self.agent, discriminator=self.discriminator, policy_optimizer=self.update.policy_optimizer,
           d_optimizer=self.update.d_optimizer, reward_normaliser=self.update.normaliser,
           learner_step=self.learner_step, frames=self.frames)
-    self.checkpoint_dir = os.path.join(config.root_dir, 'checkpoints')
+    self.checkpoint_dir = run_dir.RunDir(config.root_dir).checkpoints
     self.manager = tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir, max_to_keep=3)
     self.restored_from = self.manager.restore_or_initialize()
     if self.restored_from:
@@ -88,7 +88,8 @@ class Learner:
          *self.update.d_optimizer.variables, *self.update.normaliser.variables],
         max_in_a_row=config.max_nonfinite_updates)
     self._poison_file = os.environ.get(POISON_FILE_ENV)
-    self.heartbeat = startup.Heartbeat.disabled()  # run() below: lines until the first steps are done.
+    # The learner role replaces it with one that prints lines until the first steps are done.
+    self.heartbeat = startup.Heartbeat.disabled()
 
   def _learning_rates_from_flags(self):
     """Keras's Adam checkpoints its learning rate; a resumed run takes the current flags' instead."""
@@ -257,7 +258,7 @@ class Learner:
         self.save()
         last_checkpoint = now
     self.heartbeat.stop()
-    if reason.startswith('--max_nonfinite_updates') and not self.guard.variables_finite():
+    if self.stopped_by_nonfinite(reason) and not self.guard.variables_finite():
       path = self.manager.latest_checkpoint  # Never overwrite a good checkpoint with broken weights.
     else:
       path = self.save()
@@ -268,9 +269,15 @@ class Learner:
           f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})',
           flush=True)
     # Kept alive past the return: destroying a Reverb dataset iterator waits for its in-flight samples
-    # (minutes on a busy host); run() below ends the process without destroying them.
+    # (minutes on a busy host); the learner role (spiral_tf/roles.py) ends the process without destroying
+    # them.
     self._iterators_at_stop = (episodes, fakes, reals)
     return reason
+
+  @staticmethod
+  def stopped_by_nonfinite(reason: str) -> bool:
+    """Whether run()'s stop reason is --max_nonfinite_updates (the learner role then exits with 3)."""
+    return reason.startswith(NONFINITE_STOP)
 
   def _reconnect_if_down(self, make_datasets):
     try:
@@ -291,7 +298,7 @@ class Learner:
           f'{g.in_a_row} in a row (stop at --max_nonfinite_updates={g.max_in_a_row})', flush=True)
     summaries.write_scalars(self.writer, step, {'nonfinite_updates_skipped': float(g.skipped)})
     if g.exhausted:
-      return (f'--max_nonfinite_updates={g.max_in_a_row}: {g.in_a_row} non-finite updates in a row '
+      return (f'{NONFINITE_STOP}={g.max_in_a_row}: {g.in_a_row} non-finite updates in a row '
               f'(the checkpoint keeps the last good weights)')
     return None
 
@@ -324,31 +331,3 @@ def decayed_learning_rate(base: float, decay: str, frames: int, max_frames: int)
 def _short(rate) -> str:
   """1e-4, 3e-4, 2.5e-5: the shortest float32 spelling."""
   return np.format_float_scientific(np.float32(rate), trim='-', exp_digits=1)
-
-
-def _blank_targets(config):
-  return np.full((1, config.canvas_width, config.canvas_width, config.channels), 255, np.uint8)
-
-
-def run(config: config_lib.Config) -> int:
-  from spiral_tf import roles  # pylint: disable=g-import-not-at-top
-  stop = roles.stop_event()
-  heartbeat = startup.Heartbeat(config, cores=len(os.sched_getaffinity(0)))
-  heartbeat.start()
-  replay.wait_for_server(config.reverb_address, timeout_s=600)
-  try:
-    learner = Learner(config, stop)
-  except (strategy_lib.StrategyError, config_lib.ConfigError) as e:
-    heartbeat.stop()
-    print(f'train.py: configuration error: {e}', file=sys.stderr, flush=True)
-    return 2
-  learner.heartbeat = heartbeat
-  reason = learner.run()
-  heartbeat.stop()
-  learner.writer.close()
-  sys.stdout.flush()
-  sys.stderr.flush()
-  # Everything is saved. Skip interpreter teardown: destroying Reverb dataset iterators waits for their
-  # in-flight samples (up to DATA_TIMEOUT_MS) once the actors stop feeding the queue.
-  code = EXIT_NONFINITE if reason.startswith('--max_nonfinite_updates') else 0
-  os._exit(code)  # pylint: disable=protected-access

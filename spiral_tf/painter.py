@@ -34,51 +34,20 @@ from typing import Optional
 
 import numpy as np
 
+from spiral_tf import export_format
 from spiral_tf import image_io
 
 PROGRAM_FORMAT = 'spiral_tf.program/1'
-_EXPORT_FORMAT = 'spiral_tf.export/1'  # spiral_tf/export.py (not imported: it imports TensorFlow).
-_EXPORT_ASSET = 'spiral_export.json'
 RENDERER = 'libmypaint'
 # How actions are chosen: 'sample' from the policy (as in training), or 'greedy' (the most likely value of
 # each sub-action given the ones before it; exports from before spiral_tf 2026-12 lack it).
 DECODINGS = ('sample', 'greedy')
 
 
-class ModelError(ValueError):
-  """A model directory that is missing, not an export of spiral_tf, or for another renderer."""
-
-
-class ModelNotFoundError(ModelError, FileNotFoundError):
-  """No SavedModel at the given path."""
-
-
-def read_export_metadata(export_dir) -> dict:
-  """The JSON asset of an export; raises ModelError (or ModelNotFoundError) naming the problem."""
-  export_dir = os.fspath(export_dir)
-  if not os.path.isdir(export_dir):
-    raise ModelNotFoundError(f'model directory {export_dir!r} does not exist')
-  if not os.path.isfile(os.path.join(export_dir, 'saved_model.pb')):
-    hint = ''
-    if os.path.isfile(os.path.join(export_dir, 'export', 'saved_model.pb')):
-      hint = f'; did you mean {os.path.join(export_dir, "export")}?'
-    elif os.path.isfile(os.path.join(export_dir, 'config.json')):
-      hint = ('; it looks like a training run directory: export it first with '
-              f'`python launch/export.py --root_dir={export_dir}`')
-    raise ModelNotFoundError(f'{export_dir} is not a SavedModel directory (no saved_model.pb){hint}')
-  path = os.path.join(export_dir, 'assets', _EXPORT_ASSET)
-  if not os.path.isfile(path):
-    raise ModelError(f'{export_dir} is a SavedModel but not a spiral_tf export (no assets/{_EXPORT_ASSET}); '
-                     'export agents with launch/export.py')
-  try:
-    with open(path, encoding='utf-8') as f:
-      metadata = json.load(f)
-  except (OSError, ValueError) as e:
-    raise ModelError(f'{path}: cannot read the export description ({e})') from None
-  if not isinstance(metadata, dict) or metadata.get('format') != _EXPORT_FORMAT:
-    raise ModelError(f'{path}: format {metadata.get("format") if isinstance(metadata, dict) else None!r}, '
-                     f'expected {_EXPORT_FORMAT!r} (exported by another spiral_tf version?)')
-  return metadata
+# The export's contract (spiral_tf/export_format.py); re-exported, as callers catch painter.ModelError.
+ModelError = export_format.ModelError
+ModelNotFoundError = export_format.ModelNotFoundError
+read_export_metadata = export_format.read_metadata
 
 
 def config_of(metadata, source='the export'):
@@ -347,7 +316,7 @@ class Painter:
       inputs.update(state)
       out = step(**inputs)
       state = {k: out[k] for k in self.state_keys}
-      actions = {k: out[f'action_{k}'].numpy() for k in self.action_keys}
+      actions = {k: out[export_format.action_key(k)].numpy() for k in self.action_keys}
       timesteps = [env.step({k: int(actions[k][i]) for k in self.action_keys})
                    for i, env in enumerate(envs)]
       frames.append(np.stack([ts.observation['canvas'] for ts in timesteps]))
@@ -376,6 +345,6 @@ class Painter:
     if 'noise_sample' in self.metadata['observation_keys']:
       inputs['noise_sample'] = tf.constant(batch('noise_sample'))
     for k in self.action_keys:
-      inputs[f'action_mask_{k}'] = tf.constant(
+      inputs[export_format.action_mask_key(k)] = tf.constant(
           np.array([o['action_mask'][k] for o in observations], np.float32))
     return inputs

@@ -1,24 +1,44 @@
 """The processes of a training run: `run(role, config)` for reverb, actor, learner and evaluator.
 
-`launch/train.py` calls this in a fresh process per role (`--role=all` starts them as subprocesses).
+`launch/train.py` calls this in a fresh process per role (`--role=all` starts them as subprocesses). This
+module is the one home of what makes a process of a role: its signal handling (SIGTERM and SIGINT set a
+stop event; an actor keeps the default SIGTERM), the waits for the Reverb server, and its exit code:
+
+  0  finished (a stop condition, or asked to stop)
+  2  configuration error (the message names the flag), as launch/train.py's own checks
+  3  learner stopped by --max_nonfinite_updates (the checkpoint keeps the last finite weights)
+
 Every role builds its environment, agent and discriminator through `spiral_tf/components.py`, so the
-Reverb signatures and weight tables agree across processes and hosts.
+Reverb signatures and weight tables agree across processes and hosts. The library classes it runs
+(Actor, Learner, the evaluator's watch) neither install handlers nor end the process.
+
+Usage:
+  sys.exit(roles.run('learner', config))
 """
 import ipaddress
 import os
 import signal
+import sys
 import threading
 
 import reverb
 import tensorflow as tf
 
+from spiral_tf import actor as actor_lib
 from spiral_tf import components
 from spiral_tf import config as config_lib
+from spiral_tf import evaluator as evaluator_lib
+from spiral_tf import learner as learner_lib
 from spiral_tf import listen
 from spiral_tf import replay
+from spiral_tf import run_dir
+from spiral_tf import startup
+from spiral_tf import strategy as strategy_lib
 
-REVERB_CHECKPOINTS = 'reverb_checkpoints'
 REVERB_STOP_S = 10.0
+EXIT_OK = 0
+EXIT_CONFIGURATION = 2
+EXIT_NONFINITE = 3
 
 
 def stop_event() -> threading.Event:
@@ -30,18 +50,12 @@ def stop_event() -> threading.Event:
 
 
 def _tables(config: config_lib.Config):
-  env = components.make_environment(config, images=_placeholder_targets(config))
-  agent = components.make_agent(config, env)
+  """The server needs only the specs and the variables' shapes: no renderer, no dataset."""
+  agent = components.make_agent(config)
   discriminator = components.make_discriminator(config)
-  trajectory_spec, fake_spec = components.specs(config, env, agent)
+  trajectory_spec, fake_spec = components.specs(config)
   return replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
                             queue_size=config.effective_queue_size, fakes_size=config.effective_fakes_replay_size)
-
-
-def _placeholder_targets(config):
-  """The server needs only the specs: one blank target instead of loading the dataset."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  return np.full((1, config.canvas_width, config.canvas_width, config.channels), 255, np.uint8)
 
 
 def run_reverb(config: config_lib.Config) -> int:
@@ -55,7 +69,7 @@ def run_reverb(config: config_lib.Config) -> int:
   # Port 0 must be resolved here: Reverb would pick one itself but report it as 0.
   port = listen.free_port(bind) if config.reverb_port == 0 else config.reverb_port
   stop = stop_event()
-  checkpoint_dir = os.path.join(config.root_dir, REVERB_CHECKPOINTS)
+  checkpoint_dir = run_dir.RunDir(config.root_dir).reverb_checkpoints
   server = reverb.Server(_tables(config), port=port,
                          checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir))
   # This process listens on nothing else, so any other socket means the shim did not take effect.
@@ -75,12 +89,11 @@ def run_reverb(config: config_lib.Config) -> int:
   stopper.join(REVERB_STOP_S)
   if stopper.is_alive():
     print(f'[reverb] the server did not stop within {REVERB_STOP_S:.0f} s; exiting anyway', flush=True)
-    os._exit(0)  # pylint: disable=protected-access
-  return 0
+    os._exit(EXIT_OK)  # pylint: disable=protected-access
+  return EXIT_OK
 
 
 def run_actor(config: config_lib.Config, task: int) -> int:
-  from spiral_tf import actor as actor_lib  # pylint: disable=g-import-not-at-top
   tf.config.threading.set_intra_op_parallelism_threads(1)
   tf.config.threading.set_inter_op_parallelism_threads(1)
   # SIGTERM keeps its default action: an actor owns nothing worth saving (a partial episode is the only
@@ -92,7 +105,7 @@ def run_actor(config: config_lib.Config, task: int) -> int:
   first = config.first_env if config.first_env >= 0 else task * k
   envs = [components.make_environment(config, 'train', seed=config.seed * 100_003 + first + i,
                                       images=images) for i in range(k)]
-  agent = components.make_agent(config, envs[0])
+  agent = components.make_agent(config)
   replay.wait_for_server(config.reverb_address, timeout_s=600)
   weights = actor_lib.WeightPuller(config.reverb_address, agent.variables, config.weight_pull_seconds)
   actor = actor_lib.Actor(envs, agent, reverb.Client(config.reverb_address), weights,
@@ -101,7 +114,37 @@ def run_actor(config: config_lib.Config, task: int) -> int:
         f'{weights.learner_step}', flush=True)
   actor.run()
   weights.stop()
-  return 0
+  return EXIT_OK
+
+
+def run_learner(config: config_lib.Config) -> int:
+  """Trains until a stop condition or SIGTERM/SIGINT (then checkpoints); never returns (see the end)."""
+  stop = stop_event()
+  heartbeat = startup.Heartbeat(config, cores=len(os.sched_getaffinity(0)))
+  heartbeat.start()
+  replay.wait_for_server(config.reverb_address, timeout_s=600)
+  try:
+    learner = learner_lib.Learner(config, stop)
+  except (strategy_lib.StrategyError, config_lib.ConfigError) as e:
+    heartbeat.stop()
+    print(f'train.py: configuration error: {e}', file=sys.stderr, flush=True)
+    return EXIT_CONFIGURATION
+  learner.heartbeat = heartbeat
+  reason = learner.run()
+  heartbeat.stop()
+  learner.writer.close()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  # Everything is saved. Skip interpreter teardown: destroying Reverb dataset iterators waits for their
+  # in-flight samples (up to learner.DATA_TIMEOUT_MS) once the actors stop feeding the queue.
+  code = EXIT_NONFINITE if learner.stopped_by_nonfinite(reason) else EXIT_OK
+  os._exit(code)  # pylint: disable=protected-access
+
+
+def run_evaluator(config: config_lib.Config) -> int:
+  """Evaluates each new export until SIGTERM/SIGINT (spiral_tf/evaluator.py)."""
+  evaluator_lib.watch(config, stop_event())
+  return EXIT_OK
 
 
 def run(role: str, config: config_lib.Config, task: int = 0) -> int:
@@ -112,9 +155,7 @@ def run(role: str, config: config_lib.Config, task: int = 0) -> int:
   if role == 'actor':
     return run_actor(config, task)
   if role == 'learner':
-    from spiral_tf import learner  # pylint: disable=g-import-not-at-top
-    return learner.run(config)
+    return run_learner(config)
   if role == 'evaluator':
-    from spiral_tf import evaluator  # pylint: disable=g-import-not-at-top
-    return evaluator.run(config)
+    return run_evaluator(config)
   raise ValueError(f'unknown role {role!r}')

@@ -33,6 +33,7 @@ from spiral_tf import config as config_lib
 from spiral_tf import console
 from spiral_tf import listen
 from spiral_tf import placement
+from spiral_tf import run_dir
 
 LEARNER_SHUTDOWN_S = 180.0
 CHILD_SHUTDOWN_S = 20.0
@@ -80,7 +81,7 @@ class Supervisor:
     self._started_at: dict[str, float] = {}
     self._quick_deaths: dict[str, int] = {}
     self._restart_at: dict[str, float] = {}  # Dead children waiting out their backoff.
-    self.log_dir = os.path.join(config.root_dir, 'logs')
+    self.log_dir = run_dir.RunDir(config.root_dir).logs
 
   def _command(self, role, *extra):
     return [sys.executable, self._train_py, *self._argv, f'--role={role}', *extra]

@@ -9,7 +9,7 @@ import network_fixtures as nf
 
 
 def _hand_count(action_spec, observation_spec, size, conditional=False):
-  """Parameters of DESIGN.md §4 counted layer by layer (kernel + bias)."""
+  """Parameters of docs/design.md §4 counted layer by layer (kernel + bias)."""
   s = agent_lib.SIZES[size]
   dense = lambda i, o: i * o + o
   conv = lambda k, i, o: k * k * i * o + o

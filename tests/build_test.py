@@ -1,4 +1,4 @@
-"""BUILD must cover every Python file exactly once, and list only files that exist."""
+"""BUILD must cover every Python file exactly once, list only files that exist, and no import may circle."""
 import ast
 import collections
 import pathlib
@@ -115,3 +115,51 @@ def test_deps_exist_have_no_cycle_and_cover_every_import():
         if imported in owner and owner[imported] not in reachable:
           missing.append(f'{name} ({src} imports {imported}) needs :{owner[imported]}')
   assert not missing, 'BUILD deps miss imports:\n' + '\n'.join(missing)
+
+
+def _module_file(module):
+  """The repository file of a dotted module name (a package's __init__.py), or None."""
+  parts = module.split('.')
+  for candidate in (ROOT / pathlib.Path(*parts).with_suffix('.py'), ROOT / pathlib.Path(*parts) / '__init__.py'):
+    if candidate.is_file() and candidate.relative_to(ROOT).parts[0] in ('spiral_tf', 'environments'):
+      return str(candidate.relative_to(ROOT))
+  return None
+
+
+def _library_imports(path):
+  """Library modules `path` imports, lazy imports too; `from package import module` names the module only.
+
+  (Python runs the package's __init__ first, but a package gathering its own modules is no circle; a
+  name that is not a module, `from package import name`, depends on the package.)
+  """
+  tree = ast.parse((ROOT / path).read_text(), path)
+  files = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Import):
+      files.update(_module_file(alias.name) for alias in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+      for alias in node.names:
+        files.add(_module_file(f'{node.module}.{alias.name}') or _module_file(node.module))
+  return files - {None, path}
+
+
+def test_no_module_imports_one_that_imports_it_back():
+  # The layering the BUILD groups declare, module by module: imports point down, lazy ones included.
+  modules = sorted(f for f in _python_files() if f.split('/')[0] in ('spiral_tf', 'environments'))
+  graph = {m: _library_imports(m) for m in modules}
+  assert 'spiral_tf/learner.py' in graph['spiral_tf/roles.py']  # The graph sees real imports.
+  state, circles = {}, []
+
+  def visit(module, path):
+    state[module] = 'open'
+    for imported in sorted(graph.get(module, ())):
+      if state.get(imported) == 'open':
+        circles.append(' → '.join(path[path.index(imported):] + [module, imported]))
+      elif imported not in state:
+        visit(imported, path + [module])
+    state[module] = 'done'
+
+  for module in modules:
+    if module not in state:
+      visit(module, [])
+  assert not circles, 'import circles:\n' + '\n'.join(circles)

@@ -1,29 +1,27 @@
 """Tests of the package entry points: load_images and real_dataset (spiral_tf/data/__init__.py)."""
-import pathlib
-
 import numpy as np
 import pytest
 
+import dataset_files
 from spiral_tf import data
 from spiral_tf.data import images as image_ops
 from spiral_tf.data import mnist
 from spiral_tf.data import strokes
 
-DATA_DIR = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
 
 
-@pytest.fixture(scope='session')
-def cache_dir(tmp_path_factory):
-  return str(tmp_path_factory.getbasetemp() / 'spiral_data_cache')  # shared by the data tests
-
-
-def test_load_images_converts_channels(cache_dir):
-  grey = data.load_images('mnist', 'test', str(DATA_DIR), channels=1, cache_dir=cache_dir, limit=20)
-  np.testing.assert_array_equal(grey, mnist.load(str(DATA_DIR), 'test', limit=20, cache_dir=cache_dir))
-  colour = data.load_images('mnist', 'test', str(DATA_DIR), channels=3, cache_dir=cache_dir, limit=20)
+def test_load_images_converts_channels(tmp_path):
+  # Grey MNIST and colour CelebA in their real formats (tests/dataset_files.py), a few images each.
+  dataset_files.write_mnist(tmp_path, {'test': 20})
+  dataset_files.write_celeba(tmp_path, {'train': 1, 'test': 4})
+  data_dir, cache_dir = str(tmp_path), str(tmp_path / 'cache')
+  grey = data.load_images('mnist', 'test', data_dir, channels=1, cache_dir=cache_dir, limit=20)
+  np.testing.assert_array_equal(grey, mnist.load(data_dir, 'test', limit=20, cache_dir=cache_dir))
+  colour = data.load_images('mnist', 'test', data_dir, channels=3, cache_dir=cache_dir, limit=20)
   assert colour.shape == (20, 64, 64, 3) and (colour == grey).all()
-  faces = data.load_images('celeba', 'test', str(DATA_DIR), channels=1, cache_dir=cache_dir, limit=4)
-  faces_rgb = data.load_images('celeba', 'test', str(DATA_DIR), channels=3, cache_dir=cache_dir, limit=4)
+  faces = data.load_images('celeba', 'test', data_dir, channels=1, cache_dir=cache_dir, limit=4)
+  faces_rgb = data.load_images('celeba', 'test', data_dir, channels=3, cache_dir=cache_dir, limit=4)
+  assert faces.shape == (4, 64, 64, 1) and faces_rgb.shape == (4, 64, 64, 3)
   np.testing.assert_array_equal(faces, image_ops.convert_channels(faces_rgb, 1))
 
 
@@ -51,7 +49,7 @@ def test_bad_arguments_are_named(tmp_path):
   with pytest.raises(ValueError, match='channels must be 1'):
     data.load_images('mnist', channels=2)
   with pytest.raises(ValueError, match='episode_length'):
-    data.load_images('mnist', data_dir=str(DATA_DIR), episode_length=3)
+    data.load_images('mnist', data_dir=str(tmp_path), episode_length=3)  # before any file is read
   with pytest.raises(data.DatasetNotFoundError, match='configs/strokes.cfg'):
     data.real_dataset('omniglot', 'train', 8, data_dir=str(tmp_path))
   assert data.DATASETS == ('strokes', 'mnist', 'omniglot', 'celeba', 'scenes')

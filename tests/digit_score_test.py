@@ -1,12 +1,13 @@
-"""Digit score: figures against NumPy for a classifier of known logits; the real classifier learns MNIST."""
-import pathlib
+"""Digit score: figures against NumPy for a classifier of known logits; the real classifier learns MNIST.
 
+The second needs the real MNIST (tests/real_data.py): skipped, with the reason, on a fresh clone.
+"""
 import numpy as np
 import pytest
 
+import real_data
 from spiral_tf import digit_score
-
-DATA_DIR = pathlib.Path(__file__).resolve().parents[2] / 'shared' / 'data'
+from spiral_tf.data import mnist
 
 
 class _KnownLogits:
@@ -39,10 +40,10 @@ def test_figures_match_numpy():
 
 def test_classifier_trained_here_recognises_real_test_digits():
   """A quick version (10,000 training digits, two epochs) of what the R2 report trains in full."""
-  classifier = digit_score.train_classifier(str(DATA_DIR), epochs=2, train_limit=10000, test_limit=2000)
+  data_dir = str(real_data.require('mnist'))
+  classifier = digit_score.train_classifier(data_dir, epochs=2, train_limit=10000, test_limit=2000)
   assert classifier.test_accuracy > 0.95
-  from spiral_tf.data import mnist  # pylint: disable=g-import-not-at-top
-  real = mnist.load(str(DATA_DIR), 'test', limit=500).astype(np.float32) / 255
+  real = mnist.load(data_dir, 'test', limit=500).astype(np.float32) / 255
   out = digit_score.score(classifier.model, real)
   assert out['classes_with_2_percent'] == 10 and out['mean_confidence'] > 0.9
   blank = digit_score.score(classifier.model, np.ones((100, 64, 64, 1), np.float32))

@@ -44,36 +44,10 @@ def tiny_config(root_dir, **overrides):
 def _episodes(agent, envs, length):
   """One batched episode of every env, as trajectory.py lays it out (batch-major, like Reverb yields)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from spiral_tf import actor  # pylint: disable=g-import-not-at-top
   from spiral_tf import trajectory  # pylint: disable=g-import-not-at-top
-  batch = len(envs)
-  timesteps = [env.reset() for env in envs]
-  state = agent.initial_state(batch)
-  core = {k: v.numpy() for k, v in state.core.items()}
-  keys = list(envs[0].action_spec())
-  steps = []
-  policy = tf.function(agent.step)
-  for t in range(length):
-    observation = tf.nest.map_structure(lambda *xs: np.stack(xs),
-                                        *[trajectory.plain_dicts(ts.observation) for ts in timesteps])
-    step_type = np.array([int(ts.step_type) for ts in timesteps], np.int32)
-    if t < length - 1:
-      output, state = policy(tf.constant(step_type), observation, state)
-      action = {k: output.action[k].numpy().astype(np.int32) for k in keys}
-      log_prob = {k: output.log_prob[k].numpy().astype(np.float32) for k in keys}
-      timesteps = [env.step({k: int(action[k][i]) for k in keys}) for i, env in enumerate(envs)]
-    else:
-      action = {k: np.zeros(batch, np.int32) for k in keys}
-      log_prob = {k: np.zeros(batch, np.float32) for k in keys}
-    steps.append((step_type, observation, action, log_prob))
-  stack = lambda xs: np.stack(xs, axis=1)  # time axis after batch
-  return {
-      'step_type': stack([s[0] for s in steps]),
-      'observation': tf.nest.map_structure(lambda *xs: stack(xs), *[s[1] for s in steps]),
-      'action': {k: stack([s[2][k] for s in steps]) for k in keys},
-      'behaviour_log_prob': {k: stack([s[3][k] for s in steps]) for k in keys},
-      'core_state': core,
-      'policy_step': np.zeros(batch, np.int64),
-  }
+  steps, core = actor.run_episode(envs, agent, tf.function(agent.step), length)  # the actor's own loop
+  return trajectory.batch_major(steps, core, policy_step=0)
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,7 +61,7 @@ def trained_run() -> Run:
   images, _ = strokes.render(2 * BATCH, seed=0, split='train', channels=1,
                              **components.dataset_options(config))
   envs = [components.make_environment(config, images=images, seed=i) for i in range(BATCH)]
-  agent = components.make_agent(config, envs[0])
+  agent = components.make_agent(config)
   discriminator = components.make_discriminator(config)
   initial = [v.numpy().copy() for v in agent.trainable_variables]
   update = components.make_learner_update(config, agent, discriminator, tf.distribute.get_strategy())

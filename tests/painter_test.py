@@ -9,13 +9,15 @@ import numpy as np
 from PIL import Image
 import pytest
 
+import dataset_files
 import export_fixtures as fixtures
+import real_data
 from environments import libmypaint
 from spiral_tf import data
 from spiral_tf import image_io
 from spiral_tf import painter as painter_lib
-
-SHARED_DATA = os.path.join(os.path.dirname(fixtures.REPO), 'shared', 'data')
+from spiral_tf.data import celeba
+from spiral_tf.data import mnist
 
 
 @pytest.fixture(scope='module')
@@ -101,26 +103,38 @@ def test_prepare_target_matches_an_independent_resize():
   assert np.max(np.abs(up - expected)) <= 0.5 + 1e-9
 
 
-def test_prepare_target_is_exactly_the_training_pipeline(tmp_path):
+def _check_prepare_target_is_the_training_pipeline(data_dir, face_archive, tmp_path):
   """A CelebA JPEG and an MNIST digit read from files give the dataset loaders' exact arrays."""
   cache = tmp_path / 'cache'
-  faces = data.load_images('celeba', 'test', data_dir=SHARED_DATA, channels=3, limit=2, cache_dir=cache)
-  name = data._module('celeba').split_files(SHARED_DATA, 'test')[1]  # pylint: disable=protected-access
-  with zipfile.ZipFile(os.path.join(SHARED_DATA, 'celeba', 'img_align_celeba_subset.zip')) as archive:
+  faces = data.load_images('celeba', 'test', data_dir=data_dir, channels=3, limit=2, cache_dir=cache)
+  name = celeba.split_files(data_dir, 'test')[1]
+  with zipfile.ZipFile(os.path.join(data_dir, 'celeba', face_archive)) as archive:
     (tmp_path / name).write_bytes(archive.read(f'img_align_celeba/{name}'))
   np.testing.assert_array_equal(image_io.prepare_target(image_io.read_image(tmp_path / name), 64, 3),
                                 faces[1])
-  grey_faces = data.load_images('celeba', 'test', data_dir=SHARED_DATA, channels=1, limit=2,
+  grey_faces = data.load_images('celeba', 'test', data_dir=data_dir, channels=1, limit=2,
                                 cache_dir=cache)
   np.testing.assert_array_equal(image_io.prepare_target(image_io.read_image(tmp_path / name), 64, 1),
                                 grey_faces[1])
 
-  digits = data.load_images('mnist', 'test', data_dir=SHARED_DATA, channels=1, limit=1, cache_dir=cache)
-  from spiral_tf.data import mnist  # pylint: disable=g-import-not-at-top
-  raw = mnist.read_idx_images(os.path.join(SHARED_DATA, 'mnist', 't10k-images-idx3-ubyte.gz'))[0]
+  digits = data.load_images('mnist', 'test', data_dir=data_dir, channels=1, limit=1, cache_dir=cache)
+  raw = mnist.read_idx_images(os.path.join(data_dir, 'mnist', 't10k-images-idx3-ubyte.gz'))[0]
   Image.fromarray(255 - raw).save(tmp_path / 'digit.png')  # ink on white, as a user would draw it
   np.testing.assert_array_equal(image_io.prepare_target(image_io.read_image(tmp_path / 'digit.png'), 64, 1),
                                 digits[0])
+
+
+def test_prepare_target_is_exactly_the_training_pipeline(tmp_path):
+  # On files in the real formats written here (tests/dataset_files.py); the real data: the test below.
+  dataset_files.write_celeba(tmp_path / 'data', {'train': 1, 'test': 3})
+  dataset_files.write_mnist(tmp_path / 'data', {'test': 2})
+  _check_prepare_target_is_the_training_pipeline(str(tmp_path / 'data'), 'img_align_celeba.zip', tmp_path)
+
+
+def test_prepare_target_is_exactly_the_training_pipeline_on_real_data(tmp_path):
+  data_dir = real_data.require('celeba')
+  assert real_data.require('mnist') == data_dir
+  _check_prepare_target_is_the_training_pipeline(str(data_dir), 'img_align_celeba_subset.zip', tmp_path)
 
 
 def test_unreadable_images_raise_clear_errors(tmp_path):
@@ -325,8 +339,7 @@ def test_unconditional_agent_paints_samples_and_refuses_targets(tmp_path):
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf import export  # pylint: disable=g-import-not-at-top
   config = fixtures.tiny_config(str(tmp_path / 'run'), conditional=False, reward='spiral')
-  env = components.make_environment(config)
-  agent = components.make_agent(config, env)
+  agent = components.make_agent(config)
   export_dir = export.export_saved_model(agent, config, tmp_path / 'export')
   painter = painter_lib.Painter.from_saved_model(export_dir)
   assert not painter.conditional

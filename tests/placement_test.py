@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import real_data
 from spiral_tf import config as config_lib
 from spiral_tf import console
 from spiral_tf import placement
@@ -24,7 +25,6 @@ from spiral_tf import supervisor as supervisor_lib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GIB = 2**30
-DATA_DIR = ROOT.parent / 'shared' / 'data'
 # The development machine of the issue: 2 cores, 23.5 GiB, ≈ 19 GiB free when the issue was filed.
 DEV_HOST = placement.Host(cores=2, memory_total=int(23.5 * GIB), memory_available=19 * GIB)
 # A CelebA-like footprint with round figures: learner 5, Reverb 1, actor 1 GiB (+ 10 MiB per env).
@@ -136,10 +136,21 @@ def test_guard_refuses_a_run_bigger_than_the_host_naming_figures_and_flags():
     placement.plan(DEV_HOST, 64, 1, FOOT, local_actors=20)
 
 
-def test_celeba_config_on_the_development_machine_makes_a_plan_that_fits():
-  if not (DATA_DIR / 'celeba').is_dir():
-    pytest.skip(f'no CelebA subset in {DATA_DIR}')
-  config = _flagfile_config('configs/celeba.cfg', data_dir=str(DATA_DIR))
+def _subset_partition(tmp_path):
+  """A data directory whose CelebA partition file has the subset's splits (7,508 / 907 / 928), no images."""
+  directory = tmp_path / 'celeba'
+  (directory / 'img_align_celeba').mkdir(parents=True)
+  splits = [0] * 7508 + [1] * 907 + [2] * 928
+  (directory / 'list_eval_partition.txt').write_text(
+      ''.join(f'{i + 1:06d}.jpg {s}\n' for i, s in enumerate(splits)))
+  return tmp_path
+
+
+@pytest.mark.parametrize('data', ['partition file written here', 'real subset'])
+def test_celeba_config_on_the_development_machine_makes_a_plan_that_fits(data, tmp_path):
+  data_dir = _subset_partition(tmp_path) if data == 'partition file written here' else (
+      real_data.require('celeba'))
+  config = _flagfile_config('configs/celeba.cfg', data_dir=str(data_dir))
   assert (config.num_actors, config.envs_per_actor, config.network_size) == (64, 1, 'deepmind')
   footprint = placement.footprint(config)
   assert placement.train_images(config) > 1000  # Counted from the partition file, not the full set.
@@ -151,12 +162,12 @@ def test_celeba_config_on_the_development_machine_makes_a_plan_that_fits():
   assert placement.plan(DEV_HOST, 64, 1, full).processes == 2
 
 
-def test_celeba_config_on_this_host_makes_a_plan_that_fits():
+def test_celeba_config_on_this_host_makes_a_plan_that_fits(tmp_path):
   host = placement.host_facts()
   assert host.cores >= 1 and 0 < host.memory_available <= host.memory_total
   if host.memory_total < 12 * GIB:
     pytest.skip(f'this host has {host.memory_total / GIB:.1f} GiB; the deepmind learner alone takes ≈ 5')
-  config = _flagfile_config('configs/celeba.cfg', data_dir=str(DATA_DIR))
+  config = _flagfile_config('configs/celeba.cfg', data_dir=str(tmp_path))  # images given: no files read
   p = placement.plan(host, 64, 1, placement.footprint(config, images=10_000))
   assert 1 <= p.processes <= host.cores and p.total_envs == 64
   assert p.memory_needed <= placement.BUDGET_FRACTION * host.memory_total

@@ -10,6 +10,7 @@ held-out split exactly once per image). The same `seed` gives the same targets a
 
 Usage:
   env = ConditionalTargets(LibMyPaint(use_color=False), load_images('mnist', 'test'), seed=1)
+  spec = observation_spec(renderer_spec, target_shape=(64, 64, 1))   # the same, without images
   timestep = env.reset()       # timestep.observation['target'], ['noise_sample'], ['canvas'], ...
   env.target_index             # which image this episode reconstructs
 """
@@ -20,6 +21,22 @@ from dm_env import specs
 import numpy as np
 
 NOISE_DIM = 10
+
+
+def observation_spec(base_spec, target_shape=None) -> collections.OrderedDict:
+  """The wrapper's observation spec over a renderer's `base_spec`.
+
+  target_shape: [H, W, C] of the targets (conditional; the canvas's shape), None when unconditional.
+  Without images, so a run's specs can be known without loading its dataset (spiral_tf/components.py).
+  """
+  for key in ('target', 'noise_sample'):
+    if key in base_spec:
+      raise ValueError(f'the wrapped environment already has an observation {key!r}')
+  spec = collections.OrderedDict(base_spec)
+  if target_shape is not None:
+    spec['target'] = specs.Array(tuple(int(d) for d in target_shape), np.float32, 'target')
+  spec['noise_sample'] = specs.Array((NOISE_DIM,), np.float32, 'noise_sample')
+  return spec
 
 
 class ConditionalTargets(dm_env.Environment):
@@ -35,16 +52,10 @@ class ConditionalTargets(dm_env.Environment):
     self._target = None
     self._noise = None
     base_spec = env.observation_spec()
-    for key in ('target', 'noise_sample'):
-      if key in base_spec:
-        raise ValueError(f'the wrapped environment already has an observation {key!r}')
-    self._observation_spec = collections.OrderedDict(base_spec)
-    if self._conditional:
-      self._images = self._checked_images(images_uint8, base_spec)
-      self._observation_spec['target'] = specs.Array(self._images.shape[1:], np.float32, 'target')
-    else:
-      self._images = None
-    self._observation_spec['noise_sample'] = specs.Array((NOISE_DIM,), np.float32, 'noise_sample')
+    observation_spec(base_spec)  # Refuses a renderer that already has the wrapper's keys.
+    self._images = self._checked_images(images_uint8, base_spec) if self._conditional else None
+    self._observation_spec = observation_spec(
+        base_spec, self._images.shape[1:] if self._conditional else None)
 
   # --- dm_env.Environment ---------------------------------------------------------------------
 

@@ -1,0 +1,63 @@
+"""A training run's directory (`--root_dir`): the one place its layout is spelled.
+
+  config.json           the run's Config (the learner writes it; export, paint and evaluate read it back)
+  checkpoints/          the learner's tf.train checkpoints (a run resumes from the latest)
+  export/               the latest SavedModel (spiral_tf/export.py), swapped into place atomically
+  tensorboard/          one sub-directory per writer: learner/, eval/ (spiral_tf/dashboard.py)
+  logs/<role>.log       the output of every role `--role=all` supervises (spiral_tf/supervisor.py)
+  reverb_checkpoints/   the Reverb server's checkpoint directory (spiral_tf/roles.py)
+
+Imports nothing heavy: the supervisor, which must not load TensorFlow, and the CLIs' cheap checks use it.
+
+Usage:
+  run = RunDir(config.root_dir)
+  run.config_file, run.checkpoints, run.export, run.tensorboard, run.log('learner')
+  run.is_run()                                   # has config.json: a training run directory
+"""
+import dataclasses
+import os
+
+CONFIG_FILE = 'config.json'
+TENSORBOARD = 'tensorboard'  # `make tensorboard RUN=<run>` serves this one (launch/serve_tensorboard.py).
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+  """The paths of one run directory (module docstring); nothing is created or read."""
+  root: str
+
+  def __post_init__(self):
+    object.__setattr__(self, 'root', os.fspath(self.root))
+
+  def _path(self, *parts) -> str:
+    return os.path.join(self.root, *parts)
+
+  @property
+  def config_file(self) -> str:
+    return self._path(CONFIG_FILE)
+
+  @property
+  def checkpoints(self) -> str:
+    return self._path('checkpoints')
+
+  @property
+  def export(self) -> str:
+    return self._path('export')
+
+  @property
+  def tensorboard(self) -> str:
+    return self._path(TENSORBOARD)
+
+  @property
+  def logs(self) -> str:
+    return self._path('logs')
+
+  def log(self, role: str) -> str:
+    return os.path.join(self.logs, f'{role}.log')
+
+  @property
+  def reverb_checkpoints(self) -> str:
+    return self._path('reverb_checkpoints')
+
+  def is_run(self) -> bool:
+    return os.path.isfile(self.config_file)

@@ -1,0 +1,69 @@
+"""spiral_tf/run_dir.py and spiral_tf/export_format.py: the layouts that processes and readers share.
+
+The real layouts are also what the other tests read: tests/train_test.py (a run's directory, written by
+--role=all) and tests/export_test.py / painter_test.py (an export, read with plain TensorFlow).
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from spiral_tf import export_format
+from spiral_tf import run_dir
+
+
+def test_run_directory_layout(tmp_path):
+  run = run_dir.RunDir(tmp_path / 'run')
+  assert run.root == str(tmp_path / 'run')  # a path-like becomes a string
+  assert (run.config_file, run.checkpoints, run.export, run.tensorboard, run.logs, run.log('actor_0'),
+          run.reverb_checkpoints) == tuple(str(tmp_path / 'run' / p) for p in (
+              'config.json', 'checkpoints', 'export', 'tensorboard', 'logs', 'logs/actor_0.log',
+              'reverb_checkpoints'))
+  assert not run.is_run()
+  (tmp_path / 'run').mkdir()
+  (tmp_path / 'run' / 'config.json').write_text('{}')
+  assert run.is_run()
+
+
+def test_the_layout_modules_import_no_tensorflow():
+  # The supervisor and the CLIs' early checks use them before (or without) TensorFlow.
+  code = ('import sys; from spiral_tf import run_dir, export_format; '
+          'assert "tensorflow" not in sys.modules, sorted(m for m in sys.modules if "tensorflow" in m)')
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+
+
+def test_export_names():
+  keys = ['control', 'end']
+  assert export_format.state_keys(keys) == ['core_h', 'core_c', 'prev_action_control', 'prev_action_end']
+  assert export_format.observation_keys(keys, conditional=True, noise_dim=10) == [
+      'canvas', 'target', 'noise_sample', 'action_mask_control', 'action_mask_end']
+  assert export_format.observation_keys(keys, conditional=False, noise_dim=0) == [
+      'canvas', 'action_mask_control', 'action_mask_end']
+  assert (export_format.action_key('end'), export_format.log_prob_key('end')) == ('action_end', 'log_prob_end')
+
+
+def test_read_metadata_names_what_is_wrong(tmp_path):
+  with pytest.raises(export_format.ModelNotFoundError, match='does not exist'):
+    export_format.read_metadata(tmp_path / 'absent')
+  run = run_dir.RunDir(tmp_path / 'run')
+  (tmp_path / 'run').mkdir()
+  (tmp_path / 'run' / 'config.json').write_text('{}')
+  with pytest.raises(export_format.ModelNotFoundError, match='export it first with `python launch/export.py'):
+    export_format.read_metadata(run.root)
+  (tmp_path / 'run' / 'export').mkdir()
+  (tmp_path / 'run' / 'export' / 'saved_model.pb').write_bytes(b'')
+  with pytest.raises(export_format.ModelNotFoundError, match=f'did you mean {run.export}'):
+    export_format.read_metadata(run.root)
+  with pytest.raises(export_format.ModelError, match='not a spiral_tf export'):
+    export_format.read_metadata(run.export)
+  (tmp_path / 'run' / 'export' / 'assets').mkdir()
+  asset = export_format.asset_path(run.export)
+  with open(asset, 'w') as f:
+    json.dump({'format': 'spiral_tf.export/0'}, f)
+  with pytest.raises(export_format.ModelError, match="'spiral_tf.export/0', expected 'spiral_tf.export/1'"):
+    export_format.read_metadata(run.export)
+  with open(asset, 'w') as f:
+    json.dump({'format': export_format.FORMAT, 'learner_step': 4}, f)
+  assert export_format.read_metadata(run.export)['learner_step'] == 4
