@@ -100,7 +100,9 @@ class Learner:
         ('D', self.update.d_optimizer, c.d_learning_rate)):
       restored = np.float32(optimizer.learning_rate.numpy())
       optimizer.learning_rate = flag_value
-      if not np.isclose(restored, flag_value, rtol=0.01, atol=0):  # A decayed rate moves a little a step.
+      # A decayed rate moves a little every step: only a change of the schedule itself is news.
+      tolerance = 0.01 if what == 'policy' and c.policy_learning_rate_decay != 'none' else 0.0
+      if not np.isclose(restored, np.float32(flag_value), rtol=tolerance, atol=0):
         print(f'[learner] {what} learning rate {_short(restored)} → {_short(flag_value)} (from the flags)',
               flush=True)
 
