@@ -59,11 +59,13 @@ class SpectralNormalized(tf.keras.layers.Layer):
     super().build(input_shape)
 
   def call(self, x, training=False):
-    # σ by power iteration in float32 whatever the compute dtype (under mixed precision the variables
-    # read as bfloat16 here); only the normalised kernel is cast to the dtype of x.
-    kernel = tf.cast(self.layer.kernel, tf.float32)
+    # σ by power iteration in the variables' dtype (float32, or float64 in tests) whatever the compute
+    # dtype (under mixed precision the variables read as bfloat16 here); only the normalised kernel is
+    # cast to the dtype of x.
+    dtype = self.layer.kernel.dtype  # An AutoCastVariable's own dtype, not the one it reads as.
+    kernel = tf.cast(self.layer.kernel, dtype)
     w = tf.reshape(kernel, [-1, kernel.shape[-1]])
-    v = tf.math.l2_normalize(tf.matmul(tf.cast(self.u, tf.float32), w, transpose_b=True))
+    v = tf.math.l2_normalize(tf.matmul(tf.cast(self.u, dtype), w, transpose_b=True))
     u = tf.math.l2_normalize(tf.matmul(v, w))
     u, v = tf.stop_gradient(u), tf.stop_gradient(v)
     if training:
