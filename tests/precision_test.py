@@ -27,7 +27,7 @@ def _copy_weights(source, destination):
 
 @pytest.fixture(autouse=True)
 def _seeded():
-  tf.keras.utils.set_random_seed(0)  # The same initial weights every run.
+  tf.random.set_seed(0)  # The same initial weights every run.
 
 
 def _agents(conditional=True):
