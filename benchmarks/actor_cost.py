@@ -56,9 +56,9 @@ def _random_steps(envs, steps, rng):
 def measure(config, k, episodes, rng):
   import reverb
   import tensorflow as tf
-  from spiral_tf import actor as actor_lib
+  from spiral_tf.distributed import actor as actor_lib
   from spiral_tf import components
-  from spiral_tf import replay
+  from spiral_tf.replay import tables as replay
 
   shape = (256, config.canvas_width, config.canvas_width, config.channels)
   targets = rng.integers(0, 256, size=shape, dtype=np.uint8)

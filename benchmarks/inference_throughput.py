@@ -41,9 +41,9 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from spiral_tf import export  # pylint: disable=g-import-not-at-top
-  from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import export  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
 
   tf.config.optimizer.set_experimental_options({'remapping': False})
   figures = {'network_size': FLAGS.network_size, 'episode_length': FLAGS.episode_length,

@@ -28,9 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
 
 # pylint: disable=g-import-not-at-top
-from spiral_tf import agent as agent_lib
-from spiral_tf import discriminator as d_lib
-from spiral_tf import learner_step
+from spiral_tf.networks import agent as agent_lib
+from spiral_tf.networks import discriminator as d_lib
+from spiral_tf.learning import learner_step
 import network_fixtures
 
 flags.DEFINE_list('sizes', ['tiny', 'deepmind'], 'Agent/discriminator sizes to measure.')

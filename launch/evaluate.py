@@ -58,8 +58,8 @@ def main(argv):
   import dataclasses  # pylint: disable=g-import-not-at-top
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
-  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
 
   try:
     metadata = painter_lib.read_export_metadata(FLAGS.model)

@@ -38,7 +38,7 @@ def main(argv):
   if not run_dir.RunDir(FLAGS.root_dir).is_run():
     return _fail(f'--root_dir={FLAGS.root_dir} has no config.json: is it a training run directory?')
   from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from spiral_tf import export  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import export  # pylint: disable=g-import-not-at-top
   try:
     path = export.export_from_checkpoint(FLAGS.root_dir, FLAGS.export_dir, FLAGS.checkpoint)
   except (FileNotFoundError, export.ExportError, config_lib.ConfigError, ValueError, TypeError) as e:

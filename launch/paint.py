@@ -62,8 +62,8 @@ def main(argv):
     return _fail(f'--num_samples={FLAGS.num_samples} must be at least 1')
   if FLAGS.scale is not None and not 1 <= FLAGS.scale <= 64:
     return _fail(f'--scale={FLAGS.scale} must be between 1 and 64')
-  from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
 
   # Everything that can fail on bad input happens before TensorFlow is imported and before any output.
   try:

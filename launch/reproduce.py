@@ -109,7 +109,7 @@ def snapshot_exports(run_dirs):
   """Copies each run's current export into its export history if that learner step is not there yet."""
   import shutil  # pylint: disable=g-import-not-at-top
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
   for directory in run_dirs:
     export = components.export_dir(directory)
     try:
@@ -159,7 +159,7 @@ class Run:
   def __init__(self, config, seed):
     from spiral_tf import components  # pylint: disable=g-import-not-at-top
     from spiral_tf import dashboard  # pylint: disable=g-import-not-at-top
-    from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+    from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
     self.name, self.seed, self.dir = _name(config), seed, run_dir(config, seed)
     self.export = components.export_dir(self.dir)
     with open(os.path.join(self.dir, 'config.json')) as f:
@@ -181,7 +181,7 @@ class Run:
     return float(np.median(values[len(values) * 2 // 3:])) if values else None
 
   def painter(self):
-    from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+    from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
     return painter_lib.Painter.from_saved_model(self.export)
 
 
@@ -253,7 +253,7 @@ def _stats(values):
 
 def _reconstruction_figures(runs, targets, baselines):
   """Held-out MSE of each run under each decoding, greedy search and the blank canvas (same targets)."""
-  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
   figures, results = {}, {}
   for run in runs:
     painter = run.painter()
@@ -340,9 +340,9 @@ def report_r1():
 def report_r2():
   import numpy as np  # pylint: disable=g-import-not-at-top
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
-  from spiral_tf import digit_score  # pylint: disable=g-import-not-at-top
-  from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import digit_score  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
   out = {'runs': {}}
   classifier = digit_score.train_classifier(FLAGS.data_dir)
   reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[:FLAGS.num_samples]
@@ -402,7 +402,7 @@ def report_r2():
 
 def report_r3():
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
   out = {'runs': {}}
   runs = [Run(config, seed) for config, seed in _runs('r3')]
   for run in runs:
@@ -438,7 +438,7 @@ def report() -> int:
   if os.path.exists(path):
     with open(path) as f:
       results = json.load(f)
-  from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
   reporters = {'r1': report_r1, 'r2': report_r2, 'r3': report_r3}
   reported = 0
   for reproduction in FLAGS.reproductions:

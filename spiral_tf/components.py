@@ -15,12 +15,12 @@ import os
 
 import dm_env
 
-from spiral_tf import agent as agent_lib
+from spiral_tf.networks import agent as agent_lib
 from spiral_tf import config as config_lib
-from spiral_tf import discriminator as discriminator_lib
+from spiral_tf.networks import discriminator as discriminator_lib
 from spiral_tf import run_dir
-from spiral_tf import trajectory
-from spiral_tf.data import targets as targets_lib
+from spiral_tf.replay import trajectory
+from environments import targets as targets_lib
 
 
 
@@ -64,7 +64,7 @@ def real_dataset(config: config_lib.Config, batch_size: int):
 
 def make_learner_update(config: config_lib.Config, agent, discriminator, strategy):
   """The compiled update of policy, critic and D (spiral_tf/learner_step.py); call in strategy scope."""
-  from spiral_tf import learner_step  # pylint: disable=g-import-not-at-top
+  from spiral_tf.learning import learner_step  # pylint: disable=g-import-not-at-top
   settings = learner_step.LearnerConfig(
       reward=config.reward, discount=config.effective_discount,
       conditioning=config.d_conditioning if config.conditional else 'none', d_loss=config.d_loss,

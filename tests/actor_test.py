@@ -16,11 +16,11 @@ import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 
-from spiral_tf import actor as actor_lib
+from spiral_tf.distributed import actor as actor_lib
 from spiral_tf import components
 from spiral_tf import config as config_lib
-from spiral_tf import replay
-from spiral_tf import trajectory
+from spiral_tf.replay import tables as replay
+from spiral_tf.replay import trajectory
 from spiral_tf.data import strokes
 
 LENGTH = 4

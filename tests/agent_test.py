@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiral_tf import agent as agent_lib
+from spiral_tf.networks import agent as agent_lib
 import network_fixtures as nf
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import real_data
-from spiral_tf import digit_score
+from spiral_tf.inference import digit_score
 from spiral_tf.data import mnist
 
 

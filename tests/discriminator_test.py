@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiral_tf import discriminator as d_lib
+from spiral_tf.networks import discriminator as d_lib
 
 
 def _d64(**kwargs):

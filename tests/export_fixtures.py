@@ -44,8 +44,8 @@ def tiny_config(root_dir, **overrides):
 def _episodes(agent, envs, length):
   """One batched episode of every env, as trajectory.py lays it out (batch-major, like Reverb yields)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from spiral_tf import actor  # pylint: disable=g-import-not-at-top
-  from spiral_tf import trajectory  # pylint: disable=g-import-not-at-top
+  from spiral_tf.distributed import actor  # pylint: disable=g-import-not-at-top
+  from spiral_tf.replay import trajectory  # pylint: disable=g-import-not-at-top
   steps, core = actor.run_episode(envs, agent, tf.function(agent.step), length)  # the actor's own loop
   return trajectory.batch_major(steps, core, policy_step=0)
 

@@ -18,10 +18,10 @@ import pytest
 
 import real_data
 from spiral_tf import config as config_lib
-from spiral_tf import console
-from spiral_tf import placement
-from spiral_tf import startup
-from spiral_tf import supervisor as supervisor_lib
+from spiral_tf.distributed import console
+from spiral_tf.distributed import placement
+from spiral_tf.distributed import startup
+from spiral_tf.distributed import supervisor as supervisor_lib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GIB = 2**30

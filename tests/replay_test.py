@@ -13,8 +13,8 @@ import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 
 import network_fixtures
-from spiral_tf import replay
-from spiral_tf import trajectory
+from spiral_tf.replay import tables as replay
+from spiral_tf.replay import trajectory
 
 LENGTH = 3
 LSTM = 4

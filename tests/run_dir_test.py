@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from spiral_tf import export_format
+from spiral_tf.inference import export_format
 from spiral_tf import run_dir
 
 

@@ -19,7 +19,6 @@ Usage:
 from spiral_tf.data import images as _images
 from spiral_tf.data.locations import CorruptDataError
 from spiral_tf.data.locations import DatasetNotFoundError
-from spiral_tf.data.targets import ConditionalTargets
 
 DATASETS = ('strokes', 'mnist', 'omniglot', 'celeba', 'scenes')
 SPLITS = ('train', 'test')  # celeba also has 'validation'

@@ -34,8 +34,8 @@ from typing import Optional
 
 import numpy as np
 
-from spiral_tf import export_format
-from spiral_tf import image_io
+from spiral_tf.inference import export_format
+from spiral_tf.inference import image_io
 
 PROGRAM_FORMAT = 'spiral_tf.program/1'
 RENDERER = 'libmypaint'
@@ -298,7 +298,7 @@ class Painter:
   def _paint_batch(self, targets, count, seed, per_env_targets=False, decoding='sample'):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     step = self._step_function(decoding)
-    from spiral_tf.data import targets as targets_lib  # pylint: disable=g-import-not-at-top
+    from environments import targets as targets_lib  # pylint: disable=g-import-not-at-top
     rng = np.random.default_rng(seed)
     if per_env_targets:
       count = len(targets)

@@ -19,7 +19,7 @@ from typing import Mapping
 
 import tensorflow as tf
 
-from spiral_tf import vtrace
+from spiral_tf.learning import vtrace
 
 LossOutput = collections.namedtuple(
     'LossOutput', ['total', 'policy', 'baseline', 'entropy', 'mean_entropy', 'vs', 'pg_advantages'])

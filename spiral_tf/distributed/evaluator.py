@@ -20,8 +20,8 @@ import tensorflow as tf
 from spiral_tf import components
 from spiral_tf import config as config_lib
 from spiral_tf import dashboard
-from spiral_tf import evaluation
-from spiral_tf import painter as painter_lib
+from spiral_tf.inference import evaluation
+from spiral_tf.inference import painter as painter_lib
 
 POLL_SECONDS = 30.0
 

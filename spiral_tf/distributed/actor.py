@@ -20,8 +20,8 @@ import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 
-from spiral_tf import replay
-from spiral_tf import trajectory
+from spiral_tf.replay import tables as replay
+from spiral_tf.replay import trajectory
 
 
 class WeightPuller:

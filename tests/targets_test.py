@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from environments.libmypaint import LibMyPaint
-from spiral_tf.data import targets
+from environments import targets
 
 LENGTH = 3
 

@@ -43,7 +43,7 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from spiral_tf import export_format
+from spiral_tf.inference import export_format
 from spiral_tf import run_dir
 
 # The names a reader relies on live in spiral_tf/export_format.py (no TensorFlow), shared with the painter.
@@ -131,7 +131,7 @@ class Exporter:
     return self._flat_state(self._agent.initial_state(batch_size))
 
   def _flat_step(self, *args, greedy=False):
-    from spiral_tf import agent as agent_lib  # pylint: disable=g-import-not-at-top
+    from spiral_tf.networks import agent as agent_lib  # pylint: disable=g-import-not-at-top
     inputs = {spec.name: value for spec, value in zip(self._input_specs, args)}
     observation = {'canvas': inputs['canvas'],
                    'action_mask': {k: inputs[export_format.action_mask_key(k)] for k in self._action_keys}}
