@@ -1,8 +1,8 @@
 r"""CPU cost of one actor frame, as `--role=actor` runs it: renderers + batched policy + Reverb writes.
 
 Sizes a cluster (docs/full_scale.md): frames/s one core delivers = 1 / (CPU-seconds per frame). Builds
-the actor of a training config exactly as the actor role does (spiral_tf/roles.py: one TensorFlow
-thread, `envs_per_actor` environments in lockstep, spiral_tf/actor.py writing whole episodes), except
+the actor of a training config exactly as the actor role does (spiral_tf/distributed/roles.py: one TensorFlow
+thread, `envs_per_actor` environments in lockstep, spiral_tf/distributed/actor.py writing whole episodes), except
 that targets are random images (the cost does not depend on them) and the Reverb server runs in this
 process with a queue large enough never to block. For each number of environments it times whole
 episodes of the untrained policy, and the same environments stepped with random actions alone (the

@@ -4,7 +4,7 @@ r"""Exports a training run's agent as a SavedModel that plain TensorFlow can loa
   python launch/export.py --root_dir=runs/celeba --export_dir=/models/celeba --checkpoint=PATH
 
 Reads `<root_dir>/config.json` and the latest checkpoint in `<root_dir>/checkpoints/` (or --checkpoint),
-and writes the export atomically (spiral_tf/export.py describes its signatures). The learner exports
+and writes the export atomically (spiral_tf/inference/export.py describes its signatures). The learner exports
 after every checkpoint as well. Exit status: 0 on success, 1 with a message on bad input.
 """
 import os

@@ -9,7 +9,7 @@ the training data was. Unconditional agents take no target; they paint --num_sam
 Outputs (written only after the whole painting succeeded, each via a temporary file and a rename):
   --out       the final canvas at the agent's resolution (PNG)
   --scale=k   also `<out>_x<k>.png`: the same program re-rendered k× larger (DeepMind's notebook: 8)
-  --program   the program as JSON: one readable record per step (spiral_tf/painter.py), replayable
+  --program   the program as JSON: one readable record per step (spiral_tf/inference/painter.py), replayable
   --strokes   a GIF of the canvas after every step (k× larger with --scale, else 4×)
 With --num_samples=N > 1 every output name gets `_<i>` before its extension.
 Exit status 0, or 1 with a message on bad input (missing model, unreadable image, wrong renderer).

@@ -9,7 +9,7 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
       digits (mean ± s.e.) under sampled, greedy and best-of-4 decoding, the blank canvas, greedy search
       with the same renders (N = 1 and N = 4), and the issue's targets checked.
   r2  unconditional MNIST: configs/reproductions/mnist_unconditional.cfg, 3,000,000 frames. Report: 1,000
-      samples scored by a small CNN trained here on MNIST train (spiral_tf/digit_score.py) — mean max-softmax
+      samples scored by a small CNN trained here on MNIST train (spiral_tf/inference/digit_score.py) — mean max-softmax
       confidence and the number of classes holding ≥ 2 % of samples — beside the same figures for real
       test digits.
   r3  the quick start: configs/strokes.cfg (what `make train` runs) and its ablation with a constant policy

@@ -63,7 +63,7 @@ def real_dataset(config: config_lib.Config, batch_size: int):
 
 
 def make_learner_update(config: config_lib.Config, agent, discriminator, strategy):
-  """The compiled update of policy, critic and D (spiral_tf/learner_step.py); call in strategy scope."""
+  """The compiled update of policy, critic and D (spiral_tf/learning/learner_step.py); call in strategy scope."""
   from spiral_tf.learning import learner_step  # pylint: disable=g-import-not-at-top
   settings = learner_step.LearnerConfig(
       reward=config.reward, discount=config.effective_discount,

@@ -1,7 +1,7 @@
-"""spiral_tf/actor.py against a real, in-process Reverb server: what the actor writes is what the learner reads.
+"""spiral_tf/distributed/actor.py against a real, in-process Reverb server: what the actor writes is what the learner reads.
 
 Real parts throughout: two libmypaint environments with procedural-stroke targets, a tiny agent, the
-run's own Reverb tables (spiral_tf/replay.py) on a server in this process, and the learner's way of
+run's own Reverb tables (spiral_tf/replay/tables.py) on a server in this process, and the learner's way of
 pushing weights and of reading episodes. The checks are independent of the actor's code: replaying the
 stored actions in a fresh environment gives the stored observations; the learner's teacher-forced unroll
 of the stored episode gives the stored behaviour log-probabilities (ρ = 1 with the same weights); the

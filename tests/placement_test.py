@@ -1,10 +1,10 @@
 """`--role=all` on the host it is given: placement, the memory guard, first signs of life, console filter.
 
-Placement (spiral_tf/placement.py) is a pure function of the host's facts, tested on the plans it makes —
+Placement (spiral_tf/distributed/placement.py) is a pure function of the host's facts, tested on the plans it makes —
 among them the CelebA config on this development machine (2 cores, 23.5 GiB) and on the host running the
 test. The supervisor's running memory watch runs with the stand-in roles of tests/reliability_fixtures.py
-and a stand-in /proc/meminfo. The learner's heartbeat (spiral_tf/startup.py) and the console filter
-(spiral_tf/console.py) are tested on the lines they make and the real lines they sort. End to end:
+and a stand-in /proc/meminfo. The learner's heartbeat (spiral_tf/distributed/startup.py) and the console filter
+(spiral_tf/distributed/console.py) are tested on the lines they make and the real lines they sort. End to end:
 tests/console_test.py.
 """
 import dataclasses
@@ -337,7 +337,7 @@ SHOWN = [
     '[learner] step 1  frames 1,216  12 frames/s  ETA no limit  D(real) 0.012  busy 0.933',
     '[supervisor] plan: 64 actors × 1 env requested',
     'Traceback (most recent call last):',
-    '  File "/work/spiral_tf/learner.py", line 10, in run',
+    '  File "/work/spiral_tf/distributed/learner.py", line 10, in run',
     'ValueError: something broke',
     'train.py: configuration error: --strategy=tpu: no TPU reachable',
     'W1201 21:10:29.765931 140643534400384 checkpoint.py:205] Value in checkpoint could not be found',

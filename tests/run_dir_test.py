@@ -1,4 +1,4 @@
-"""spiral_tf/run_dir.py and spiral_tf/export_format.py: the layouts that processes and readers share.
+"""spiral_tf/run_dir.py and spiral_tf/inference/export_format.py: the layouts that processes and readers share.
 
 The real layouts are also what the other tests read: tests/train_test.py (a run's directory, written by
 --role=all) and tests/export_test.py / painter_test.py (an export, read with plain TensorFlow).

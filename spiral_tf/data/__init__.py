@@ -1,4 +1,4 @@
-"""Real images and conditional targets for SPIRAL, as 64×64 ink on white paper.
+"""Real images for SPIRAL (for D, and the targets of conditional agents), as 64×64 ink on white paper.
 
 Datasets (docs/datasets.md says where each one goes and how to get it):
   strokes    procedural, painted by our libmypaint painter (no download; the embedded default)
@@ -14,7 +14,7 @@ Omniglot already is); float pipelines divide by 255. C = 1 (grey, BT.601 luma of
 Usage:
   images = load_images('mnist', 'test', data_dir=flags.data_dir)       # uint8 [10000, 64, 64, 1]
   dataset = real_dataset('celeba', 'train', batch_size=64, channels=3)   # float32 batches for D
-  env = ConditionalTargets(LibMyPaint(use_color=False), load_images('strokes'), seed=0)
+  env = targets.ConditionalTargets(LibMyPaint(use_color=False), load_images('strokes'), seed=0)  # environments/
 """
 from spiral_tf.data import images as _images
 from spiral_tf.data.locations import CorruptDataError

@@ -2,7 +2,7 @@
 
 An actor steps K environments in lockstep (every episode has the same length), with one batched policy
 call per step. At the end of an episode it writes, per environment, one `queue` item (the whole episode,
-spiral_tf/trajectory.py) and one `fakes` item (the final render, and its target when conditional) that
+spiral_tf/replay/trajectory.py) and one `fakes` item (the final render, and its target when conditional) that
 references the same data, so nothing is sent twice. Fresh weights arrive in the background.
 
 Usage:

@@ -1,14 +1,14 @@
 """`--role=evaluator`: scores each new export of a run on held-out targets, into TensorBoard.
 
 It watches `<root_dir>/export` (the learner exports a SavedModel at every checkpoint), and for every new
-learner step paints `eval_targets` held-out targets with that export (spiral_tf/painter.py — exactly what
+learner step paints `eval_targets` held-out targets with that export (spiral_tf/inference/painter.py — exactly what
 a user of the export gets) and logs `eval/agent_mse` (mean squared error per pixel) and `eval/blank_mse`
 (an untouched canvas) under `<root_dir>/tensorboard/eval` (the TensorBoard run `eval`, beside `learner`;
 spiral_tf/dashboard.py), plus a grid of targets and paintings.
 
 Usage:
   python launch/train.py --flagfile=configs/mnist.cfg --role=evaluator   # reads <root_dir>/export; no Reverb
-  watch(config, stop_event)                     # what that role runs (spiral_tf/roles.py)
+  watch(config, stop_event)                     # what that role runs (spiral_tf/distributed/roles.py)
   figures = evaluate_export(export_dir, targets, writer)
 """
 import json

@@ -65,7 +65,7 @@ def run_reverb(config: config_lib.Config) -> int:
   again and actors refill the queue; both reconnect by themselves.
   """
   bind = config.reverb_bind_address
-  listen.ensure_preloaded(bind)  # May re-execute this process (spiral_tf/listen.py).
+  listen.ensure_preloaded(bind)  # May re-execute this process (spiral_tf/distributed/listen.py).
   # Port 0 must be resolved here: Reverb would pick one itself but report it as 0.
   port = listen.free_port(bind) if config.reverb_port == 0 else config.reverb_port
   stop = stop_event()
@@ -101,7 +101,7 @@ def run_actor(config: config_lib.Config, task: int) -> int:
   images = components.load_targets(config, 'train') if config.conditional else None
   k = config.envs_per_actor
   # Environment n of the run (n = first + i) is seeded by n: --role=all packs the run's environments into
-  # fewer processes (spiral_tf/placement.py) and passes each its --first_env.
+  # fewer processes (spiral_tf/distributed/placement.py) and passes each its --first_env.
   first = config.first_env if config.first_env >= 0 else task * k
   envs = [components.make_environment(config, 'train', seed=config.seed * 100_003 + first + i,
                                       images=images) for i in range(k)]
@@ -142,7 +142,7 @@ def run_learner(config: config_lib.Config) -> int:
 
 
 def run_evaluator(config: config_lib.Config) -> int:
-  """Evaluates each new export until SIGTERM/SIGINT (spiral_tf/evaluator.py)."""
+  """Evaluates each new export until SIGTERM/SIGINT (spiral_tf/distributed/evaluator.py)."""
   evaluator_lib.watch(config, stop_event())
   return EXIT_OK
 

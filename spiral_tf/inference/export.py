@@ -46,7 +46,7 @@ import tensorflow as tf
 from spiral_tf.inference import export_format
 from spiral_tf import run_dir
 
-# The names a reader relies on live in spiral_tf/export_format.py (no TensorFlow), shared with the painter.
+# The names a reader relies on live in spiral_tf/inference/export_format.py (no TensorFlow), shared with the painter.
 EXPORT_FORMAT = export_format.FORMAT
 EXPORT_ASSET = export_format.ASSET
 
@@ -68,7 +68,7 @@ class Exporter:
   """Traces the inference functions of one agent once; `save` then only serialises the current weights.
 
   Args:
-    agent: a spiral_tf.agent.Agent (its variables are what gets saved).
+    agent: a spiral_tf.networks.agent.Agent (its variables are what gets saved).
     config: the run's Config (spiral_tf/config.py); stored in the asset.
     action_spec, observation_spec: the (wrapped) environment's specs the agent was built for; by default
       those of `config` (spiral_tf/components.py `environment_specs`), as every training process has.
