@@ -16,18 +16,15 @@ The last printed line is one JSON object.
 import json
 import os
 import resource
-import sys
 import time
 
 from absl import app
 from absl import flags
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-# pylint: disable=g-import-not-at-top
 from spiral_tf import config as config_lib
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TensorFlow loads (lazily, in measure).
 
 config_lib.define_flags()
 flags.DEFINE_list('envs', ['1', '16'], 'Environments per actor to measure (overrides --envs_per_actor).')
@@ -56,8 +53,9 @@ def _random_steps(envs, steps, rng):
 def measure(config, k, episodes, rng):
   import reverb
   import tensorflow as tf
-  from spiral_tf.distributed import actor as actor_lib
+
   from spiral_tf import components
+  from spiral_tf.distributed import actor as actor_lib
   from spiral_tf.replay import tables as replay
 
   shape = (256, config.canvas_width, config.canvas_width, config.channels)

@@ -15,18 +15,15 @@ The last printed line is one JSON object.
 """
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
 import dm_env
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-# pylint: disable=g-import-not-at-top
 from spiral_tf import config as config_lib
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TensorFlow loads (lazily, below).
 
 config_lib.define_flags()
 FLAGS = flags.FLAGS
@@ -62,6 +59,7 @@ def random_episodes(trajectory_spec, action_spec, batch, rng):
 
 def count(config, rng) -> dict:
   import tensorflow as tf
+
   from spiral_tf import components
   action_spec, observation_spec = components.environment_specs(config)
   agent = components.make_agent(config)

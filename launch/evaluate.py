@@ -14,13 +14,10 @@ one JSON object: the first decoding's figures at the top level, every decoding's
 Exit status 0, or 1 with a message on bad input.
 """
 import json
-import os
 import sys
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_string('model', None, 'Exported SavedModel directory (e.g. <root_dir>/export).')
 flags.DEFINE_integer('num_targets', 100, 'How many held-out targets (the first ones of the split).')
@@ -56,6 +53,7 @@ def main(argv):
   if not decodings:
     return _fail('--decodings=best_of_n needs --num_samples > 1')
   import dataclasses  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
   from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top

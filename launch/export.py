@@ -13,8 +13,7 @@ import sys
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from spiral_tf import run_dir  # pylint: disable=g-import-not-at-top,wrong-import-position  (no TensorFlow)
+from spiral_tf import run_dir  # No TensorFlow: the flags are checked before it loads.
 
 flags.DEFINE_string('root_dir', None, 'Training run directory (config.json, checkpoints/).')
 flags.DEFINE_string('export_dir', None, 'Where to write the SavedModel (default: <root_dir>/export).')

@@ -21,8 +21,6 @@ import sys
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 flags.DEFINE_string('model', None, 'Exported SavedModel directory (e.g. <root_dir>/export).')
 flags.DEFINE_string('target', None, 'Image to reconstruct (conditional agents).')
 flags.DEFINE_string('out', 'painting.png', 'Where to write the painting.')

@@ -32,7 +32,6 @@ from absl import app
 from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 # Reproduction → its configs (configs/<path>.cfg).
 REPRODUCTIONS = {
@@ -108,6 +107,7 @@ SNAPSHOT_POLL_SECONDS = 30
 def snapshot_exports(run_dirs):
   """Copies each run's current export into its export history if that learner step is not there yet."""
   import shutil  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
   for directory in run_dirs:
@@ -280,6 +280,7 @@ def _reconstruction_figures(runs, targets, baselines):
 
 def report_r1():
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   runs = [Run(c, s) for c, s in _runs('r1')]
   config = components.load_config(runs[0].dir)
@@ -339,6 +340,7 @@ def report_r1():
 
 def report_r2():
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
   from spiral_tf.inference import digit_score  # pylint: disable=g-import-not-at-top
   from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top

@@ -25,14 +25,13 @@ import sys
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from spiral_tf import config as config_lib
+from spiral_tf.distributed import console
+
 # TensorFlow's C++ info and warning lines (grappler, oneDNN, CUDA probing) drown the progress lines;
 # an explicit --verbosity sets the level instead (below), unless the environment already does.
 _TF_CPP_LEVEL_GIVEN = 'TF_CPP_MIN_LOG_LEVEL' in os.environ
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-from spiral_tf.distributed import console  # pylint: disable=g-import-not-at-top
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TensorFlow loads (lazily, in main).
 
 config_lib.define_flags()
 FLAGS = flags.FLAGS

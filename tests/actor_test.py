@@ -16,12 +16,12 @@ import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 
-from spiral_tf.distributed import actor as actor_lib
 from spiral_tf import components
 from spiral_tf import config as config_lib
+from spiral_tf.data import strokes
+from spiral_tf.distributed import actor as actor_lib
 from spiral_tf.replay import tables as replay
 from spiral_tf.replay import trajectory
-from spiral_tf.data import strokes
 
 LENGTH = 4
 NUM_ENVS = 2

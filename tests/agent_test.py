@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiral_tf.networks import agent as agent_lib
 import network_fixtures as nf
+from spiral_tf.networks import agent as agent_lib
 
 
 def _hand_count(action_spec, observation_spec, size, conditional=False):

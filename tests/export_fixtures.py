@@ -44,6 +44,7 @@ def tiny_config(root_dir, **overrides):
 def _episodes(agent, envs, length):
   """One batched episode of every env, as trajectory.py lays it out (batch-major, like Reverb yields)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from spiral_tf.distributed import actor  # pylint: disable=g-import-not-at-top
   from spiral_tf.replay import trajectory  # pylint: disable=g-import-not-at-top
   steps, core = actor.run_episode(envs, agent, tf.function(agent.step), length)  # the actor's own loop
@@ -53,6 +54,7 @@ def _episodes(agent, envs, length):
 @functools.lru_cache(maxsize=None)
 def trained_run() -> Run:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf.data import strokes  # pylint: disable=g-import-not-at-top
   root_dir = tempfile.mkdtemp(prefix='spiral_export_test_')

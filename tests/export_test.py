@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import export_fixtures as fixtures
 from environments import libmypaint
+import export_fixtures as fixtures
 from spiral_tf.inference import export
 
 # Runs in a fresh interpreter: only TensorFlow, NumPy and the renderer (environments/, not spiral_tf).

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from environments import libmypaint
-from environments.libmypaint import LibMyPaint, replay
+from environments.libmypaint import LibMyPaint
+from environments.libmypaint import replay
 
 NOTEBOOK_KEYS = ['control', 'end', 'flag', 'pressure', 'size', 'red', 'green', 'blue']
 GRID = 32

@@ -10,14 +10,14 @@ from PIL import Image
 import pytest
 
 import dataset_files
+from environments import libmypaint
 import export_fixtures as fixtures
 import real_data
-from environments import libmypaint
 from spiral_tf import data
-from spiral_tf.inference import image_io
-from spiral_tf.inference import painter as painter_lib
 from spiral_tf.data import celeba
 from spiral_tf.data import mnist
+from spiral_tf.inference import image_io
+from spiral_tf.inference import painter as painter_lib
 
 
 @pytest.fixture(scope='module')

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from spiral_tf.inference import export_format
 from spiral_tf import run_dir
+from spiral_tf.inference import export_format
 
 
 def test_run_directory_layout(tmp_path):

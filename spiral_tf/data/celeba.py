@@ -92,7 +92,8 @@ def _version_key(directory):
 
 
 def _decode_tfds(records, limit):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (only for TFRecords)
+  # Lazy: TensorFlow only for TFRecords; the supervisor reads CelebA's file list without it.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   feature = {'image': tf.io.FixedLenFeature([], tf.string)}
   dataset = tf.data.TFRecordDataset(records)
   if limit is not None:

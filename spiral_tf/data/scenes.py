@@ -38,7 +38,8 @@ def load(data_dir=None, split='train', limit=None, cache_dir=None):
 
 
 def _read(directory, split, limit):
-  from environments import scenes_dataset  # pylint: disable=g-import-not-at-top  (MuJoCo only here)
+  # Lazy: MuJoCo picks its GL backend when imported; only loading the scenes needs it.
+  from environments import scenes_dataset  # pylint: disable=g-import-not-at-top
   try:
     images, _ = scenes_dataset.load(directory, split=split)
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:

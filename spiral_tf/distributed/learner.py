@@ -32,13 +32,13 @@ from tf_agents.experimental.distributed import reverb_variable_container
 from spiral_tf import components
 from spiral_tf import config as config_lib
 from spiral_tf import dashboard
-from spiral_tf.inference import export
-from spiral_tf.learning import nonfinite
-from spiral_tf.replay import tables as replay
 from spiral_tf import run_dir
 from spiral_tf.distributed import startup
-from spiral_tf.learning import strategy as strategy_lib
 from spiral_tf.distributed import summaries
+from spiral_tf.inference import export
+from spiral_tf.learning import nonfinite
+from spiral_tf.learning import strategy as strategy_lib
+from spiral_tf.replay import tables as replay
 
 # How long a dataset waits for actors before the learner logs that it is starved and retries.
 DATA_TIMEOUT_MS = 30_000

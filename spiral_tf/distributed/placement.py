@@ -26,6 +26,9 @@ import glob
 import json
 import os
 
+from spiral_tf.data import celeba
+from spiral_tf.data import locations
+
 GIB = 2**30
 MIB = 2**20
 # The share of the host's RAM a run sizes itself to (the rest: the OS, page cache, other jobs).
@@ -169,7 +172,7 @@ def plan(host: Host, num_actors: int, envs_per_actor: int, footprint: Footprint,
     if processes == num_actors:
       reason = 'as configured: fits this host'
     elif processes == host.cores and (by_memory >= processes):
-      reason = f'one per core; --local_actors=N overrides'
+      reason = 'one per core; --local_actors=N overrides'
     else:
       reason = (f'what {_gib(budget)} GiB of memory holds beside the learner; --local_actors=N '
                 f'overrides')
@@ -288,10 +291,8 @@ def train_images(config) -> int:
   """The number of training images of the run's dataset (read from the files where that is cheap)."""
   try:
     if config.dataset == 'celeba':
-      from spiral_tf.data import celeba  # pylint: disable=g-import-not-at-top
       return len(celeba.split_files(config.data_dir, 'train'))
     if config.dataset == 'scenes':
-      from spiral_tf.data import locations  # pylint: disable=g-import-not-at-top
       root, _ = locations.resolve_data_dir(config.data_dir)
       with open(os.path.join(root, 'scenes', 'metadata.json'), encoding='utf-8') as f:
         metadata = json.load(f)

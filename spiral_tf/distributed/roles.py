@@ -24,16 +24,16 @@ import threading
 import reverb
 import tensorflow as tf
 
-from spiral_tf.distributed import actor as actor_lib
 from spiral_tf import components
 from spiral_tf import config as config_lib
+from spiral_tf import run_dir
+from spiral_tf.distributed import actor as actor_lib
 from spiral_tf.distributed import evaluator as evaluator_lib
 from spiral_tf.distributed import learner as learner_lib
 from spiral_tf.distributed import listen
-from spiral_tf.replay import tables as replay
-from spiral_tf import run_dir
 from spiral_tf.distributed import startup
 from spiral_tf.learning import strategy as strategy_lib
+from spiral_tf.replay import tables as replay
 
 REVERB_STOP_S = 10.0
 EXIT_OK = 0

@@ -144,6 +144,7 @@ class Heartbeat(threading.Thread):
       if self._server_info is not None:
         info = self._server_info(address)
       else:
+        # Lazy: Reverb loads TensorFlow; this module runs without it (its tests, the stand-in servers).
         import reverb  # pylint: disable=g-import-not-at-top
         info = reverb.Client(address).server_info(timeout=5)
       queue = info[QUEUE]

@@ -30,10 +30,10 @@ import threading
 import time
 
 from spiral_tf import config as config_lib
+from spiral_tf import run_dir
 from spiral_tf.distributed import console
 from spiral_tf.distributed import listen
 from spiral_tf.distributed import placement
-from spiral_tf import run_dir
 
 LEARNER_SHUTDOWN_S = 180.0
 CHILD_SHUTDOWN_S = 20.0
