@@ -1,11 +1,11 @@
 r"""CPU cost of one actor frame, as `--role=actor` runs it: renderers + batched policy + Reverb writes.
 
-Sizes a cluster (docs/full_scale.md): frames/s one core delivers = 1 / (CPU-seconds per frame). Builds
-the actor of a training config exactly as the actor role does (spiral_tf/distributed/roles.py: one TensorFlow
-thread, `envs_per_actor` environments in lockstep, spiral_tf/distributed/actor.py writing whole episodes), except
-that targets are random images (the cost does not depend on them) and the Reverb server runs in this
-process with a queue large enough never to block. For each number of environments it times whole
-episodes of the untrained policy, and the same environments stepped with random actions alone (the
+Sizes a cluster (docs/full_scale.md): frames/s one core delivers = 1 / (CPU-seconds per frame). Builds the
+actor of a training config exactly as the actor role does (spiral_tf/distributed/roles.py: one TensorFlow
+thread, `envs_per_actor` environments in lockstep, spiral_tf/distributed/actor.py writing whole episodes),
+except that targets are random images (the cost does not depend on them) and the Reverb server runs in this
+process with a queue large enough never to block. For each number of environments it times whole episodes of
+the untrained policy, and the same environments stepped with random actions alone (the
 renderer's share). CPU time is the process's (server included); unlike wall time it hardly moves when
 other jobs share the machine.
 
@@ -65,7 +65,8 @@ def measure(config, k, episodes, rng):
   discriminator = components.make_discriminator(config)
   trajectory_spec, fake_spec = components.specs(config)
   tables = replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
-                              queue_size=k * (episodes + 1) + 1, fakes_size=max(config.effective_fakes_replay_size, k))
+                              queue_size=k * (episodes + 1) + 1,
+                              fakes_size=max(config.effective_fakes_replay_size, k))
   server = reverb.Server(tables, port=None)
   try:
     client = reverb.Client(f'localhost:{server.port}')
@@ -98,7 +99,8 @@ def main(argv):
   rng = np.random.default_rng(0)
   load = os.getloadavg()[0]
   print(f'{config.environment}, {config.network_size} network, episode_length {config.episode_length}, '
-        f'{config.channels} channel(s), conditional={config.conditional}; load average {load:.2f}', flush=True)
+        f'{config.channels} channel(s), conditional={config.conditional}; load average {load:.2f}',
+        flush=True)
   results = {'environment': config.environment, 'network_size': config.network_size,
              'episode_length': config.episode_length, 'load_average_start': load, 'actors': []}
   for k in [int(x) for x in FLAGS.envs]:
@@ -108,7 +110,8 @@ def main(argv):
           f'{entry["actor_cpu_ms_per_frame"]:7.2f} CPU-ms/frame ({entry["frames_per_cpu_second"]:6.1f} '
           f'frames per CPU-second); renderer alone {entry["renderer_cpu_ms_per_frame"]:.3f} CPU-ms/frame',
           flush=True)
-  # Peak resident memory of this process (one actor + its in-process server): what a core's actor costs in RAM.
+  # Peak resident memory of this process (one actor + its in-process server): what a core's actor costs in
+  # RAM.
   results['max_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   results['load_average_end'] = os.getloadavg()[0]
   print(f'peak resident memory {results["max_rss_mb"]:.0f} MB', flush=True)

@@ -96,7 +96,8 @@ def main(argv):
             'conditional': config.conditional, 'batch_size': config.batch_size}
   result.update(count(config, np.random.default_rng(0)))
   print(f'{config.dataset} ({config.environment}, {config.network_size}, L={config.episode_length}, '
-        f'{config.channels} ch, batch {config.batch_size}): policy {result["policy_flops_per_frame"] / 1e6:.1f} '
+        f'{config.channels} ch, batch {config.batch_size}): '
+        f'policy {result["policy_flops_per_frame"] / 1e6:.1f} '
         f'MFLOP/frame; learner {result["learner_flops_per_step"] / 1e9:.1f} GFLOP/step '
         f'({result["frames_per_learner_step"]} frames, {result["learner_flops_per_frame"] / 1e6:.0f} '
         f'MFLOP/frame)', flush=True)

@@ -97,7 +97,8 @@ def conv_paths(peak, batch=256, width=32, channels=32):
       tf.nest.map_structure(lambda t: t.numpy(), compiled())
       seconds, _ = _timed(compiled, min_seconds=1.0)
       result[f'{name} [{mode}]'] = flops / seconds
-      print(f'  {name:44s} {mode:5s} {flops / seconds / 1e9:7.1f} GFLOP/s  {flops / seconds / peak:6.1%} of peak',
+      print(f'  {name:44s} {mode:5s} {flops / seconds / 1e9:7.1f} GFLOP/s  '
+            f'{flops / seconds / peak:6.1%} of peak',
             flush=True)
   return result
 
@@ -191,9 +192,9 @@ def measure(size, peak, rng):
       result['flops_per_step'] = graph_flops(
           tf.function(learner.gradients).get_concrete_function(episodes, real, None, noise))
     flops = result['flops_per_step']
-    result['learner_' + mode] = {'frames_per_s': frames / seconds, 's_per_step': seconds, 'steps_timed': calls,
-                                 'first_call_s': compile_s, 'flops_per_s': flops / seconds,
-                                 'fraction_of_peak': flops / seconds / peak}
+    result['learner_' + mode] = {'frames_per_s': frames / seconds, 's_per_step': seconds,
+                                 'steps_timed': calls, 'first_call_s': compile_s,
+                                 'flops_per_s': flops / seconds, 'fraction_of_peak': flops / seconds / peak}
     print(f'[{size}] learner ({mode}) {batch}×{length - 1}: {frames / seconds:8.1f} frames/s  '
           f'{seconds:6.2f} s/step (first call {compile_s:.0f} s)  {flops / 1e9:7.1f} GFLOP/step  '
           f'{flops / seconds / 1e9:6.1f} GFLOP/s  {flops / seconds / peak:6.1%} of peak', flush=True)
@@ -219,7 +220,8 @@ def main(argv):
   peak = max(peaks)
   results['matmul_peak_flops'] = peak
   results['matmul_peaks_measured'] = peaks
-  print(f'matmul peak: {", ".join(f"{p / 1e9:.0f}" for p in peaks)} GFLOP/s over the run (best {peak / 1e9:.0f}); '
+  print(f'matmul peak: {", ".join(f"{p / 1e9:.0f}" for p in peaks)} GFLOP/s over the run '
+        f'(best {peak / 1e9:.0f}); '
         f'load average at the end {os.getloadavg()[0]:.2f}')
   print('summary (fractions of the best matmul peak):')
   for size in FLAGS.sizes:

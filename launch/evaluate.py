@@ -2,10 +2,10 @@ r"""Evaluates an exported agent's reconstructions on the held-out split against 
 
   python launch/evaluate.py --model=runs/strokes/export --num_targets=100 --num_samples=4 --grid=grid.png
 
-Loads the first --num_targets images of the held-out split (--split, default test) of the dataset the
-agent was trained on (--data_dir overrides the run's), paints each with the agent under each of
---decodings, and with greedy search over random strokes given the same number of renders
-(spiral_tf/inference/evaluation.py), and prints the mean squared error per pixel of both (and of a blank canvas):
+Loads the first --num_targets images of the held-out split (--split, default test) of the dataset the agent
+was trained on (--data_dir overrides the run's), paints each with the agent under each of --decodings, and
+with greedy search over random strokes given the same number of renders (spiral_tf/inference/evaluation.py),
+and prints the mean squared error per pixel of both (and of a blank canvas):
   sample     one episode per target, actions sampled from the policy (as in training);
   greedy     one episode per target, arg-max actions;
   best_of_n  --num_samples sampled episodes per target, the closest counts (skipped when it is 1).

@@ -9,9 +9,9 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
       digits (mean ± s.e.) under sampled, greedy and best-of-4 decoding, the blank canvas, greedy search
       with the same renders (N = 1 and N = 4), and the issue's targets checked.
   r2  unconditional MNIST: configs/reproductions/mnist_unconditional.cfg, 3,000,000 frames. Report: 1,000
-      samples scored by a small CNN trained here on MNIST train (spiral_tf/inference/digit_score.py) — mean max-softmax
-      confidence and the number of classes holding ≥ 2 % of samples — beside the same figures for real
-      test digits.
+      samples scored by a small CNN trained here on MNIST train (spiral_tf/inference/digit_score.py) — mean
+      max-softmax confidence and the number of classes holding ≥ 2 % of samples — beside the same figures for
+      real test digits.
   r3  the quick start: configs/strokes.cfg (what `make train` runs) and its ablation with a constant policy
       learning rate (reproductions/strokes_constant_lr.cfg). Report: held-out MSE on the procedural-strokes
       test targets, greedy and sampled decoding, against the blank canvas (target ≤ 0.7×, greedy).
@@ -335,7 +335,8 @@ def report_r1():
       'normaliser_std_last_third_median': r.last_third_median('diagnostics/normaliser_std')}
       for r in runs},
           'summary': summary, 'search': search, 'blank': blank, 'num_targets': len(targets),
-          'targets_met': targets_met, 'figures': {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}}
+          'targets_met': targets_met,
+          'figures': {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}}
 
 
 def report_r2():
@@ -365,10 +366,12 @@ def report_r2():
     history = []
     for step, export in export_history(run.dir):
       painter = painter_lib.Painter.from_saved_model(export)
-      canvases = np.stack([p.canvas for p in painter.paint(None, num_samples=FLAGS.num_curve_samples, seed=0)])
+      paintings = painter.paint(None, num_samples=FLAGS.num_curve_samples, seed=0)
+      canvases = np.stack([p.canvas for p in paintings])
       history.append(dict(digit_score.score(classifier.model, canvases), frames=step * run.frames_per_step))
       print(f'[reproduce] r2 {key} at {history[-1]["frames"]:,} frames: confidence '
-            f'{history[-1]["mean_confidence"]:.3f}, {history[-1]["classes_with_2_percent"]} classes', flush=True)
+            f'{history[-1]["mean_confidence"]:.3f}, {history[-1]["classes_with_2_percent"]} classes',
+            flush=True)
     out['runs'][key]['history'] = [{k: h[k] for k in ('frames', 'mean_confidence', 'classes_with_2_percent',
                                                       'class_fractions')} for h in history]
     label = f'{LABELS.get(run.name, run.name)}, seed {run.seed}'
@@ -377,7 +380,8 @@ def report_r2():
                                 [h['classes_with_2_percent'] for h in history])
   frames = max((max(c[0] or [0]) for c in curves['confidence'].values()), default=0)
   curves['confidence']['real test digits'] = ([0, frames], [out['real_test_digits']['mean_confidence']] * 2)
-  curves['classes']['real test digits'] = ([0, frames], [out['real_test_digits']['classes_with_2_percent']] * 2)
+  curves['classes']['real test digits'] = ([0, frames],
+                                           [out['real_test_digits']['classes_with_2_percent']] * 2)
   figures['r2_confidence'] = plot_curves(
       curves['confidence'], _figure('r2_confidence'),
       f'Unconditional MNIST: classifier confidence ({FLAGS.num_curve_samples} samples)', 'mean max-softmax')

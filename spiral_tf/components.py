@@ -64,7 +64,7 @@ def real_dataset(config: config_lib.Config, batch_size: int):
 
 
 def make_learner_update(config: config_lib.Config, agent, discriminator, strategy):
-  """The compiled update of policy, critic and D (spiral_tf/learning/learner_step.py); call in strategy scope."""
+  """The compiled update of policy, critic and D (spiral_tf/learning/learner_step.py), in strategy scope."""
   settings = learner_step.LearnerConfig(
       reward=config.reward, discount=config.effective_discount,
       conditioning=config.d_conditioning if config.conditional else 'none', d_loss=config.d_loss,

@@ -1,4 +1,5 @@
-"""spiral_tf/distributed/actor.py against a real, in-process Reverb server: what the actor writes is what the learner reads.
+"""spiral_tf/distributed/actor.py against a real, in-process Reverb server: what the actor writes is what
+the learner reads.
 
 Real parts throughout: two libmypaint environments with procedural-stroke targets, a tiny agent, the
 run's own Reverb tables (spiral_tf/replay/tables.py) on a server in this process, and the learner's way of
@@ -44,7 +45,8 @@ def run(tmp_path_factory):
                                             learner_agent.variables[:1],
                                             queue_size=4 * NUM_ENVS, fakes_size=4 * NUM_ENVS), port=None)
   address = f'localhost:{server.port}'
-  container = reverb_variable_container.ReverbVariableContainer(address, table_names=[replay.POLICY_VARIABLES])
+  container = reverb_variable_container.ReverbVariableContainer(address,
+                                                                table_names=[replay.POLICY_VARIABLES])
   push = lambda step: container.push({'learner_step': tf.constant(step, tf.int64),
                                       'weights': learner_agent.variables}, replay.POLICY_VARIABLES)
   assert not all(np.array_equal(a.numpy(), b.numpy())

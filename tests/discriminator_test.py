@@ -1,4 +1,4 @@
-"""Discriminator: gradient penalty vs finite differences, spectral norm vs SVD, losses and pairings vs NumPy."""
+"""Discriminator: gradient penalty vs finite differences, spectral norm vs SVD, losses, pairings vs NumPy."""
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -1,9 +1,9 @@
 """A briefly trained tiny agent in the training-run layout, shared by the export / painter / evaluation tests.
 
-`trained_run()` (once per process) builds a tiny conditional grey painter from a small Config, acts a
-batch of real episodes in libmypaint against procedural-stroke targets, applies a few learner updates
-(spiral_tf/learning/learner_step.py: V-trace + WGAN-GP, the learner's own code), and writes the run directory as
-the learner does: config.json and checkpoints/ (agent, discriminator, optimizers, learner_step, frames).
+`trained_run()` (once per process) builds a tiny conditional grey painter from a small Config, acts a batch of
+real episodes in libmypaint against procedural-stroke targets, applies a few learner updates
+(spiral_tf/learning/learner_step.py: V-trace + WGAN-GP, the learner's own code), and writes the run directory
+as the learner does: config.json and checkpoints/ (agent, discriminator, optimizers, learner_step, frames).
 """
 import atexit
 import dataclasses

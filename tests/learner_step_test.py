@@ -182,7 +182,8 @@ def test_a2c_ignores_the_behaviour_policy():
   noise = {'epsilon': tf.constant([0.5, 0.5]), 'half': tf.constant([0, 0])}
   metrics = {}
   for algorithm in ('vtrace', 'a2c'):
-    learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(algorithm=algorithm), jit_compile=False)
+    config = learner_step.LearnerConfig(algorithm=algorithm)
+    learner = learner_step.Learner(agent, d, config, jit_compile=False)
     metrics[algorithm] = {name: learner.gradients(e, real, None, noise)[2]['log_rho_mean'].numpy()
                           for name, e in (('fresh', episodes), ('stale', stale))}
   assert abs(metrics['vtrace']['fresh']) < 1e-5  # The episodes were acted by these very weights.

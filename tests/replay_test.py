@@ -1,9 +1,9 @@
 """spiral_tf/replay/tables.py against a real, in-process Reverb server: the tables' contracts, not log lines.
 
 The server listens on a free port of this process for the seconds of each test (Reverb 0.14 has no host
-option; the `reverb` role narrows it with spiral_tf/distributed/listen.py, which needs a process of its own). What is
-checked: the four tables and their signatures; the queue is FIFO, hands each episode out once and blocks
-writers when full; `fakes` keeps the newest `fakes_size` renders and samples them with replacement; a
+option; the `reverb` role narrows it with spiral_tf/distributed/listen.py, which needs a process of its own).
+What is checked: the four tables and their signatures; the queue is FIFO, hands each episode out once and
+blocks writers when full; `fakes` keeps the newest `fakes_size` renders and samples them with replacement; a
 variables table holds the one newest push; `wait_for_server` waits, and says what it waited for.
 """
 import numpy as np

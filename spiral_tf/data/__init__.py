@@ -14,7 +14,7 @@ Omniglot already is); float pipelines divide by 255. C = 1 (grey, BT.601 luma of
 Usage:
   images = load_images('mnist', 'test', data_dir=flags.data_dir)       # uint8 [10000, 64, 64, 1]
   dataset = real_dataset('celeba', 'train', batch_size=64, channels=3)   # float32 batches for D
-  env = targets.ConditionalTargets(LibMyPaint(use_color=False), load_images('strokes'), seed=0)  # environments/
+  env = targets.ConditionalTargets(LibMyPaint(use_color=False), load_images('strokes'), seed=0)
 """
 from spiral_tf.data import celeba
 from spiral_tf.data import images as _images
@@ -22,8 +22,8 @@ from spiral_tf.data import mnist
 from spiral_tf.data import omniglot
 from spiral_tf.data import scenes
 from spiral_tf.data import strokes
-from spiral_tf.data.locations import CorruptDataError
-from spiral_tf.data.locations import DatasetNotFoundError
+from spiral_tf.data.locations import CorruptDataError  # noqa: F401  (re-exported)
+from spiral_tf.data.locations import DatasetNotFoundError  # noqa: F401  (re-exported)
 
 DATASETS = ('strokes', 'mnist', 'omniglot', 'celeba', 'scenes')
 SPLITS = ('train', 'test')  # celeba also has 'validation'

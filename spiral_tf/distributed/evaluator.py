@@ -1,8 +1,8 @@
 """`--role=evaluator`: scores each new export of a run on held-out targets, into TensorBoard.
 
 It watches `<root_dir>/export` (the learner exports a SavedModel at every checkpoint), and for every new
-learner step paints `eval_targets` held-out targets with that export (spiral_tf/inference/painter.py — exactly what
-a user of the export gets) and logs `eval/agent_mse` (mean squared error per pixel) and `eval/blank_mse`
+learner step paints `eval_targets` held-out targets with that export (spiral_tf/inference/painter.py — exactly
+what a user of the export gets) and logs `eval/agent_mse` (mean squared error per pixel) and `eval/blank_mse`
 (an untouched canvas) under `<root_dir>/tensorboard/eval` (the TensorBoard run `eval`, beside `learner`;
 spiral_tf/dashboard.py), plus a grid of targets and paintings.
 

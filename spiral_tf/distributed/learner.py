@@ -2,23 +2,25 @@
 
 The learner reads whole episodes (`queue`), replayed fakes (`fakes`) and real images through
 `strategy.distribute_datasets_from_function` (Reverb ops run on the host CPU; a queue must not be
-autosharded), runs the XLA-compiled update of spiral_tf/learning/learner_step.py on every replica, pushes the new
-weights to Reverb, logs to TensorBoard and the console, checkpoints every few minutes and at the end, and
+autosharded), runs the XLA-compiled update of spiral_tf/learning/learner_step.py on every replica, pushes the
+new weights to Reverb, logs to TensorBoard and the console, checkpoints every few minutes and at the end, and
 resumes from `root_dir` when it finds a checkpoint there (with the learning rates of the current flags, not
-the ones Adam checkpointed). Each learner step is one policy update and `--d_steps_per_policy_step` D
-updates, each D update on its own batch of real images and of fakes; the D optimizer's step count
-(TensorBoard `d_steps`, checkpointed) is therefore learner steps × that ratio.
+the ones Adam checkpointed). Each learner step is one policy update and `--d_steps_per_policy_step` D updates,
+each D update on its own batch of real images and of fakes; the D optimizer's step count (TensorBoard
+`d_steps`, checkpointed) is therefore learner steps × that ratio.
 
-Robustness: an update whose metrics or weights come out NaN/Inf is undone (spiral_tf/learning/nonfinite.py) and
-logged; after `--max_nonfinite_updates` in a row the learner stops (its process exits with code 3:
-spiral_tf/distributed/roles.py) and checkpoints only the restored, finite state. If the Reverb server goes away (restarted by the supervisor, or a link drops) the
-learner waits for it with backoff, recreates its datasets and retries the weight push instead of crashing.
+Robustness: an update whose metrics or weights come out NaN/Inf is undone (spiral_tf/learning/nonfinite.py)
+and logged; after `--max_nonfinite_updates` in a row the learner stops (its process exits with code 3:
+spiral_tf/distributed/roles.py) and checkpoints only the restored, finite state. If the Reverb server goes
+away (restarted by the supervisor, or a link drops) the learner waits for it with backoff, recreates its
+datasets and retries the weight push instead of crashing.
 
 Usage:
   learner = Learner(config, stop_event)
   reason = learner.run()   # until a stop condition (max frames / steps / minutes) or the stop event
   learner.stopped_by_nonfinite(reason)
-The process around it (signals, the wait for Reverb, exit codes) is `--role=learner` in spiral_tf/distributed/roles.py.
+The process around it (signals, the wait for Reverb, exit codes) is `--role=learner` in
+spiral_tf/distributed/roles.py.
 """
 import os
 import threading
@@ -271,8 +273,8 @@ class Learner:
           f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})',
           flush=True)
     # Kept alive past the return: destroying a Reverb dataset iterator waits for its in-flight samples
-    # (minutes on a busy host); the learner role (spiral_tf/distributed/roles.py) ends the process without destroying
-    # them.
+    # (minutes on a busy host); the learner role (spiral_tf/distributed/roles.py) ends the process without
+    # destroying them.
     self._iterators_at_stop = (episodes, fakes, reals)
     return reason
 

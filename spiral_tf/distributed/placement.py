@@ -1,11 +1,11 @@
 """Where the processes of a `--role=all` run go on this host: how many actor processes, how many
 environments each, and whether the whole run fits in memory.
 
-The configs describe the experiment (the paper's 64 actors per learner); this module decides how it runs
-on the one host `--role=all` is given. The run's environments (`--num_actors` × `--envs_per_actor`) are
-packed into as many local actor processes as the host holds — at most one per core (an actor runs
-TensorFlow on one thread) and as many as the memory budget allows, using the measured footprint of each
-process below — and each process steps its share with one batched policy call (spiral_tf/distributed/actor.py).
+The configs describe the experiment (the paper's 64 actors per learner); this module decides how it runs on
+the one host `--role=all` is given. The run's environments (`--num_actors` × `--envs_per_actor`) are packed
+into as many local actor processes as the host holds — at most one per core (an actor runs TensorFlow on one
+thread) and as many as the memory budget allows, using the measured footprint of each process below — and each
+process steps its share with one batched policy call (spiral_tf/distributed/actor.py).
 No environment is dropped: the shares add up to the requested total. `--local_actors=N` sets the number of
 processes instead. The learner keeps its batch. On a cluster, `--role=actor` is not planned here: each
 process is one actor with `--envs_per_actor` environments, as configured.
@@ -129,7 +129,8 @@ class Plan:
     return self.actor_envs != (self.envs_per_actor,) * self.num_actors
 
   def first_env(self, task: int) -> int:
-    """Index of task `task`'s first environment among the run's (its seeds; see spiral_tf/distributed/roles.py)."""
+    """Index of task `task`'s first environment among the run's (its seeds; see
+    spiral_tf/distributed/roles.py)."""
     return sum(self.actor_envs[:task])
 
   def describe(self) -> str:

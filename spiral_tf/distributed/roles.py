@@ -55,7 +55,8 @@ def _tables(config: config_lib.Config):
   discriminator = components.make_discriminator(config)
   trajectory_spec, fake_spec = components.specs(config)
   return replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
-                            queue_size=config.effective_queue_size, fakes_size=config.effective_fakes_replay_size)
+                            queue_size=config.effective_queue_size,
+                            fakes_size=config.effective_fakes_replay_size)
 
 
 def run_reverb(config: config_lib.Config) -> int:

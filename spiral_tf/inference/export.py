@@ -48,7 +48,8 @@ from spiral_tf import run_dir
 from spiral_tf.inference import export_format
 from spiral_tf.networks import agent as agent_lib
 
-# The names a reader relies on live in spiral_tf/inference/export_format.py (no TensorFlow), shared with the painter.
+# The names a reader relies on live in spiral_tf/inference/export_format.py (no TensorFlow), shared with
+# the painter.
 EXPORT_FORMAT = export_format.FORMAT
 EXPORT_ASSET = export_format.ASSET
 
@@ -119,7 +120,8 @@ class Exporter:
               for k in self._action_keys]
     specs += [tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_h'),
               tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_c')]
-    specs += [tf.TensorSpec([None], tf.int32, name=export_format.prev_action_key(k)) for k in self._action_keys]
+    specs += [tf.TensorSpec([None], tf.int32, name=export_format.prev_action_key(k))
+              for k in self._action_keys]
     return specs
 
   def _flat_state(self, state):

@@ -1,11 +1,11 @@
 """Painting with an exported agent: the Python API behind `launch/paint.py` and `launch/evaluate.py`.
 
-`Painter.from_saved_model(dir)` loads a SavedModel written by spiral_tf/inference/export.py with plain TensorFlow,
-reads the training configuration from its JSON asset and rebuilds the same libmypaint renderer (a model
-trained for another renderer, or whose actions do not fit the rebuilt one, is refused with a clear
+`Painter.from_saved_model(dir)` loads a SavedModel written by spiral_tf/inference/export.py with plain
+TensorFlow, reads the training configuration from its JSON asset and rebuilds the same libmypaint renderer (a
+model trained for another renderer, or whose actions do not fit the rebuilt one, is refused with a clear
 error). `paint` runs whole episodes — the agent acting in the renderer, exactly as an actor does — and
-returns, per sample, the final canvas, every intermediate canvas, the program as raw actions and as
-readable records, and (conditional agents) the target and the mean squared error per pixel.
+returns, per sample, the final canvas, every intermediate canvas, the program as raw actions and as readable
+records, and (conditional agents) the target and the mean squared error per pixel.
 
 Program records (one per step, canvas pixel units, x = column, y = row, origin top-left):
   {"step": 3, "type": "paint", "from": [x, y], "control": [x, y], "to": [x, y], "pressure": 0.6,
@@ -48,7 +48,8 @@ RENDERER = 'libmypaint'
 DECODINGS = ('sample', 'greedy')
 
 
-# The export's contract (spiral_tf/inference/export_format.py); re-exported, as callers catch painter.ModelError.
+# The export's contract (spiral_tf/inference/export_format.py); re-exported, as callers catch
+# painter.ModelError.
 ModelError = export_format.ModelError
 ModelNotFoundError = export_format.ModelNotFoundError
 read_export_metadata = export_format.read_metadata
