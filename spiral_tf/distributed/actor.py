@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Sequence
 
+from absl import logging
 import dm_env
 import numpy as np
 import reverb
@@ -148,8 +149,8 @@ class Actor:
       if now - last_log > log_every_s:
         last_log = now
         step = self._weights.learner_step if self._weights else -1
-        print(f'[actor] episodes {self.episodes}  frames {self.frames}  '
-              f'{self.frames / (now - start):.0f} frames/s  weights from learner step {step}', flush=True)
+        logging.info('[actor] episodes %d  frames %d  %.0f frames/s  weights from learner step %d',
+                     self.episodes, self.frames, self.frames / (now - start), step)
 
   def _write(self, steps, first_core):
     policy_step = np.int64(self._weights.learner_step if self._weights else 0)

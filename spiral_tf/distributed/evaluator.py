@@ -14,6 +14,7 @@ Usage:
 import json
 import threading
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -54,7 +55,7 @@ def evaluate_export(directory, targets, writer, seed=0) -> dict:
 def watch(config: config_lib.Config, stop: threading.Event) -> None:
   """Evaluates every new export of the run until `stop` is set (an unconditional run has no work)."""
   if not config.conditional:
-    print('[evaluator] unconditional run: nothing to reconstruct; the evaluator has no work', flush=True)
+    logging.info('[evaluator] unconditional run: nothing to reconstruct; the evaluator has no work')
     return
   targets = components.load_targets(config, 'test', limit=config.eval_targets)
   writer = tf.summary.create_file_writer(dashboard.eval_log_dir(config.root_dir))

@@ -26,6 +26,7 @@ import os
 import threading
 import time
 
+from absl import logging
 import numpy as np
 import reverb
 import tensorflow as tf
@@ -114,8 +115,8 @@ class Learner:
 
   def _reconnect(self, error):
     """Waits (with backoff) for the Reverb server, then rebuilds the connections; returns the datasets."""
-    print(f'[learner] Reverb at {self._address} unavailable ({type(error).__name__}: '
-          f'{str(error).splitlines()[0] if str(error) else ""}); reconnecting', flush=True)
+    logging.warning('[learner] Reverb at %s unavailable (%s: %s); reconnecting', self._address,
+                    type(error).__name__, str(error).splitlines()[0] if str(error) else '')
     deadline, delay = time.monotonic() + RECONNECT_TIMEOUT_S, 1.0
     while True:
       if self._stop.is_set():
@@ -125,12 +126,12 @@ class Learner:
         self._variables = self._variable_container()
         self._push_weights()  # The restarted server's variable tables are empty.
         datasets = self._datasets()
-        print('[learner] reconnected to Reverb', flush=True)
+        logging.info('[learner] reconnected to Reverb')
         return datasets
       except (TimeoutError, KeyError, *REVERB_ERRORS) as e:
         if time.monotonic() > deadline:
           raise TimeoutError(f'Reverb at {self._address} unreachable for {RECONNECT_TIMEOUT_S:.0f} s') from e
-        print(f'[learner] Reverb still unavailable; retrying in {delay:.0f} s', flush=True)
+        logging.warning('[learner] Reverb still unavailable; retrying in %.0f s', delay)
         self._stop.wait(delay)
         delay = min(2 * delay, 30.0)
 

@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 
+from absl import logging
 import reverb
 import tensorflow as tf
 
@@ -89,7 +90,7 @@ def run_reverb(config: config_lib.Config) -> int:
   stopper.start()
   stopper.join(REVERB_STOP_S)
   if stopper.is_alive():
-    print(f'[reverb] the server did not stop within {REVERB_STOP_S:.0f} s; exiting anyway', flush=True)
+    logging.warning('[reverb] the server did not stop within %.0f s; exiting anyway', REVERB_STOP_S)
     os._exit(EXIT_OK)  # pylint: disable=protected-access
   return EXIT_OK
 
