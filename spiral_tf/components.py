@@ -20,6 +20,7 @@ from environments import libmypaint
 from environments import targets as targets_lib
 from spiral_tf import config as config_lib
 from spiral_tf import data
+from spiral_tf import files
 from spiral_tf import run_dir
 from spiral_tf.learning import learner_step
 from spiral_tf.networks import agent as agent_lib
@@ -136,10 +137,9 @@ def save_config(config: config_lib.Config, root_dir: str) -> str:
   """Writes the run's configuration (read back by export, paint and evaluate)."""
   os.makedirs(root_dir, exist_ok=True)
   path = run_dir.RunDir(root_dir).config_file
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
+  with files.atomic_output(path) as tmp:
+    with open(tmp, 'w') as f:
+      json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
   return path
 
 

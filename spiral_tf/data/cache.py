@@ -15,9 +15,10 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 
 import numpy as np
+
+from spiral_tf import files
 
 CACHE_DIR_ENV = 'SPIRAL_CACHE_DIR'
 DEFAULT_CACHE_DIR = os.path.join('~', '.cache', 'spiral_tf')
@@ -87,13 +88,8 @@ def _read(path):
 def _write(path, array):
   # Write then rename, so readers that do not take the lock never see a partial file.
   try:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-    try:
-      with os.fdopen(fd, 'wb') as f:
+    with files.atomic_output(path) as tmp:
+      with open(tmp, 'wb') as f:
         np.save(f, array, allow_pickle=False)
-      os.replace(tmp, path)
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
   except OSError as e:
     logging.warning('Could not write the cache entry %s (%s)', path, e)
