@@ -94,3 +94,17 @@ def test_concurrent_processes_build_once(tmp_path):
     worker.join(60)
   assert [w.exitcode for w in workers] == [0, 0, 0]
   assert log.read_text() == 'built\n'
+
+
+def test_cached_split_is_the_loaders_key_so_existing_entries_stay_valid(tmp_path):
+  source = tmp_path / 'source.bin'
+  source.write_bytes(b'abc')
+  calls = []
+  key = {'version': 3, 'sources': cache.fingerprint([source]), 'limit': 5}
+  cache.cached('mnist-test', key, _builder(1, calls), str(tmp_path))  # As the loaders used to spell it.
+  images = cache.cached_split('mnist', 'test', [source], _builder(2, calls), version=3, limit=5,
+                              cache_dir=str(tmp_path))
+  assert calls == [1] and images[0, 0] == 1
+  cache.cached_split('mnist', 'test', [source], _builder(3, calls), version=3, limit=6,
+                     cache_dir=str(tmp_path))
+  assert calls == [1, 3]  # Another limit is another entry.

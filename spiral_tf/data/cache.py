@@ -9,6 +9,7 @@ directory only costs the caching.
 
 Usage:
   images = cached('mnist-train', {'version': 1, 'sources': fingerprint(paths)}, decode_fn, cache_dir)
+  images = cached_split('mnist', 'train', paths, decode_fn, version=1, limit=None)   # a loader's split
 """
 import fcntl
 import hashlib
@@ -47,6 +48,16 @@ def fingerprint(paths):
 def cache_path(name, key, cache_dir=None):
   digest = hashlib.sha1(json.dumps([name, key], sort_keys=True, default=str).encode()).hexdigest()
   return os.path.join(resolve_cache_dir(cache_dir), f'{name}-{digest[:16]}.npy')
+
+
+def cached_split(dataset, split, sources, decode, *, version, limit=None, cache_dir=None):
+  """One split of a file-backed loader: `decode()` on a miss, cached as `<dataset>-<split>`.
+
+  The key every such loader uses: its `version`, the fingerprint of its `sources` and `limit`, so a
+  changed source file, a new loader version or another limit decodes again.
+  """
+  key = {'version': version, 'sources': fingerprint(sources), 'limit': limit}
+  return cached(f'{dataset}-{split}', key, decode, cache_dir)
 
 
 def cached(name, key, build, cache_dir=None):
