@@ -2,6 +2,7 @@
 #   make train        — set up, then run the main job on the embedded default (no download)
 #   make test         — set up, then run the test suite
 #   make tensorboard  — set up, then serve the latest run's TensorBoard (RUN=runs/<name>: that run)
+#   make lint         — set up, then check the code with ruff (pyproject.toml; .ci/run runs it first)
 # All install missing Debian packages and build .venv (pinned requirements + this package, whose
 # C extension is compiled against the system libmypaint).
 
@@ -12,13 +13,17 @@ STAMP  := $(VENV)/.installed
 # The pinned pip, setuptools and wheel of requirements.txt (their one place), installed before the rest.
 BUILD_TOOLS := $(shell grep -E '^(pip|setuptools|wheel)==' requirements.txt)
 
-.PHONY: train test tensorboard setup system-deps benchmarks clean
+.PHONY: train test lint tensorboard setup system-deps benchmarks clean
 
 train: setup
 	$(PY) launch/train.py --flagfile=configs/strokes.cfg
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# pyflakes, pycodestyle and Google's import order (pyproject.toml says which rules, and why not `ruff format`).
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # The run under runs/ that logged last, or RUN=<run directory>; port 6006 or the next free one
 # (launch/serve_tensorboard.py).

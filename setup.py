@@ -47,8 +47,11 @@ setuptools.setup(
     version='0.1.0',
     description='SPIRAL: Synthesizing Programs for Images using Reinforced Adversarial Learning (TF2)',
     python_requires='>=3.11,<3.12',
+    # spiral_tf.* covers the sub-packages (networks, learning, replay, distributed, inference, data).
     packages=setuptools.find_packages(include=['spiral_tf', 'spiral_tf.*', 'environments',
                                                'environments.*']),
+    # The bind-address shim is compiled from its source on first use (spiral_tf/distributed/listen.py).
+    package_data={'spiral_tf.distributed': ['listen_shim.c']},
     ext_modules=[mypaint_extension],
     install_requires=STACK,
     extras_require={'test': ['pytest'], 'results': ['matplotlib']},  # results: launch/results.py plots

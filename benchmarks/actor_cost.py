@@ -1,11 +1,11 @@
 r"""CPU cost of one actor frame, as `--role=actor` runs it: renderers + batched policy + Reverb writes.
 
-Sizes a cluster (docs/full_scale.md): frames/s one core delivers = 1 / (CPU-seconds per frame). Builds
-the actor of a training config exactly as the actor role does (spiral_tf/roles.py: one TensorFlow
-thread, `envs_per_actor` environments in lockstep, spiral_tf/actor.py writing whole episodes), except
-that targets are random images (the cost does not depend on them) and the Reverb server runs in this
-process with a queue large enough never to block. For each number of environments it times whole
-episodes of the untrained policy, and the same environments stepped with random actions alone (the
+Sizes a cluster (docs/full_scale.md): frames/s one core delivers = 1 / (CPU-seconds per frame). Builds the
+actor of a training config exactly as the actor role does (spiral_tf/distributed/roles.py: one TensorFlow
+thread, `envs_per_actor` environments in lockstep, spiral_tf/distributed/actor.py writing whole episodes),
+except that targets are random images (the cost does not depend on them) and the Reverb server runs in this
+process with a queue large enough never to block. For each number of environments it times whole episodes of
+the untrained policy, and the same environments stepped with random actions alone (the
 renderer's share). CPU time is the process's (server included); unlike wall time it hardly moves when
 other jobs share the machine.
 
@@ -16,18 +16,15 @@ The last printed line is one JSON object.
 import json
 import os
 import resource
-import sys
 import time
 
 from absl import app
 from absl import flags
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-# pylint: disable=g-import-not-at-top
 from spiral_tf import config as config_lib
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TensorFlow loads (lazily, in measure).
 
 config_lib.define_flags()
 flags.DEFINE_list('envs', ['1', '16'], 'Environments per actor to measure (overrides --envs_per_actor).')
@@ -56,9 +53,10 @@ def _random_steps(envs, steps, rng):
 def measure(config, k, episodes, rng):
   import reverb
   import tensorflow as tf
-  from spiral_tf import actor as actor_lib
+
   from spiral_tf import components
-  from spiral_tf import replay
+  from spiral_tf.distributed import actor as actor_lib
+  from spiral_tf.replay import tables as replay
 
   shape = (256, config.canvas_width, config.canvas_width, config.channels)
   targets = rng.integers(0, 256, size=shape, dtype=np.uint8)
@@ -67,7 +65,8 @@ def measure(config, k, episodes, rng):
   discriminator = components.make_discriminator(config)
   trajectory_spec, fake_spec = components.specs(config)
   tables = replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
-                              queue_size=k * (episodes + 1) + 1, fakes_size=max(config.effective_fakes_replay_size, k))
+                              queue_size=k * (episodes + 1) + 1,
+                              fakes_size=max(config.effective_fakes_replay_size, k))
   server = reverb.Server(tables, port=None)
   try:
     client = reverb.Client(f'localhost:{server.port}')
@@ -100,7 +99,8 @@ def main(argv):
   rng = np.random.default_rng(0)
   load = os.getloadavg()[0]
   print(f'{config.environment}, {config.network_size} network, episode_length {config.episode_length}, '
-        f'{config.channels} channel(s), conditional={config.conditional}; load average {load:.2f}', flush=True)
+        f'{config.channels} channel(s), conditional={config.conditional}; load average {load:.2f}',
+        flush=True)
   results = {'environment': config.environment, 'network_size': config.network_size,
              'episode_length': config.episode_length, 'load_average_start': load, 'actors': []}
   for k in [int(x) for x in FLAGS.envs]:
@@ -110,7 +110,8 @@ def main(argv):
           f'{entry["actor_cpu_ms_per_frame"]:7.2f} CPU-ms/frame ({entry["frames_per_cpu_second"]:6.1f} '
           f'frames per CPU-second); renderer alone {entry["renderer_cpu_ms_per_frame"]:.3f} CPU-ms/frame',
           flush=True)
-  # Peak resident memory of this process (one actor + its in-process server): what a core's actor costs in RAM.
+  # Peak resident memory of this process (one actor + its in-process server): what a core's actor costs in
+  # RAM.
   results['max_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   results['load_average_end'] = os.getloadavg()[0]
   print(f'peak resident memory {results["max_rss_mb"]:.0f} MB', flush=True)

@@ -15,18 +15,15 @@ The last printed line is one JSON object.
 """
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
 import dm_env
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-# pylint: disable=g-import-not-at-top
 from spiral_tf import config as config_lib
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TensorFlow loads (lazily, below).
 
 config_lib.define_flags()
 FLAGS = flags.FLAGS
@@ -62,6 +59,7 @@ def random_episodes(trajectory_spec, action_spec, batch, rng):
 
 def count(config, rng) -> dict:
   import tensorflow as tf
+
   from spiral_tf import components
   action_spec, observation_spec = components.environment_specs(config)
   agent = components.make_agent(config)
@@ -98,7 +96,8 @@ def main(argv):
             'conditional': config.conditional, 'batch_size': config.batch_size}
   result.update(count(config, np.random.default_rng(0)))
   print(f'{config.dataset} ({config.environment}, {config.network_size}, L={config.episode_length}, '
-        f'{config.channels} ch, batch {config.batch_size}): policy {result["policy_flops_per_frame"] / 1e6:.1f} '
+        f'{config.channels} ch, batch {config.batch_size}): '
+        f'policy {result["policy_flops_per_frame"] / 1e6:.1f} '
         f'MFLOP/frame; learner {result["learner_flops_per_step"] / 1e9:.1f} GFLOP/step '
         f'({result["frames_per_learner_step"]} frames, {result["learner_flops_per_frame"] / 1e6:.0f} '
         f'MFLOP/frame)', flush=True)

@@ -9,14 +9,11 @@ the costs do not depend on them. The last line printed is one JSON object.
 """
 import json
 import os
-import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_enum('network_size', 'deepmind', ['tiny', 'deepmind'], 'Agent size.')
 flags.DEFINE_integer('episode_length', 20, 'Episode length (L − 1 strokes).')
@@ -39,11 +36,12 @@ def main(argv):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from spiral_tf import export  # pylint: disable=g-import-not-at-top
-  from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import export  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
 
   tf.config.optimizer.set_experimental_options({'remapping': False})
   figures = {'network_size': FLAGS.network_size, 'episode_length': FLAGS.episode_length,

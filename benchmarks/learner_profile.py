@@ -29,16 +29,16 @@ import time
 from absl import app
 from absl import flags
 import dm_env
+import network_throughput  # benchmarks/ (this script's directory) is on sys.path.
 import numpy as np
 import tensorflow as tf
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-import network_throughput  # benchmarks/ (this script's directory) is on sys.path.
-from spiral_tf import agent as agent_lib
 from spiral_tf import components
 from spiral_tf import config as config_lib
-from spiral_tf import discriminator as d_lib
-from spiral_tf import learner_step
+from spiral_tf.learning import learner_step
+from spiral_tf.networks import agent as agent_lib
+from spiral_tf.networks import discriminator as d_lib
 
 # --sizes, --batch_size and --episode_length are network_throughput.py's flags (imported with it), so
 # both scripts measure the same computations.
@@ -138,7 +138,8 @@ def summarise(title, seconds, ops, calls, top):
     print(f'  {"by " + label:52s} {"ms/call":>9s} {"share":>7s} {"ops/call":>9s}')
     for key, (t, n) in rows:
       print(f'  {key:52s} {ms(t):9.2f} {t / total:7.1%} {n / calls:9.0f}')
-    result[label] = {key: {'ms': ms(t), 'share': t / total, 'ops_per_call': n / calls} for key, (t, n) in rows}
+    result[label] = {key: {'ms': ms(t), 'share': t / total, 'ops_per_call': n / calls}
+                     for key, (t, n) in rows}
   return result
 
 
@@ -173,7 +174,8 @@ def main(argv):
     update, noise = tf.function(learner.update), learner.draw_noise(batch)
     seconds, ops = profile(lambda: update(episodes, real, None, noise)['d_loss'].numpy(), FLAGS.calls)  # pylint: disable=cell-var-from-loop
     results[size]['learner'] = summarise(
-        f'[{size}] learner update, {batch}×{length - 1} frames ({batch * (length - 1) / seconds:.0f} frames/s '
+        f'[{size}] learner update, {batch}×{length - 1} frames '
+        f'({batch * (length - 1) / seconds:.0f} frames/s '
         'under the profiler)', seconds, ops, FLAGS.calls, FLAGS.top)
   print(json.dumps(results))
 

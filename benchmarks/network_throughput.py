@@ -21,7 +21,6 @@ The last printed line is one JSON object.
 """
 import json
 import os
-import sys
 import time
 
 from absl import app
@@ -30,14 +29,11 @@ import dm_env
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'tests'))
-
-# pylint: disable=g-import-not-at-top
-from spiral_tf import agent as agent_lib
-from spiral_tf import discriminator as d_lib
-from spiral_tf import learner_step
-import network_fixtures
+from spiral_tf import components
+from spiral_tf import config as config_lib
+from spiral_tf.learning import learner_step
+from spiral_tf.networks import agent as agent_lib
+from spiral_tf.networks import discriminator as d_lib
 
 flags.DEFINE_list('sizes', ['tiny', 'deepmind'], 'Agent/discriminator sizes to measure.')
 flags.DEFINE_list('policy_batches', ['1', '16', '64'], 'Batch sizes of the policy step.')
@@ -48,7 +44,7 @@ flags.DEFINE_list('learner_modes', ['graph', 'xla'], 'graph: tf.function (TF ker
                   'xla: tf.function(jit_compile=True).')
 flags.DEFINE_float('policy_seconds', 3.0, 'Time spent measuring each policy batch size.')
 flags.DEFINE_list('precisions', ['float32'], 'Compute precisions to measure side by side '
-                  '(spiral_tf/precision.py): float32, mixed_bfloat16.')
+                  '(spiral_tf/networks/precision.py): float32, mixed_bfloat16.')
 flags.DEFINE_bool('conv_paths', True, 'Also time single convolutions, TF kernels vs XLA (off: quicker).')
 FLAGS = flags.FLAGS
 
@@ -109,7 +105,8 @@ def conv_paths(peak, batch=256, width=32, channels=32):
       tf.nest.map_structure(lambda t: t.numpy(), compiled())
       seconds, _ = _timed(compiled, min_seconds=1.0)
       result[f'{name} [{mode}]'] = flops / seconds
-      print(f'  {name:44s} {mode:5s} {flops / seconds / 1e9:7.1f} GFLOP/s  {flops / seconds / peak:6.1%} of peak',
+      print(f'  {name:44s} {mode:5s} {flops / seconds / 1e9:7.1f} GFLOP/s  '
+            f'{flops / seconds / peak:6.1%} of peak',
             flush=True)
   return result
 
@@ -118,6 +115,15 @@ def graph_flops(concrete_function):
   options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
   options['output'] = 'none'
   return tf.compat.v1.profiler.profile(concrete_function.graph, options=options).total_float_ops
+
+
+def _random_observation(observation_spec, batch, rng):
+  """A batched observation: random canvases, targets and noise; every sub-action had an effect."""
+  width, _, channels = observation_spec['canvas'].shape
+  return {'canvas': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
+          'target': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
+          'action_mask': {k: np.ones(batch, np.float32) for k in observation_spec['action_mask']},
+          'noise_sample': rng.normal(size=(batch, 10)).astype(np.float32)}
 
 
 def _episodes(action_spec, observation_spec, batch, length, lstm_size, rng):
@@ -147,8 +153,9 @@ def _episodes(action_spec, observation_spec, batch, length, lstm_size, rng):
 
 
 def measure(size, peak, rng, precision='float32'):
-  action_spec, observation_spec = network_fixtures.painter_specs(
-      grid=32, width=64, channels=3, use_color=True, conditional=True)
+  # The CelebA painter's specs (configs/celeba.cfg: 64², grid 32, colour, pressure, 6 brush sizes).
+  action_spec, observation_spec = components.environment_specs(
+      config_lib.Config(canvas_width=64, grid_width=32, use_color=True, use_pressure=True, conditional=True))
   agent = agent_lib.Agent(action_spec, observation_spec, size=size, conditional=True, precision=precision)
   d = d_lib.Discriminator(size, input_shape=[64, 64, 6], precision=precision)
   if precision != 'float32':
@@ -159,7 +166,7 @@ def measure(size, peak, rng, precision='float32'):
 
   step = tf.function(agent.step)
   for batch in [int(b) for b in FLAGS.policy_batches]:
-    obs = network_fixtures.random_observation(observation_spec, batch, rng)
+    obs = _random_observation(observation_spec, batch, rng)
     obs = tf.nest.map_structure(tf.constant, obs)
     step_type = tf.fill([batch], int(dm_env.StepType.MID))
     state = agent.initial_state(batch)
@@ -195,9 +202,9 @@ def measure(size, peak, rng, precision='float32'):
       result['flops_per_step'] = graph_flops(
           tf.function(learner.gradients).get_concrete_function(episodes, real, None, noise))
     flops = result['flops_per_step']
-    result['learner_' + mode] = {'frames_per_s': frames / seconds, 's_per_step': seconds, 'steps_timed': calls,
-                                 'first_call_s': compile_s, 'flops_per_s': flops / seconds,
-                                 'fraction_of_peak': flops / seconds / peak}
+    result['learner_' + mode] = {'frames_per_s': frames / seconds, 's_per_step': seconds,
+                                 'steps_timed': calls, 'first_call_s': compile_s,
+                                 'flops_per_s': flops / seconds, 'fraction_of_peak': flops / seconds / peak}
     print(f'[{size}] learner ({mode}) {batch}×{length - 1}: {frames / seconds:8.1f} frames/s  '
           f'{seconds:6.2f} s/step (first call {compile_s:.0f} s)  {flops / 1e9:7.1f} GFLOP/step  '
           f'{flops / seconds / 1e9:6.1f} GFLOP/s  {flops / seconds / peak:6.1%} of peak', flush=True)
@@ -227,7 +234,8 @@ def main(argv):
   peak = max(peaks)
   results['matmul_peak_flops'] = peak
   results['matmul_peaks_measured'] = peaks
-  print(f'matmul peak: {", ".join(f"{p / 1e9:.0f}" for p in peaks)} GFLOP/s over the run (best {peak / 1e9:.0f}); '
+  print(f'matmul peak: {", ".join(f"{p / 1e9:.0f}" for p in peaks)} GFLOP/s over the run '
+        f'(best {peak / 1e9:.0f}); '
         f'load average at the end {os.getloadavg()[0]:.2f}')
   print('summary (fractions of the best matmul peak):')
   for size in labels:

@@ -28,7 +28,8 @@ import time
 import numpy as np
 
 from environments import mujoco_scenes  # pylint: disable=g-bad-import-order  # selects EGL first
-from environments.mujoco_scenes import MujocoScenes, SceneObject
+from environments.mujoco_scenes import MujocoScenes
+from environments.mujoco_scenes import SceneObject
 
 mujoco = mujoco_scenes.mujoco
 

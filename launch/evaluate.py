@@ -2,10 +2,10 @@ r"""Evaluates an exported agent's reconstructions on the held-out split against 
 
   python launch/evaluate.py --model=runs/strokes/export --num_targets=100 --num_samples=4 --grid=grid.png
 
-Loads the first --num_targets images of the held-out split (--split, default test) of the dataset the
-agent was trained on (--data_dir overrides the run's), paints each with the agent under each of
---decodings, and with greedy search over random strokes given the same number of renders
-(spiral_tf/evaluation.py), and prints the mean squared error per pixel of both (and of a blank canvas):
+Loads the first --num_targets images of the held-out split (--split, default test) of the dataset the agent
+was trained on (--data_dir overrides the run's), paints each with the agent under each of --decodings, and
+with greedy search over random strokes given the same number of renders (spiral_tf/inference/evaluation.py),
+and prints the mean squared error per pixel of both (and of a blank canvas):
   sample     one episode per target, actions sampled from the policy (as in training);
   greedy     one episode per target, arg-max actions;
   best_of_n  --num_samples sampled episodes per target, the closest counts (skipped when it is 1).
@@ -14,13 +14,10 @@ one JSON object: the first decoding's figures at the top level, every decoding's
 Exit status 0, or 1 with a message on bad input.
 """
 import json
-import os
 import sys
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_string('model', None, 'Exported SavedModel directory (e.g. <root_dir>/export).')
 flags.DEFINE_integer('num_targets', 100, 'How many held-out targets (the first ones of the split).')
@@ -56,10 +53,11 @@ def main(argv):
   if not decodings:
     return _fail('--decodings=best_of_n needs --num_samples > 1')
   import dataclasses  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
-  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
 
   try:
     metadata = painter_lib.read_export_metadata(FLAGS.model)

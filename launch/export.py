@@ -4,7 +4,7 @@ r"""Exports a training run's agent as a SavedModel that plain TensorFlow can loa
   python launch/export.py --root_dir=runs/celeba --export_dir=/models/celeba --checkpoint=PATH
 
 Reads `<root_dir>/config.json` and the latest checkpoint in `<root_dir>/checkpoints/` (or --checkpoint),
-and writes the export atomically (spiral_tf/export.py describes its signatures). The learner exports
+and writes the export atomically (spiral_tf/inference/export.py describes its signatures). The learner exports
 after every checkpoint as well. Exit status: 0 on success, 1 with a message on bad input.
 """
 import os
@@ -13,8 +13,7 @@ import sys
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from spiral_tf import run_dir  # pylint: disable=g-import-not-at-top,wrong-import-position  (no TensorFlow)
+from spiral_tf import run_dir  # No TensorFlow: the flags are checked before it loads.
 
 flags.DEFINE_string('root_dir', None, 'Training run directory (config.json, checkpoints/).')
 flags.DEFINE_string('export_dir', None, 'Where to write the SavedModel (default: <root_dir>/export).')
@@ -38,7 +37,7 @@ def main(argv):
   if not run_dir.RunDir(FLAGS.root_dir).is_run():
     return _fail(f'--root_dir={FLAGS.root_dir} has no config.json: is it a training run directory?')
   from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from spiral_tf import export  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import export  # pylint: disable=g-import-not-at-top
   try:
     path = export.export_from_checkpoint(FLAGS.root_dir, FLAGS.export_dir, FLAGS.checkpoint)
   except (FileNotFoundError, export.ExportError, config_lib.ConfigError, ValueError, TypeError) as e:

@@ -7,16 +7,11 @@ Scene i depends only on (--seed, i) and its split only on i (environments/scenes
 the set is reproducible. Takes about 1.5 ms per scene on one core (≈ 75 s and ≈ 20 MB for 50k).
 --grid_png also saves the first --grid_rows × --grid_cols training scenes as one image.
 """
-import os
 import sys
 import time
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 
 from environments import scenes_dataset

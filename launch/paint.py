@@ -9,7 +9,7 @@ the training data was. Unconditional agents take no target; they paint --num_sam
 Outputs (written only after the whole painting succeeded, each via a temporary file and a rename):
   --out       the final canvas at the agent's resolution (PNG)
   --scale=k   also `<out>_x<k>.png`: the same program re-rendered k× larger (DeepMind's notebook: 8)
-  --program   the program as JSON: one readable record per step (spiral_tf/painter.py), replayable
+  --program   the program as JSON: one readable record per step (spiral_tf/inference/painter.py), replayable
   --strokes   a GIF of the canvas after every step (k× larger with --scale, else 4×)
 With --num_samples=N > 1 every output name gets `_<i>` before its extension.
 Exit status 0, or 1 with a message on bad input (missing model, unreadable image, wrong renderer).
@@ -20,8 +20,6 @@ import sys
 
 from absl import app
 from absl import flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_string('model', None, 'Exported SavedModel directory (e.g. <root_dir>/export).')
 flags.DEFINE_string('target', None, 'Image to reconstruct (conditional agents).')
@@ -62,8 +60,8 @@ def main(argv):
     return _fail(f'--num_samples={FLAGS.num_samples} must be at least 1')
   if FLAGS.scale is not None and not 1 <= FLAGS.scale <= 64:
     return _fail(f'--scale={FLAGS.scale} must be between 1 and 64')
-  from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
 
   # Everything that can fail on bad input happens before TensorFlow is imported and before any output.
   try:

@@ -9,9 +9,9 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
       digits (mean ± s.e.) under sampled, greedy and best-of-4 decoding, the blank canvas, greedy search
       with the same renders (N = 1 and N = 4), and the issue's targets checked.
   r2  unconditional MNIST: configs/reproductions/mnist_unconditional.cfg, 3,000,000 frames. Report: 1,000
-      samples scored by a small CNN trained here on MNIST train (spiral_tf/digit_score.py) — mean max-softmax
-      confidence and the number of classes holding ≥ 2 % of samples — beside the same figures for real
-      test digits.
+      samples scored by a small CNN trained here on MNIST train (spiral_tf/inference/digit_score.py) — mean
+      max-softmax confidence and the number of classes holding ≥ 2 % of samples — beside the same figures for
+      real test digits.
   r3  the quick start: configs/strokes.cfg (what `make train` runs) and its ablation with a constant policy
       learning rate (reproductions/strokes_constant_lr.cfg). Report: held-out MSE on the procedural-strokes
       test targets, greedy and sampled decoding, against the blank canvas (target ≤ 0.7×, greedy).
@@ -34,7 +34,6 @@ from absl import app
 from absl import flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 # Reproduction → its configs (configs/<path>.cfg).
 REPRODUCTIONS = {
@@ -112,8 +111,9 @@ SNAPSHOT_POLL_SECONDS = 30
 def snapshot_exports(run_dirs):
   """Copies each run's current export into its export history if that learner step is not there yet."""
   import shutil  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
   for directory in run_dirs:
     export = components.export_dir(directory)
     try:
@@ -163,7 +163,7 @@ class Run:
   def __init__(self, config, seed):
     from spiral_tf import components  # pylint: disable=g-import-not-at-top
     from spiral_tf import dashboard  # pylint: disable=g-import-not-at-top
-    from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+    from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
     self.name, self.seed, self.dir = _name(config), seed, run_dir(config, seed)
     self.export = components.export_dir(self.dir)
     with open(os.path.join(self.dir, 'config.json')) as f:
@@ -185,7 +185,7 @@ class Run:
     return float(np.median(values[len(values) * 2 // 3:])) if values else None
 
   def painter(self):
-    from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+    from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
     return painter_lib.Painter.from_saved_model(self.export)
 
 
@@ -257,7 +257,7 @@ def _stats(values):
 
 def _reconstruction_figures(runs, targets, baselines):
   """Held-out MSE of each run under each decoding, greedy search and the blank canvas (same targets)."""
-  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
   figures, results = {}, {}
   for run in runs:
     painter = run.painter()
@@ -284,6 +284,7 @@ def _reconstruction_figures(runs, targets, baselines):
 
 def report_r1():
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   runs = [Run(c, s) for c, s in _runs('r1')]
   config = components.load_config(runs[0].dir)
@@ -338,15 +339,17 @@ def report_r1():
       'normaliser_std_last_third_median': r.last_third_median('diagnostics/normaliser_std')}
       for r in runs},
           'summary': summary, 'search': search, 'blank': blank, 'num_targets': len(targets),
-          'targets_met': targets_met, 'figures': {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}}
+          'targets_met': targets_met,
+          'figures': {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}}
 
 
 def report_r2():
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import data  # pylint: disable=g-import-not-at-top
-  from spiral_tf import digit_score  # pylint: disable=g-import-not-at-top
-  from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf import painter as painter_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import digit_score  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
   out = {'runs': {}}
   classifier = digit_score.train_classifier(FLAGS.data_dir)
   reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[:FLAGS.num_samples]
@@ -367,10 +370,12 @@ def report_r2():
     history = []
     for step, export in export_history(run.dir):
       painter = painter_lib.Painter.from_saved_model(export)
-      canvases = np.stack([p.canvas for p in painter.paint(None, num_samples=FLAGS.num_curve_samples, seed=0)])
+      paintings = painter.paint(None, num_samples=FLAGS.num_curve_samples, seed=0)
+      canvases = np.stack([p.canvas for p in paintings])
       history.append(dict(digit_score.score(classifier.model, canvases), frames=step * run.frames_per_step))
       print(f'[reproduce] r2 {key} at {history[-1]["frames"]:,} frames: confidence '
-            f'{history[-1]["mean_confidence"]:.3f}, {history[-1]["classes_with_2_percent"]} classes', flush=True)
+            f'{history[-1]["mean_confidence"]:.3f}, {history[-1]["classes_with_2_percent"]} classes',
+            flush=True)
     out['runs'][key]['history'] = [{k: h[k] for k in ('frames', 'mean_confidence', 'classes_with_2_percent',
                                                       'class_fractions')} for h in history]
     label = f'{LABELS.get(run.name, run.name)}, seed {run.seed}'
@@ -379,7 +384,8 @@ def report_r2():
                                 [h['classes_with_2_percent'] for h in history])
   frames = max((max(c[0] or [0]) for c in curves['confidence'].values()), default=0)
   curves['confidence']['real test digits'] = ([0, frames], [out['real_test_digits']['mean_confidence']] * 2)
-  curves['classes']['real test digits'] = ([0, frames], [out['real_test_digits']['classes_with_2_percent']] * 2)
+  curves['classes']['real test digits'] = ([0, frames],
+                                           [out['real_test_digits']['classes_with_2_percent']] * 2)
   figures['r2_confidence'] = plot_curves(
       curves['confidence'], _figure('r2_confidence'),
       f'Unconditional MNIST: classifier confidence ({FLAGS.num_curve_samples} samples)', 'mean max-softmax')
@@ -407,8 +413,9 @@ def report_r2():
 def report_strokes(reproduction):
   """r3's report (and the precision comparison's): held-out MSE on strokes targets, curves, frames/s."""
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  from spiral_tf import evaluation  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
   out = {'runs': {}}
   runs = [Run(config, seed) for config, seed in _runs(reproduction)]
   for run in runs:
@@ -425,7 +432,8 @@ def report_strokes(reproduction):
         'target_met (greedy ≤ 0.7 × blank)': float(result.agent_mse.mean()) <= 0.7 * blank,
         'num_targets': len(targets), 'entropy_last_third_median': run.last_third_median('entropy'),
         'learner_frames_per_s_median': float(np.median(run.curve('frames_per_s')[1] or [np.nan]))}
-    print(f'[reproduce] {reproduction} {run.name} seed {run.seed}: {out["runs"][f"{run.name}-seed{run.seed}"]}',
+    print(f'[reproduce] {reproduction} {run.name} seed {run.seed}: '
+          f'{out["runs"][f"{run.name}-seed{run.seed}"]}',
           flush=True)
   figures = {}
   for tag, title, ylabel, name, smooth in (
@@ -446,7 +454,7 @@ def report() -> int:
   if os.path.exists(path):
     with open(path) as f:
       results = json.load(f)
-  from spiral_tf import image_io  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
   reporters = {'r1': report_r1, 'r2': report_r2, 'r3': lambda: report_strokes('r3'),
                'precision': lambda: report_strokes('precision')}
   reported = 0

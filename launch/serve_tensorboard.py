@@ -19,11 +19,9 @@ import sys
 from absl import app
 from absl import flags
 
+from spiral_tf import dashboard
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from spiral_tf import dashboard  # pylint: disable=g-import-not-at-top,wrong-import-position
-
 flags.DEFINE_string('run', None, 'A run directory (with tensorboard/), or any directory holding TensorBoard '
                     'logs; default: the run under --runs_dir that logged last.')
 flags.DEFINE_string('runs_dir', os.path.join(ROOT, 'runs'), 'Where to look for the latest run.')

@@ -25,14 +25,13 @@ import sys
 from absl import app
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from spiral_tf import config as config_lib
+from spiral_tf.distributed import console
+
 # TensorFlow's C++ info and warning lines (grappler, oneDNN, CUDA probing) drown the progress lines;
 # an explicit --verbosity sets the level instead (below), unless the environment already does.
 _TF_CPP_LEVEL_GIVEN = 'TF_CPP_MIN_LOG_LEVEL' in os.environ
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-from spiral_tf import console  # pylint: disable=g-import-not-at-top
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TensorFlow loads (lazily, in main).
 
 config_lib.define_flags()
 FLAGS = flags.FLAGS
@@ -52,8 +51,8 @@ def main(argv):
     os.environ['TF_CPP_MIN_LOG_LEVEL'] = console.tf_cpp_min_log_level(FLAGS.verbosity)
   if role == 'all':
     # pylint: disable=g-import-not-at-top
-    from spiral_tf import placement
-    from spiral_tf import supervisor
+    from spiral_tf.distributed import placement
+    from spiral_tf.distributed import supervisor
     jit, note = placement.learner_jit(config.jit_compile, FLAGS['jit_compile'].present, config.strategy,
                                       placement.has_accelerator())
     learner_flags = () if jit == config.jit_compile else (f'--jit_compile={str(jit).lower()}',)
@@ -71,7 +70,7 @@ def main(argv):
     print(f'train.py: --role={role} needs --reverb_address=host:port', file=sys.stderr)
     return 2
   # TensorFlow is imported only from here on, in the process of one role.
-  from spiral_tf import roles  # pylint: disable=g-import-not-at-top
+  from spiral_tf.distributed import roles  # pylint: disable=g-import-not-at-top
   return roles.run(role, config, task=FLAGS.task)
 
 

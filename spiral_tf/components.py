@@ -10,18 +10,22 @@ Usage:
   discriminator = make_discriminator(config)
   trajectory_spec, fake_spec = specs(config)    # the Reverb tables' signatures
 """
+import dataclasses
 import json
 import os
 
 import dm_env
 
-from spiral_tf import agent as agent_lib
+from environments import libmypaint
+from environments import targets as targets_lib
 from spiral_tf import config as config_lib
-from spiral_tf import discriminator as discriminator_lib
+from spiral_tf import data
+from spiral_tf import files
 from spiral_tf import run_dir
-from spiral_tf import trajectory
-from spiral_tf.data import targets as targets_lib
-
+from spiral_tf.learning import learner_step
+from spiral_tf.networks import agent as agent_lib
+from spiral_tf.networks import discriminator as discriminator_lib
+from spiral_tf.replay import trajectory
 
 
 def export_dir(root_dir: str) -> str:
@@ -32,8 +36,8 @@ def export_dir(root_dir: str) -> str:
 def make_renderer(config: config_lib.Config, seed: int | None = None) -> dm_env.Environment:
   """The bare renderer (no targets), as configured."""
   if config.environment == 'libmypaint':
-    from environments import libmypaint  # pylint: disable=g-import-not-at-top
     return libmypaint.LibMyPaint(**config.libmypaint_settings(), seed=seed)
+  # Lazy: MuJoCo picks its GL backend when imported, and only scene runs load it.
   from environments import mujoco_scenes  # pylint: disable=g-import-not-at-top
   return mujoco_scenes.MujocoScenes(episode_length=config.episode_length,
                                     image_width=config.canvas_width, seed=seed)
@@ -50,21 +54,18 @@ def dataset_options(config: config_lib.Config) -> dict:
 
 def load_targets(config: config_lib.Config, split: str, limit: int | None = None):
   """The dataset's images (uint8 [N, 64, 64, C], ink on white) for the given split."""
-  from spiral_tf import data  # pylint: disable=g-import-not-at-top
   return data.load_images(config.dataset, split=split, data_dir=config.data_dir, channels=config.channels,
                           limit=limit, **dataset_options(config))
 
 
 def real_dataset(config: config_lib.Config, batch_size: int):
   """Endless float32 batches of real training images for D."""
-  from spiral_tf import data  # pylint: disable=g-import-not-at-top
   return data.real_dataset(config.dataset, 'train', batch_size, data_dir=config.data_dir,
                            channels=config.channels, seed=config.seed, **dataset_options(config))
 
 
 def make_learner_update(config: config_lib.Config, agent, discriminator, strategy):
-  """The compiled update of policy, critic and D (spiral_tf/learner_step.py); call in strategy scope."""
-  from spiral_tf import learner_step  # pylint: disable=g-import-not-at-top
+  """The compiled update of policy, critic and D (spiral_tf/learning/learner_step.py), in strategy scope."""
   settings = learner_step.LearnerConfig(
       reward=config.reward, discount=config.effective_discount,
       conditioning=config.d_conditioning if config.conditional else 'none', d_loss=config.d_loss,
@@ -98,12 +99,11 @@ def environment_specs(config: config_lib.Config) -> tuple:
   The renderers and ConditionalTargets build their own specs with the same functions, so these are the
   specs every process's environment has (tests/components_test.py compares them).
   """
-  # pylint: disable=g-import-not-at-top  (each renderer loads its own engine: libmypaint or MuJoCo)
   if config.environment == 'libmypaint':
-    from environments import libmypaint
     action_spec, renderer_spec = libmypaint.specs_of(**config.libmypaint_settings())
   else:
-    from environments import mujoco_scenes
+    # Lazy: MuJoCo picks its GL backend when imported, and only scene runs load it.
+    from environments import mujoco_scenes  # pylint: disable=g-import-not-at-top
     action_spec, renderer_spec = mujoco_scenes.specs_of(config.episode_length, config.canvas_width)
   target_shape = renderer_spec['canvas'].shape if config.conditional else None
   return action_spec, targets_lib.observation_spec(renderer_spec, target_shape)
@@ -122,7 +122,8 @@ def make_agent(config: config_lib.Config, precision: str = 'float32') -> agent_l
                          conditional=config.conditional, precision=precision)
 
 
-def make_discriminator(config: config_lib.Config, precision: str = 'float32') -> discriminator_lib.Discriminator:
+def make_discriminator(config: config_lib.Config,
+                       precision: str = 'float32') -> discriminator_lib.Discriminator:
   """D on renders, or on (render, target) channel pairs when conditional; built (variables exist)."""
   channels = config.channels * (2 if config.conditional else 1)
   return discriminator_lib.Discriminator(
@@ -140,13 +141,11 @@ def specs(config: config_lib.Config):
 
 def save_config(config: config_lib.Config, root_dir: str) -> str:
   """Writes the run's configuration (read back by export, paint and evaluate)."""
-  import dataclasses  # pylint: disable=g-import-not-at-top
   os.makedirs(root_dir, exist_ok=True)
   path = run_dir.RunDir(root_dir).config_file
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
+  with files.atomic_output(path) as tmp:
+    with open(tmp, 'w') as f:
+      json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
   return path
 
 

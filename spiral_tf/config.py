@@ -24,7 +24,7 @@ ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator')
 # IMPALA's schedule (Espeholt et al. 2018): the policy learning rate falls linearly to 0 at --max_frames.
 LEARNING_RATE_DECAYS = ('none', 'linear')
 REWARD_NORMALISATIONS = ('none', 'std', 'standardise')  # spiral_tf/normalisation.py.
-PRECISIONS = ('float32', 'mixed_bfloat16')  # spiral_tf/precision.py.
+PRECISIONS = ('float32', 'mixed_bfloat16')  # spiral_tf/networks/precision.py.
 # SPIRAL++'s per-step reward needs γ < 1 to assign credit (with γ = 1 the return of every step is the
 # final score, the SPIRAL reward plus a state baseline); the paper searched γ ∈ [0, 0.99].
 SPIRAL_PP_DISCOUNT = 0.9

@@ -91,8 +91,9 @@ def layout() -> layout_pb2.Layout:
 
 def write_layout(writer, step: int = 0) -> None:
   """Writes the layout into `writer`'s run; TensorBoard shows it in the Custom Scalars tab."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  # Lazy: launch/serve_tensorboard.py finds a run's logs through this module without loading TensorFlow.
   from tensorboard.plugins.custom_scalar import metadata  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   with writer.as_default():
     tf.summary.write(metadata.CONFIG_SUMMARY_TAG, tf.constant(layout().SerializeToString()), step=step,
                      metadata=metadata.create_summary_metadata().SerializeToString())

@@ -2,10 +2,10 @@
 
   config.json           the run's Config (the learner writes it; export, paint and evaluate read it back)
   checkpoints/          the learner's tf.train checkpoints (a run resumes from the latest)
-  export/               the latest SavedModel (spiral_tf/export.py), swapped into place atomically
+  export/               the latest SavedModel (spiral_tf/inference/export.py), swapped into place atomically
   tensorboard/          one sub-directory per writer: learner/, eval/ (spiral_tf/dashboard.py)
-  logs/<role>.log       the output of every role `--role=all` supervises (spiral_tf/supervisor.py)
-  reverb_checkpoints/   the Reverb server's checkpoint directory (spiral_tf/roles.py)
+  logs/<role>.log       the output of every role `--role=all` supervises (spiral_tf/distributed/supervisor.py)
+  reverb_checkpoints/   the Reverb server's checkpoint directory (spiral_tf/distributed/roles.py)
 
 Imports nothing heavy: the supervisor, which must not load TensorFlow, and the CLIs' cheap checks use it.
 

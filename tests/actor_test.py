@@ -1,7 +1,8 @@
-"""spiral_tf/actor.py against a real, in-process Reverb server: what the actor writes is what the learner reads.
+"""spiral_tf/distributed/actor.py against a real, in-process Reverb server: what the actor writes is what
+the learner reads.
 
 Real parts throughout: two libmypaint environments with procedural-stroke targets, a tiny agent, the
-run's own Reverb tables (spiral_tf/replay.py) on a server in this process, and the learner's way of
+run's own Reverb tables (spiral_tf/replay/tables.py) on a server in this process, and the learner's way of
 pushing weights and of reading episodes. The checks are independent of the actor's code: replaying the
 stored actions in a fresh environment gives the stored observations; the learner's teacher-forced unroll
 of the stored episode gives the stored behaviour log-probabilities (ρ = 1 with the same weights); the
@@ -16,12 +17,12 @@ import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 
-from spiral_tf import actor as actor_lib
 from spiral_tf import components
 from spiral_tf import config as config_lib
-from spiral_tf import replay
-from spiral_tf import trajectory
 from spiral_tf.data import strokes
+from spiral_tf.distributed import actor as actor_lib
+from spiral_tf.replay import tables as replay
+from spiral_tf.replay import trajectory
 
 LENGTH = 4
 NUM_ENVS = 2
@@ -44,7 +45,8 @@ def run(tmp_path_factory):
                                             learner_agent.variables[:1],
                                             queue_size=4 * NUM_ENVS, fakes_size=4 * NUM_ENVS), port=None)
   address = f'localhost:{server.port}'
-  container = reverb_variable_container.ReverbVariableContainer(address, table_names=[replay.POLICY_VARIABLES])
+  container = reverb_variable_container.ReverbVariableContainer(address,
+                                                                table_names=[replay.POLICY_VARIABLES])
   push = lambda step: container.push({'learner_step': tf.constant(step, tf.int64),
                                       'weights': learner_agent.variables}, replay.POLICY_VARIABLES)
   assert not all(np.array_equal(a.numpy(), b.numpy())

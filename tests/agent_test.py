@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiral_tf import agent as agent_lib
 import network_fixtures as nf
+from spiral_tf.networks import agent as agent_lib
 
 
 def _hand_count(action_spec, observation_spec, size, conditional=False):
@@ -98,7 +98,8 @@ def test_unroll_reproduces_step_log_probs_and_values():
     obs = tf.nest.map_structure(lambda x: x[:, t], episodes['observation'])
     output, state = agent.step(tf.constant(episodes['step_type'][:, t]), obs, state)
     np.testing.assert_allclose(output.value.numpy(), unrolled.value.numpy()[t], atol=2e-5)
-    state = agent_lib.AgentState(state.core, {k: tf.constant(episodes['action'][k][:, t]) for k in action_spec})
+    prev_action = {k: tf.constant(episodes['action'][k][:, t]) for k in action_spec}
+    state = agent_lib.AgentState(state.core, prev_action)
 
 
 def test_first_resets_core_state_and_previous_action():

@@ -8,9 +8,9 @@ here on real renderers, for each setting that changes a spec.
 import numpy as np
 import pytest
 
-from spiral_tf import agent as agent_lib
 from spiral_tf import components
 from spiral_tf import config as config_lib
+from spiral_tf.networks import agent as agent_lib
 
 SETTINGS = [
     dict(environment='libmypaint', use_color=False, conditional=True),

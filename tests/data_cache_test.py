@@ -20,7 +20,7 @@ def test_second_call_reads_the_cache(tmp_path):
   assert calls == [7]
   np.testing.assert_array_equal(second, first)
   assert second.dtype == np.uint8 and second.shape == (2, 3)
-  assert [f for f in os.listdir(tmp_path) if f.endswith('.tmp')] == []
+  assert [f for f in os.listdir(tmp_path) if '.tmp' in f] == []  # No temporary file left (files.py).
 
 
 def test_key_and_source_changes_rebuild(tmp_path):
@@ -94,3 +94,17 @@ def test_concurrent_processes_build_once(tmp_path):
     worker.join(60)
   assert [w.exitcode for w in workers] == [0, 0, 0]
   assert log.read_text() == 'built\n'
+
+
+def test_cached_split_is_the_loaders_key_so_existing_entries_stay_valid(tmp_path):
+  source = tmp_path / 'source.bin'
+  source.write_bytes(b'abc')
+  calls = []
+  key = {'version': 3, 'sources': cache.fingerprint([source]), 'limit': 5}
+  cache.cached('mnist-test', key, _builder(1, calls), str(tmp_path))  # As the loaders used to spell it.
+  images = cache.cached_split('mnist', 'test', [source], _builder(2, calls), version=3, limit=5,
+                              cache_dir=str(tmp_path))
+  assert calls == [1] and images[0, 0] == 1
+  cache.cached_split('mnist', 'test', [source], _builder(3, calls), version=3, limit=6,
+                     cache_dir=str(tmp_path))
+  assert calls == [1, 3]  # Another limit is another entry.

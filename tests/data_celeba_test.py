@@ -1,4 +1,5 @@
-"""Tests of the CelebA loader: on a few JPEGs written here, and on the subset (9,343 aligned JPEGs) when present.
+"""Tests of the CelebA loader: on a few JPEGs written here, and on the subset (9,343 aligned JPEGs) when
+present.
 
 The first half needs no data (tests/dataset_files.py writes 178×218 JPEGs as a zip, a folder and a
 tensorflow-datasets directory, with the partition file); the second reads the project's subset found by
@@ -26,7 +27,7 @@ def cache_dir(tmp_path_factory):
 
 
 def _reference(jpeg):
-  """The loader's conversion done independently: TensorFlow decodes, crops the centred square, area-resizes."""
+  """The loader's conversion done independently: TensorFlow decodes, crops the centre square, area-resizes."""
   # Pillow decodes with libjpeg's accurate integer IDCT; TensorFlow's default is the fast one.
   pixels = tf.io.decode_jpeg(jpeg, dct_method='INTEGER_ACCURATE').numpy()
   assert pixels.shape == (218, 178, 3)

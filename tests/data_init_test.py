@@ -9,7 +9,6 @@ from spiral_tf.data import mnist
 from spiral_tf.data import strokes
 
 
-
 def test_load_images_converts_channels(tmp_path):
   # Grey MNIST and colour CelebA in their real formats (tests/dataset_files.py), a few images each.
   dataset_files.write_mnist(tmp_path, {'test': 20})

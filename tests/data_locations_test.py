@@ -39,3 +39,9 @@ def test_corrupt_error_names_the_file():
   assert str(error).startswith('/x/file.zip: bad header')
   with pytest.raises(locations.CorruptDataError, match='file.zip'):
     raise error
+
+
+def test_check_split_names_the_splits():
+  locations.check_split('MNIST', 'test', {'train': 'a', 'test': 'b'})
+  with pytest.raises(ValueError, match=r"^MNIST split must be one of \('train', 'test'\), got 'val'$"):
+    locations.check_split('MNIST', 'val', {'train': 'a', 'test': 'b'})

@@ -1,4 +1,5 @@
-"""Tests of the Omniglot loader: on small zips of one-bit PNGs written here, and on the real zips when present.
+"""Tests of the Omniglot loader: on small zips of one-bit PNGs written here, and on the real zips when
+present.
 
 The first half needs no data (tests/dataset_files.py writes zips laid out as Lake et al.'s); the second
 reads the real zips found by tests/real_data.py and is skipped, with the reason, on a fresh clone.

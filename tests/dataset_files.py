@@ -10,7 +10,8 @@ pictures. The tests on the real data are in the same files, run when tests/real_
 Usage:
   digits = dataset_files.write_mnist(tmp_path, {'train': 6, 'test': 4})       # {'test': (images, labels)}
   characters = dataset_files.write_omniglot(tmp_path, {'train': 5, 'test': 3})  # {'train': bool [5,105,105]}
-  faces = dataset_files.write_celeba(tmp_path, {'train': 3, 'validation': 1, 'test': 2})  # {split: [(name, jpeg)]}
+  # {split: [(name, jpeg)]}
+  faces = dataset_files.write_celeba(tmp_path, {'train': 3, 'validation': 1, 'test': 2})
   dataset_files.write_celeba_tfds(tmp_path, 'test', [jpeg, ...], version='2.0.1')
 """
 import gzip

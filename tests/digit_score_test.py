@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import real_data
-from spiral_tf import digit_score
 from spiral_tf.data import mnist
+from spiral_tf.inference import digit_score
 
 
 class _KnownLogits:

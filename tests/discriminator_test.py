@@ -1,9 +1,9 @@
-"""Discriminator: gradient penalty vs finite differences, spectral norm vs SVD, losses and pairings vs NumPy."""
+"""Discriminator: gradient penalty vs finite differences, spectral norm vs SVD, losses, pairings vs NumPy."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiral_tf import discriminator as d_lib
+from spiral_tf.networks import discriminator as d_lib
 
 
 def _d64(**kwargs):

@@ -6,11 +6,11 @@ import numpy as np
 from PIL import Image
 import pytest
 
-import export_fixtures as fixtures
 from environments import libmypaint
-from spiral_tf import evaluation
-from spiral_tf import painter as painter_lib
+import export_fixtures as fixtures
 from spiral_tf.data import strokes
+from spiral_tf.inference import evaluation
+from spiral_tf.inference import painter as painter_lib
 
 SETTINGS = dict(episode_length=4, grid_width=16, use_color=False)
 

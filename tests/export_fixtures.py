@@ -1,9 +1,9 @@
 """A briefly trained tiny agent in the training-run layout, shared by the export / painter / evaluation tests.
 
-`trained_run()` (once per process) builds a tiny conditional grey painter from a small Config, acts a
-batch of real episodes in libmypaint against procedural-stroke targets, applies a few learner updates
-(spiral_tf/learner_step.py: V-trace + WGAN-GP, the learner's own code), and writes the run directory as
-the learner does: config.json and checkpoints/ (agent, discriminator, optimizers, learner_step, frames).
+`trained_run()` (once per process) builds a tiny conditional grey painter from a small Config, acts a batch of
+real episodes in libmypaint against procedural-stroke targets, applies a few learner updates
+(spiral_tf/learning/learner_step.py: V-trace + WGAN-GP, the learner's own code), and writes the run directory
+as the learner does: config.json and checkpoints/ (agent, discriminator, optimizers, learner_step, frames).
 """
 import atexit
 import dataclasses
@@ -44,8 +44,9 @@ def tiny_config(root_dir, **overrides):
 def _episodes(agent, envs, length):
   """One batched episode of every env, as trajectory.py lays it out (batch-major, like Reverb yields)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from spiral_tf import actor  # pylint: disable=g-import-not-at-top
-  from spiral_tf import trajectory  # pylint: disable=g-import-not-at-top
+
+  from spiral_tf.distributed import actor  # pylint: disable=g-import-not-at-top
+  from spiral_tf.replay import trajectory  # pylint: disable=g-import-not-at-top
   steps, core = actor.run_episode(envs, agent, tf.function(agent.step), length)  # the actor's own loop
   return trajectory.batch_major(steps, core, policy_step=0)
 
@@ -53,6 +54,7 @@ def _episodes(agent, envs, length):
 @functools.lru_cache(maxsize=None)
 def trained_run() -> Run:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf.data import strokes  # pylint: disable=g-import-not-at-top
   root_dir = tempfile.mkdtemp(prefix='spiral_export_test_')

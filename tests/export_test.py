@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import export_fixtures as fixtures
 from environments import libmypaint
-from spiral_tf import export
+import export_fixtures as fixtures
+from spiral_tf.inference import export
 
 # Runs in a fresh interpreter: only TensorFlow, NumPy and the renderer (environments/, not spiral_tf).
 PLAIN_TF_PAINT = r'''
@@ -59,7 +59,7 @@ print('modules ok', len(sys.modules))
 def _agent_inputs(flat, action_keys):
   observation = {'canvas': flat['canvas'], 'target': flat['target'], 'noise_sample': flat['noise_sample'],
                  'action_mask': {k: flat[f'action_mask_{k}'] for k in action_keys}}
-  from spiral_tf import agent as agent_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.networks import agent as agent_lib  # pylint: disable=g-import-not-at-top
   state = agent_lib.AgentState(core={'h': flat['core_h'], 'c': flat['core_c']},
                                prev_action={k: flat[f'prev_action_{k}'] for k in action_keys})
   return flat['step_type'], observation, state

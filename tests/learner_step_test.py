@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiral_tf import agent as agent_lib
-from spiral_tf import discriminator as d_lib
-from spiral_tf import learner_step
-from spiral_tf import nonfinite
 import network_fixtures as nf
+from spiral_tf.learning import learner_step
+from spiral_tf.learning import nonfinite
+from spiral_tf.networks import agent as agent_lib
+from spiral_tf.networks import discriminator as d_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -128,10 +128,11 @@ def test_two_replicas_equal_one_replica_on_the_whole_batch():
   script = textwrap.dedent(f"""
       import sys
       sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, 'tests')!r}]
-      from spiral_tf import strategy as strategy_lib
+      from spiral_tf.learning import strategy as strategy_lib
       strategy = strategy_lib.make_strategy('mirrored', num_cpu_replicas=2)
       import numpy as np, tensorflow as tf
-      from spiral_tf import agent as agent_lib, discriminator as d_lib, learner_step
+      from spiral_tf.networks import agent as agent_lib, discriminator as d_lib
+      from spiral_tf.learning import learner_step
       import network_fixtures as nf
       a, o = nf.painter_specs(grid=8, width=16, conditional=False)
       with strategy.scope():
@@ -181,7 +182,8 @@ def test_a2c_ignores_the_behaviour_policy():
   noise = {'epsilon': tf.constant([0.5, 0.5]), 'half': tf.constant([0, 0])}
   metrics = {}
   for algorithm in ('vtrace', 'a2c'):
-    learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(algorithm=algorithm), jit_compile=False)
+    config = learner_step.LearnerConfig(algorithm=algorithm)
+    learner = learner_step.Learner(agent, d, config, jit_compile=False)
     metrics[algorithm] = {name: learner.gradients(e, real, None, noise)[2]['log_rho_mean'].numpy()
                           for name, e in (('fresh', episodes), ('stale', stale))}
   assert abs(metrics['vtrace']['fresh']) < 1e-5  # The episodes were acted by these very weights.

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spiral_tf import config as config_lib
-from spiral_tf import learner
+from spiral_tf.distributed import learner
 
 
 def test_linear_decay_falls_from_the_base_rate_to_zero_at_max_frames():

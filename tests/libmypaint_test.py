@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from environments import libmypaint
-from environments.libmypaint import LibMyPaint, replay
+from environments.libmypaint import LibMyPaint
+from environments.libmypaint import replay
 
 NOTEBOOK_KEYS = ['control', 'end', 'flag', 'pressure', 'size', 'red', 'green', 'blue']
 GRID = 32
@@ -263,7 +264,8 @@ def test_transparent_background_gives_alpha_and_clears_to_zero():
   alpha = canvas[..., 3]
   assert alpha.max() > 0.9
   painted = alpha > 0.2
-  assert canvas[..., 1][painted].min() > 0.9 and canvas[..., 0][painted].max() < 0.1  # green, un-premultiplied
+  # Green, un-premultiplied.
+  assert canvas[..., 1][painted].min() > 0.9 and canvas[..., 0][painted].max() < 0.1
   np.testing.assert_array_equal(env.reset().observation['canvas'], blank)
 
 

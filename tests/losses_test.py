@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiral_tf import losses
-from spiral_tf import vtrace
+from spiral_tf.learning import losses
+from spiral_tf.learning import vtrace
 
 
 def test_effect_mask_shifts_by_one_step():

@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from environments import mujoco_scenes  # before mujoco: it selects the headless EGL backend
-from environments.mujoco_scenes import ADD, MODIFY, SKIP, MujocoScenes, SceneObject
+from environments.mujoco_scenes import ADD
+from environments.mujoco_scenes import MODIFY
+from environments.mujoco_scenes import MujocoScenes
+from environments.mujoco_scenes import SceneObject
+from environments.mujoco_scenes import SKIP
 
 mujoco = mujoco_scenes.mujoco
 

@@ -10,7 +10,7 @@ from dm_env import specs
 import numpy as np
 import tensorflow as tf
 
-from spiral_tf import agent as agent_lib
+from spiral_tf.networks import agent as agent_lib
 
 # Smaller than 'tiny', so that graphs (and XLA compiles) in tests stay small.
 MICRO = agent_lib.AgentSize(torso_channels=8, torso_res_blocks=1, z_dim=32, lstm_size=32, head_channels=8,

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from spiral_tf import agent as agent_lib
-from spiral_tf import discriminator as d_lib
-from spiral_tf import learner_step
-from spiral_tf import normalisation
 import network_fixtures as nf
+from spiral_tf.learning import learner_step
+from spiral_tf.learning import normalisation
+from spiral_tf.networks import agent as agent_lib
+from spiral_tf.networks import discriminator as d_lib
 
 
 def _numpy_statistics(batches, decay, min_std):

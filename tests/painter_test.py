@@ -10,14 +10,14 @@ from PIL import Image
 import pytest
 
 import dataset_files
+from environments import libmypaint
 import export_fixtures as fixtures
 import real_data
-from environments import libmypaint
 from spiral_tf import data
-from spiral_tf import image_io
-from spiral_tf import painter as painter_lib
 from spiral_tf.data import celeba
 from spiral_tf.data import mnist
+from spiral_tf.inference import image_io
+from spiral_tf.inference import painter as painter_lib
 
 
 @pytest.fixture(scope='module')
@@ -337,7 +337,7 @@ def test_paint_cli_bad_inputs_fail_without_outputs(tmp_path):
 def test_unconditional_agent_paints_samples_and_refuses_targets(tmp_path):
   """A freshly initialised unconditional agent (the weights do not matter for the plumbing)."""
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  from spiral_tf import export  # pylint: disable=g-import-not-at-top
+  from spiral_tf.inference import export  # pylint: disable=g-import-not-at-top
   config = fixtures.tiny_config(str(tmp_path / 'run'), conditional=False, reward='spiral')
   agent = components.make_agent(config)
   export_dir = export.export_saved_model(agent, config, tmp_path / 'export')

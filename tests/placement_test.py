@@ -1,11 +1,11 @@
 """`--role=all` on the host it is given: placement, the memory guard, first signs of life, console filter.
 
-Placement (spiral_tf/placement.py) is a pure function of the host's facts, tested on the plans it makes —
-among them the CelebA config on this development machine (2 cores, 23.5 GiB) and on the host running the
-test. The supervisor's running memory watch runs with the stand-in roles of tests/reliability_fixtures.py
-and a stand-in /proc/meminfo. The learner's heartbeat (spiral_tf/startup.py) and the console filter
-(spiral_tf/console.py) are tested on the lines they make and the real lines they sort. End to end:
-tests/console_test.py.
+Placement (spiral_tf/distributed/placement.py) is a pure function of the host's facts, tested on the plans it
+makes — among them the CelebA config on this development machine (2 cores, 23.5 GiB) and on the host running
+the test. The supervisor's running memory watch runs with the stand-in roles of tests/reliability_fixtures.py
+and a stand-in /proc/meminfo. The learner's heartbeat (spiral_tf/distributed/startup.py) and the console
+filter (spiral_tf/distributed/console.py) are tested on the lines they make and the real lines they sort. End
+to end: tests/console_test.py.
 """
 import dataclasses
 import io
@@ -18,10 +18,10 @@ import pytest
 
 import real_data
 from spiral_tf import config as config_lib
-from spiral_tf import console
-from spiral_tf import placement
-from spiral_tf import startup
-from spiral_tf import supervisor as supervisor_lib
+from spiral_tf.distributed import console
+from spiral_tf.distributed import placement
+from spiral_tf.distributed import startup
+from spiral_tf.distributed import supervisor as supervisor_lib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 GIB = 2**30
@@ -132,7 +132,8 @@ def test_guard_refuses_a_run_bigger_than_the_host_naming_figures_and_flags():
     assert flag in message, message
   # An explicit --local_actors that does not fit is refused with the number that does.
   with pytest.raises(placement.PlacementError,
-                     match=r'^--local_actors=20: this run needs ≈ 26\.6 GiB .* at most --local_actors=12 fit'):
+                     match=r'^--local_actors=20: this run needs ≈ 26\.6 GiB .* '
+                           r'at most --local_actors=12 fit'):
     placement.plan(DEV_HOST, 64, 1, FOOT, local_actors=20)
 
 
@@ -327,7 +328,8 @@ NOISE = [  # Real lines of a learner's output (configs/smoke.cfg and configs/cel
     'information.',
     'I1201 21:10:29.765931 140643534400384 builder_impl.py:801] Assets written to: '
     '/tmp/w15/smoke1/.export.tmp-4253-412c1b64/assets',
-    'I1201 21:10:29.768782 140643534400384 fingerprinting_utils.py:49] Writing fingerprint to x/fingerprint.pb',
+    'I1201 21:10:29.768782 140643534400384 fingerprinting_utils.py:49] Writing fingerprint to '
+    'x/fingerprint.pb',
     'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR',
     'I0000 00:00:1796159702.680635    6494 device_compiler.h:186] Compiled cluster using XLA!  This line is '
     'logged at most once for the lifetime of the process.',
@@ -337,7 +339,7 @@ SHOWN = [
     '[learner] step 1  frames 1,216  12 frames/s  ETA no limit  D(real) 0.012  busy 0.933',
     '[supervisor] plan: 64 actors × 1 env requested',
     'Traceback (most recent call last):',
-    '  File "/work/spiral_tf/learner.py", line 10, in run',
+    '  File "/work/spiral_tf/distributed/learner.py", line 10, in run',
     'ValueError: something broke',
     'train.py: configuration error: --strategy=tpu: no TPU reachable',
     'W1201 21:10:29.765931 140643534400384 checkpoint.py:205] Value in checkpoint could not be found',

@@ -9,7 +9,6 @@ reads `--role` and, without TensorFlow, plays a role that behaves as told:
   --role=reverb    sleeps until SIGTERM
   --role=learner   sleeps --learner_seconds, then exits 0 (ends the run)
 """
-import os
 import re
 import signal
 import subprocess

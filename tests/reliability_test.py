@@ -28,14 +28,14 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
+import tensorflow as tf
 
-from spiral_tf import config as config_lib
-from spiral_tf import listen
-from spiral_tf import nonfinite
-from spiral_tf import supervisor as supervisor_lib
 import reliability_fixtures as rf
+from spiral_tf import config as config_lib
+from spiral_tf.distributed import listen
+from spiral_tf.distributed import supervisor as supervisor_lib
+from spiral_tf.learning import nonfinite
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TRAIN = [sys.executable, str(ROOT / 'launch' / 'train.py'), '--flagfile=configs/smoke.cfg']
@@ -294,9 +294,9 @@ def test_crash_looping_actor_is_restarted_with_growing_delays(tmp_path, capsys):
 def test_guard_restores_weights_and_optimizer_after_a_nan_update():
   """A real learner update on a NaN batch: everything is as before it (checked against NumPy copies)."""
   import network_fixtures as nf  # pylint: disable=g-import-not-at-top
-  from spiral_tf import agent as agent_lib  # pylint: disable=g-import-not-at-top
-  from spiral_tf import discriminator as d_lib  # pylint: disable=g-import-not-at-top
-  from spiral_tf import learner_step  # pylint: disable=g-import-not-at-top
+  from spiral_tf.learning import learner_step  # pylint: disable=g-import-not-at-top
+  from spiral_tf.networks import agent as agent_lib  # pylint: disable=g-import-not-at-top
+  from spiral_tf.networks import discriminator as d_lib  # pylint: disable=g-import-not-at-top
   action_spec, obs_spec = nf.painter_specs(grid=8, width=16, conditional=True)
   agent = agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO, conditional=True)
   d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2])

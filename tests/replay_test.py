@@ -1,9 +1,9 @@
-"""spiral_tf/replay.py against a real, in-process Reverb server: the tables' contracts, not log lines.
+"""spiral_tf/replay/tables.py against a real, in-process Reverb server: the tables' contracts, not log lines.
 
 The server listens on a free port of this process for the seconds of each test (Reverb 0.14 has no host
-option; the `reverb` role narrows it with spiral_tf/listen.py, which needs a process of its own). What is
-checked: the four tables and their signatures; the queue is FIFO, hands each episode out once and blocks
-writers when full; `fakes` keeps the newest `fakes_size` renders and samples them with replacement; a
+option; the `reverb` role narrows it with spiral_tf/distributed/listen.py, which needs a process of its own).
+What is checked: the four tables and their signatures; the queue is FIFO, hands each episode out once and
+blocks writers when full; `fakes` keeps the newest `fakes_size` renders and samples them with replacement; a
 variables table holds the one newest push; `wait_for_server` waits, and says what it waited for.
 """
 import numpy as np
@@ -13,8 +13,8 @@ import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 
 import network_fixtures
-from spiral_tf import replay
-from spiral_tf import trajectory
+from spiral_tf.replay import tables as replay
+from spiral_tf.replay import trajectory
 
 LENGTH = 3
 LSTM = 4
@@ -135,7 +135,7 @@ def test_fakes_keep_the_newest_and_sample_with_replacement(server):
 def test_variables_table_holds_the_newest_push(server, variables):
   container = reverb_variable_container.ReverbVariableContainer(
       _address(server), table_names=[replay.POLICY_VARIABLES])
-  for step, value in ((3, 1.0), (5, 2.0)):  # the learner's way of pushing (spiral_tf/learner.py)
+  for step, value in ((3, 1.0), (5, 2.0)):  # the learner's way of pushing (spiral_tf/distributed/learner.py)
     variables[0].assign(np.full((2, 3), value, np.float32))
     container.push({'learner_step': tf.constant(step, tf.int64), 'weights': variables},
                    replay.POLICY_VARIABLES)

@@ -9,7 +9,7 @@ import os
 
 from launch import reproduce
 from spiral_tf import components
-from spiral_tf import export_format
+from spiral_tf.inference import export_format
 
 
 def _write_export(run, learner_step):

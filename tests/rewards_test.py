@@ -1,7 +1,7 @@
 """Rewards on hand-computed cases."""
 import numpy as np
 
-from spiral_tf import rewards
+from spiral_tf.learning import rewards
 
 
 def test_final_step_and_differences():

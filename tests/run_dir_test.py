@@ -1,4 +1,4 @@
-"""spiral_tf/run_dir.py and spiral_tf/export_format.py: the layouts that processes and readers share.
+"""spiral_tf/run_dir.py and spiral_tf/inference/export_format.py: the layouts processes and readers share.
 
 The real layouts are also what the other tests read: tests/train_test.py (a run's directory, written by
 --role=all) and tests/export_test.py / painter_test.py (an export, read with plain TensorFlow).
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from spiral_tf import export_format
 from spiral_tf import run_dir
+from spiral_tf.inference import export_format
 
 
 def test_run_directory_layout(tmp_path):
@@ -41,7 +41,8 @@ def test_export_names():
       'canvas', 'target', 'noise_sample', 'action_mask_control', 'action_mask_end']
   assert export_format.observation_keys(keys, conditional=False, noise_dim=0) == [
       'canvas', 'action_mask_control', 'action_mask_end']
-  assert (export_format.action_key('end'), export_format.log_prob_key('end')) == ('action_end', 'log_prob_end')
+  keys = (export_format.action_key('end'), export_format.log_prob_key('end'))
+  assert keys == ('action_end', 'log_prob_end')
 
 
 def test_read_metadata_names_what_is_wrong(tmp_path):

@@ -5,7 +5,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from spiral_tf import strategy as strategy_lib
+from spiral_tf.learning import strategy as strategy_lib
 
 
 def test_default_and_one_device():

@@ -32,8 +32,10 @@ import pytest
 from tensorboard.plugins.custom_scalar import layout_pb2
 
 from spiral_tf import dashboard
-from train_fixtures import IMAGE_TAGS, SCALAR_TAGS, TRAIN
 import train_fixtures
+from train_fixtures import IMAGE_TAGS
+from train_fixtures import SCALAR_TAGS
+from train_fixtures import TRAIN
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SERVE = [sys.executable, str(ROOT / 'launch' / 'serve_tensorboard.py')]

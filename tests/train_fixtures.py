@@ -13,7 +13,6 @@ Usage:
 import atexit
 import dataclasses
 import functools
-import os
 import pathlib
 import shutil
 import subprocess

@@ -13,13 +13,19 @@ import re
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
+import tensorflow as tf
 
-from train_fixtures import (BATCH, FIRST_STEPS, FRAMES_PER_EPISODE, IMAGE_TAGS, RESUMED_D_LEARNING_RATE,
-                            RESUMED_D_STEPS_PER_POLICY_STEP, RESUMED_POLICY_LEARNING_RATE, RESUMED_STEPS,
-                            SCALAR_TAGS)
 import train_fixtures
+from train_fixtures import BATCH
+from train_fixtures import FIRST_STEPS
+from train_fixtures import FRAMES_PER_EPISODE
+from train_fixtures import IMAGE_TAGS
+from train_fixtures import RESUMED_D_LEARNING_RATE
+from train_fixtures import RESUMED_D_STEPS_PER_POLICY_STEP
+from train_fixtures import RESUMED_POLICY_LEARNING_RATE
+from train_fixtures import RESUMED_STEPS
+from train_fixtures import SCALAR_TAGS
 
 _train = train_fixtures.train
 

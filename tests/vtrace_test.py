@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from spiral_tf import vtrace
+from spiral_tf.learning import vtrace
 
 
 def _numpy_vtrace(log_rhos, discounts, rewards, values, bootstrap, rho_bar, pg_rho_bar, c_bar):

@@ -1,4 +1,4 @@
-"""Real images and conditional targets for SPIRAL, as 64×64 ink on white paper.
+"""Real images for SPIRAL (for D, and the targets of conditional agents), as 64×64 ink on white paper.
 
 Datasets (docs/datasets.md says where each one goes and how to get it):
   strokes    procedural, painted by our libmypaint painter (no download; the embedded default)
@@ -14,32 +14,29 @@ Omniglot already is); float pipelines divide by 255. C = 1 (grey, BT.601 luma of
 Usage:
   images = load_images('mnist', 'test', data_dir=flags.data_dir)       # uint8 [10000, 64, 64, 1]
   dataset = real_dataset('celeba', 'train', batch_size=64, channels=3)   # float32 batches for D
-  env = ConditionalTargets(LibMyPaint(use_color=False), load_images('strokes'), seed=0)
+  env = targets.ConditionalTargets(LibMyPaint(use_color=False), load_images('strokes'), seed=0)
 """
+from spiral_tf.data import celeba
 from spiral_tf.data import images as _images
-from spiral_tf.data.locations import CorruptDataError
-from spiral_tf.data.locations import DatasetNotFoundError
-from spiral_tf.data.targets import ConditionalTargets
+from spiral_tf.data import mnist
+from spiral_tf.data import omniglot
+from spiral_tf.data import scenes
+from spiral_tf.data import strokes
+from spiral_tf.data.locations import CorruptDataError  # noqa: F401  (re-exported)
+from spiral_tf.data.locations import DatasetNotFoundError  # noqa: F401  (re-exported)
 
 DATASETS = ('strokes', 'mnist', 'omniglot', 'celeba', 'scenes')
 SPLITS = ('train', 'test')  # celeba also has 'validation'
 
 
+# Each loader imports its heavy parts (the painter, MuJoCo, TensorFlow for TFRecords) only when it loads.
+_LOADERS = {'mnist': mnist, 'omniglot': omniglot, 'celeba': celeba, 'scenes': scenes, 'strokes': strokes}
+
+
 def _module(name):
-  # pylint: disable=g-import-not-at-top  (each loader imports only what it needs, e.g. the painter)
-  if name == 'mnist':
-    from spiral_tf.data import mnist as module
-  elif name == 'omniglot':
-    from spiral_tf.data import omniglot as module
-  elif name == 'celeba':
-    from spiral_tf.data import celeba as module
-  elif name == 'scenes':
-    from spiral_tf.data import scenes as module
-  elif name == 'strokes':
-    from spiral_tf.data import strokes as module
-  else:
+  if name not in _LOADERS:
     raise ValueError(f'unknown dataset {name!r}; one of {DATASETS}')
-  return module
+  return _LOADERS[name]
 
 
 def load_native(name, split='train', data_dir=None, *, cache_dir=None, limit=None, **options):
@@ -81,7 +78,8 @@ def load_images(name, split='train', data_dir=None, channels=1, *, cache_dir=Non
 def real_dataset(name, split, batch_size, data_dir=None, channels=1, seed=0, *, cache_dir=None,
                  limit=None, **options):
   """Endless shuffled float32 [batch_size, 64, 64, channels] batches in [0, 1] (see pipeline.py)."""
-  from spiral_tf.data import pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  # Lazy: TensorFlow; the supervisor reads dataset sizes through this package and must not load it.
+  from spiral_tf.data import pipeline  # pylint: disable=g-import-not-at-top
   if channels not in (1, 3):
     raise ValueError(f'channels must be 1 (grey) or 3 (colour), got {channels!r}')
   if name == 'strokes':

@@ -9,15 +9,17 @@ directory only costs the caching.
 
 Usage:
   images = cached('mnist-train', {'version': 1, 'sources': fingerprint(paths)}, decode_fn, cache_dir)
+  images = cached_split('mnist', 'train', paths, decode_fn, version=1, limit=None)   # a loader's split
 """
 import fcntl
 import hashlib
 import json
 import logging
 import os
-import tempfile
 
 import numpy as np
+
+from spiral_tf import files
 
 CACHE_DIR_ENV = 'SPIRAL_CACHE_DIR'
 DEFAULT_CACHE_DIR = os.path.join('~', '.cache', 'spiral_tf')
@@ -46,6 +48,16 @@ def fingerprint(paths):
 def cache_path(name, key, cache_dir=None):
   digest = hashlib.sha1(json.dumps([name, key], sort_keys=True, default=str).encode()).hexdigest()
   return os.path.join(resolve_cache_dir(cache_dir), f'{name}-{digest[:16]}.npy')
+
+
+def cached_split(dataset, split, sources, decode, *, version, limit=None, cache_dir=None):
+  """One split of a file-backed loader: `decode()` on a miss, cached as `<dataset>-<split>`.
+
+  The key every such loader uses: its `version`, the fingerprint of its `sources` and `limit`, so a
+  changed source file, a new loader version or another limit decodes again.
+  """
+  key = {'version': version, 'sources': fingerprint(sources), 'limit': limit}
+  return cached(f'{dataset}-{split}', key, decode, cache_dir)
 
 
 def cached(name, key, build, cache_dir=None):
@@ -87,13 +99,8 @@ def _read(path):
 def _write(path, array):
   # Write then rename, so readers that do not take the lock never see a partial file.
   try:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-    try:
-      with os.fdopen(fd, 'wb') as f:
+    with files.atomic_output(path) as tmp:
+      with open(tmp, 'wb') as f:
         np.save(f, array, allow_pickle=False)
-      os.replace(tmp, path)
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
   except OSError as e:
     logging.warning('Could not write the cache entry %s (%s)', path, e)

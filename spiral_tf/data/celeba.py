@@ -45,22 +45,20 @@ _CHUNK = 1024  # images decoded at full size at a time
 
 def load(data_dir=None, split='train', limit=None, cache_dir=None):
   """uint8 [N, 64, 64, 3] faces of `split` (the first `limit` if given)."""
-  if split not in SPLITS:
-    raise ValueError(f'CelebA split must be one of {tuple(SPLITS)}, got {split!r}')
+  locations.check_split('CelebA', split, SPLITS)
   records = _tfds_records(data_dir, split)
   if records:
-    key = {'version': _VERSION, 'sources': cache.fingerprint(records), 'limit': limit}
-    return cache.cached(f'celeba-tfds-{split}', key, lambda: _decode_tfds(records, limit), cache_dir)
+    return cache.cached_split('celeba-tfds', split, records, lambda: _decode_tfds(records, limit),
+                              version=_VERSION, limit=limit, cache_dir=cache_dir)
   source, partition = _find(data_dir)
   files = split_files(data_dir, split)[:limit]
-  key = {'version': _VERSION, 'sources': cache.fingerprint([source, partition]), 'limit': limit}
-  return cache.cached(f'celeba-{split}', key, lambda: _decode(source, files), cache_dir)
+  return cache.cached_split('celeba', split, [source, partition], lambda: _decode(source, files),
+                            version=_VERSION, limit=limit, cache_dir=cache_dir)
 
 
 def split_files(data_dir=None, split='train'):
   """Image file names (e.g. '000001.jpg') of `split`, in partition-file order."""
-  if split not in SPLITS:
-    raise ValueError(f'CelebA split must be one of {tuple(SPLITS)}, got {split!r}')
+  locations.check_split('CelebA', split, SPLITS)
   _, partition = _find(data_dir)
   wanted = str(SPLITS[split])
   names = []
@@ -92,7 +90,8 @@ def _version_key(directory):
 
 
 def _decode_tfds(records, limit):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (only for TFRecords)
+  # Lazy: TensorFlow only for TFRecords; the supervisor reads CelebA's file list without it.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   feature = {'image': tf.io.FixedLenFeature([], tf.string)}
   dataset = tf.data.TFRecordDataset(records)
   if limit is not None:

@@ -8,6 +8,7 @@ Usage:
   root, origin = resolve_data_dir(data_dir)            # origin says which rule chose it
   raise missing_files('mnist', root, origin, expected=[...], missing=[...], how_to_get='...')
   raise CorruptDataError(path, 'truncated gzip stream')
+  check_split('MNIST', split, SPLITS)                  # ValueError naming the splits there are
 """
 import os
 
@@ -28,6 +29,12 @@ class CorruptDataError(ValueError):
     self.path = str(path)
     super().__init__(f'{self.path}: {reason}. The file looks corrupt or truncated; replace it with a '
                      f'fresh copy (see docs/datasets.md).')
+
+
+def check_split(dataset, split, splits):
+  """Raises ValueError unless `split` is one of `splits` (a loader's names or its split table)."""
+  if split not in splits:
+    raise ValueError(f'{dataset} split must be one of {tuple(splits)}, got {split!r}')
 
 
 def resolve_data_dir(data_dir=None):

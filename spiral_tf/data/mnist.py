@@ -35,17 +35,15 @@ LABEL_FILES = {'train': 'train-labels-idx1-ubyte', 'test': 't10k-labels-idx1-uby
 
 def load(data_dir=None, split='train', limit=None, cache_dir=None):
   """uint8 [N, 64, 64, 1] digits of `split`, ink on white (the first `limit` if given)."""
-  if split not in SPLITS:
-    raise ValueError(f'MNIST split must be one of {tuple(SPLITS)}, got {split!r}')
+  locations.check_split('MNIST', split, SPLITS)
   path = _find(data_dir, split)
-  key = {'version': _VERSION, 'sources': cache.fingerprint([path]), 'limit': limit}
-  return cache.cached(f'mnist-{split}', key, lambda: _decode(path, limit), cache_dir)
+  return cache.cached_split('mnist', split, [path], lambda: _decode(path, limit), version=_VERSION,
+                            limit=limit, cache_dir=cache_dir)
 
 
 def load_labels(data_dir=None, split='train'):
   """uint8 [N] digit classes of `split`, in the order of `load`."""
-  if split not in LABEL_FILES:
-    raise ValueError(f'MNIST split must be one of {tuple(LABEL_FILES)}, got {split!r}')
+  locations.check_split('MNIST', split, LABEL_FILES)
   path = _find(data_dir, split, LABEL_FILES)
   data = _read(path)
   if len(data) < 8:

@@ -35,11 +35,10 @@ _SIZE = 105
 
 def load(data_dir=None, split='train', limit=None, cache_dir=None):
   """uint8 [N, 64, 64, 1] characters of `split`, ink on white (the first `limit` if given)."""
-  if split not in SPLITS:
-    raise ValueError(f'Omniglot split must be one of {tuple(SPLITS)}, got {split!r}')
+  locations.check_split('Omniglot', split, SPLITS)
   path = _find(data_dir, split)
-  key = {'version': _VERSION, 'sources': cache.fingerprint([path]), 'limit': limit}
-  return cache.cached(f'omniglot-{split}', key, lambda: _decode(path, limit), cache_dir)
+  return cache.cached_split('omniglot', split, [path], lambda: _decode(path, limit), version=_VERSION,
+                            limit=limit, cache_dir=cache_dir)
 
 
 def _find(data_dir, split):

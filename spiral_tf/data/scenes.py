@@ -24,8 +24,7 @@ _VERSION = 1
 
 def load(data_dir=None, split='train', limit=None, cache_dir=None):
   """uint8 [N, 64, 64, 3] scene renders of `split` (the first `limit` if given)."""
-  if split not in SPLITS:
-    raise ValueError(f'scenes split must be one of {SPLITS}, got {split!r}')
+  locations.check_split('scenes', split, SPLITS)
   root, origin = locations.resolve_data_dir(data_dir)
   directory = os.path.join(root, 'scenes')
   metadata = os.path.join(directory, 'metadata.json')
@@ -33,12 +32,13 @@ def load(data_dir=None, split='train', limit=None, cache_dir=None):
     raise locations.missing_files('scenes', directory, origin,
                                   ['metadata.json and the train-*.npz / test-*.npz shards'], HOW_TO_GET)
   sources = [metadata] + sorted(glob.glob(os.path.join(directory, '*.npz')))
-  key = {'version': _VERSION, 'sources': cache.fingerprint(sources), 'limit': limit}
-  return cache.cached(f'scenes-{split}', key, lambda: _read(directory, split, limit), cache_dir)
+  return cache.cached_split('scenes', split, sources, lambda: _read(directory, split, limit),
+                            version=_VERSION, limit=limit, cache_dir=cache_dir)
 
 
 def _read(directory, split, limit):
-  from environments import scenes_dataset  # pylint: disable=g-import-not-at-top  (MuJoCo only here)
+  # Lazy: MuJoCo picks its GL backend when imported; only loading the scenes needs it.
+  from environments import scenes_dataset  # pylint: disable=g-import-not-at-top
   try:
     images, _ = scenes_dataset.load(directory, split=split)
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:

@@ -57,7 +57,8 @@ def load(split='train', channels=1, seed=0, num_images=None, limit=None, cache_d
 def render(num_images, seed=0, split='train', channels=1, paint_probability=0.6, max_brush_size=4.0,
            **painter):
   """Paints `num_images` random programs: (uint8 [N, W, W, channels], [program per image])."""
-  from environments import libmypaint  # pylint: disable=g-import-not-at-top  (only to render)
+  # Lazy: the painter's engine only when painting; a cached set needs none (nor does the supervisor).
+  from environments import libmypaint  # pylint: disable=g-import-not-at-top
   if split not in SPLITS:
     raise ValueError(f'strokes split must be one of {tuple(SPLITS)}, got {split!r}')
   if not isinstance(num_images, (int, np.integer)) or num_images < 0:
@@ -127,6 +128,7 @@ def _painter_settings(channels, painter):
 
 def _painter_files(settings):
   """The files the rendering depends on: the painter's code and the brush."""
-  from environments import _mypaint, libmypaint  # pylint: disable=g-import-not-at-top
+  from environments import _mypaint  # pylint: disable=g-import-not-at-top  (as above)
+  from environments import libmypaint  # pylint: disable=g-import-not-at-top  (as above)
   brush = libmypaint.find_brush(settings['brush_type'], settings.get('brushes_basedir'))
   return [libmypaint.__file__, _mypaint.__file__, brush]

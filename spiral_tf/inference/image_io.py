@@ -15,15 +15,14 @@ Usage:
   target = prepare_target(pixels, width=64, channels=3)   # uint8 [64, 64, 3]
   write_png('painting.png', canvas_float01)
 """
-import contextlib
 import json
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from spiral_tf import files
 from spiral_tf.data import images as image_ops
 
 
@@ -104,29 +103,8 @@ def to_uint8_image(canvas) -> np.ndarray:
   return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
 
 
-@contextlib.contextmanager
-def atomic_output(path):
-  """Yields a temporary path next to `path`; renames it onto `path` only if the block succeeds."""
-  path = os.path.abspath(os.fspath(path))
-  directory = os.path.dirname(path)
-  os.makedirs(directory, exist_ok=True)
-  base, ext = os.path.splitext(os.path.basename(path))
-  fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=f'.tmp{ext}', dir=directory)
-  os.close(fd)
-  os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions.
-  try:
-    yield tmp
-    os.replace(tmp, path)
-  except BaseException:
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(tmp)
-    raise
-
-
-def _umask():
-  mask = os.umask(0)
-  os.umask(mask)
-  return mask
+# Images are written atomically (spiral_tf/files.py); callers of image_io.atomic_output keep working.
+atomic_output = files.atomic_output
 
 
 def image_format(path, default='PNG'):

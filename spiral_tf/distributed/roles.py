@@ -21,19 +21,20 @@ import signal
 import sys
 import threading
 
+from absl import logging
 import reverb
 import tensorflow as tf
 
-from spiral_tf import actor as actor_lib
 from spiral_tf import components
 from spiral_tf import config as config_lib
-from spiral_tf import evaluator as evaluator_lib
-from spiral_tf import learner as learner_lib
-from spiral_tf import listen
-from spiral_tf import replay
 from spiral_tf import run_dir
-from spiral_tf import startup
-from spiral_tf import strategy as strategy_lib
+from spiral_tf.distributed import actor as actor_lib
+from spiral_tf.distributed import evaluator as evaluator_lib
+from spiral_tf.distributed import learner as learner_lib
+from spiral_tf.distributed import listen
+from spiral_tf.distributed import startup
+from spiral_tf.learning import strategy as strategy_lib
+from spiral_tf.replay import tables as replay
 
 REVERB_STOP_S = 10.0
 EXIT_OK = 0
@@ -55,7 +56,8 @@ def _tables(config: config_lib.Config):
   discriminator = components.make_discriminator(config)
   trajectory_spec, fake_spec = components.specs(config)
   return replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
-                            queue_size=config.effective_queue_size, fakes_size=config.effective_fakes_replay_size)
+                            queue_size=config.effective_queue_size,
+                            fakes_size=config.effective_fakes_replay_size)
 
 
 def run_reverb(config: config_lib.Config) -> int:
@@ -65,7 +67,7 @@ def run_reverb(config: config_lib.Config) -> int:
   again and actors refill the queue; both reconnect by themselves.
   """
   bind = config.reverb_bind_address
-  listen.ensure_preloaded(bind)  # May re-execute this process (spiral_tf/listen.py).
+  listen.ensure_preloaded(bind)  # May re-execute this process (spiral_tf/distributed/listen.py).
   # Port 0 must be resolved here: Reverb would pick one itself but report it as 0.
   port = listen.free_port(bind) if config.reverb_port == 0 else config.reverb_port
   stop = stop_event()
@@ -88,7 +90,7 @@ def run_reverb(config: config_lib.Config) -> int:
   stopper.start()
   stopper.join(REVERB_STOP_S)
   if stopper.is_alive():
-    print(f'[reverb] the server did not stop within {REVERB_STOP_S:.0f} s; exiting anyway', flush=True)
+    logging.warning('[reverb] the server did not stop within %.0f s; exiting anyway', REVERB_STOP_S)
     os._exit(EXIT_OK)  # pylint: disable=protected-access
   return EXIT_OK
 
@@ -101,7 +103,7 @@ def run_actor(config: config_lib.Config, task: int) -> int:
   images = components.load_targets(config, 'train') if config.conditional else None
   k = config.envs_per_actor
   # Environment n of the run (n = first + i) is seeded by n: --role=all packs the run's environments into
-  # fewer processes (spiral_tf/placement.py) and passes each its --first_env.
+  # fewer processes (spiral_tf/distributed/placement.py) and passes each its --first_env.
   first = config.first_env if config.first_env >= 0 else task * k
   envs = [components.make_environment(config, 'train', seed=config.seed * 100_003 + first + i,
                                       images=images) for i in range(k)]
@@ -142,7 +144,7 @@ def run_learner(config: config_lib.Config) -> int:
 
 
 def run_evaluator(config: config_lib.Config) -> int:
-  """Evaluates each new export until SIGTERM/SIGINT (spiral_tf/evaluator.py)."""
+  """Evaluates each new export until SIGTERM/SIGINT (spiral_tf/distributed/evaluator.py)."""
   evaluator_lib.watch(config, stop_event())
   return EXIT_OK
 

@@ -27,7 +27,7 @@ from typing import Mapping, NamedTuple, Optional, Sequence
 import dm_env
 import tensorflow as tf
 
-from spiral_tf import precision as precision_lib
+from spiral_tf.networks import precision as precision_lib
 
 # DeepMind's painter order: the pen first decides whether to paint, then where, then how.
 PAINTER_ORDER = ('flag', 'end', 'control', 'size', 'pressure', 'red', 'green', 'blue')
@@ -156,7 +156,7 @@ class Agent(tf.Module):
     self._use_noise = 'noise_sample' in observation_spec
     self._noise_dim = observation_spec['noise_sample'].shape[-1] if self._use_noise else 0
     # Activations are in this dtype between layers; logits, values, the LSTM state and everything the
-    # agent returns are float32 (spiral_tf/precision.py).
+    # agent returns are float32 (spiral_tf/networks/precision.py).
     self._dtype = precision_lib.compute_dtype(precision)
     with precision_lib.layers_in(precision):
       self._make_layers(sizes, order)

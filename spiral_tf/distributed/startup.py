@@ -7,7 +7,7 @@ progress line every `interval_s` while it builds, waits for its first batches (q
 actors have written) or runs its first update, and once two steps are done prints the step time it
 measured.
 
-Usage (spiral_tf/learner.py):
+Usage (spiral_tf/distributed/learner.py):
   heartbeat = Heartbeat(config, cores=os.cpu_count()); heartbeat.start()   # phase 'building'
   heartbeat.waiting(address)     # datasets made: report the queue until the first batch
   heartbeat.updating()           # first batch in hand: the first update runs (compiles)
@@ -28,7 +28,7 @@ SECONDS_PER_FRAME = {('deepmind', True): 16.0 / 1216, ('deepmind', False): 1 / 2
 COMPILE_SECONDS = {('deepmind', True): 100.0, ('deepmind', False): 10.0, ('tiny', True): 40.0,
                    ('tiny', False): 5.0}
 INTERVAL_S = 20.0
-QUEUE = 'queue'  # spiral_tf/replay.py's table of whole episodes (not imported: it imports TensorFlow).
+QUEUE = 'queue'  # spiral_tf/replay/tables.py's table of whole episodes (not imported: it imports TensorFlow).
 
 
 def expected_step_seconds(network_size: str, jit_compile: bool, frames_per_step: int, cores: int) -> float:
@@ -144,6 +144,7 @@ class Heartbeat(threading.Thread):
       if self._server_info is not None:
         info = self._server_info(address)
       else:
+        # Lazy: Reverb loads TensorFlow; this module runs without it (its tests, the stand-in servers).
         import reverb  # pylint: disable=g-import-not-at-top
         info = reverb.Client(address).server_info(timeout=5)
       queue = info[QUEUE]

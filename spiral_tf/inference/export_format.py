@@ -1,9 +1,9 @@
 """What an export of spiral_tf is on disk, without TensorFlow: the contract between export and painter.
 
-spiral_tf/export.py writes it; spiral_tf/painter.py (and any plain-TensorFlow caller) reads it. A
-SavedModel directory with the signatures `initial_state`, `step`, `step_greedy`, `metadata`, whose
-inputs and outputs are flat dicts named as below (k: an action key, in the environment's order), and the
-JSON asset `assets/spiral_export.json` whose `format` is FORMAT (its fields: spiral_tf/export.py).
+spiral_tf/inference/export.py writes it; spiral_tf/inference/painter.py (and any plain-TensorFlow caller)
+reads it. A SavedModel directory with the signatures `initial_state`, `step`, `step_greedy`, `metadata`, whose
+inputs and outputs are flat dicts named as below (k: an action key, in the environment's order), and the JSON
+asset `assets/spiral_export.json` whose `format` is FORMAT (its fields: spiral_tf/inference/export.py).
 
 Usage:
   metadata = read_metadata(export_dir)             # ModelError / ModelNotFoundError name the problem

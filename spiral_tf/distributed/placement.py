@@ -1,11 +1,11 @@
 """Where the processes of a `--role=all` run go on this host: how many actor processes, how many
 environments each, and whether the whole run fits in memory.
 
-The configs describe the experiment (the paper's 64 actors per learner); this module decides how it runs
-on the one host `--role=all` is given. The run's environments (`--num_actors` × `--envs_per_actor`) are
-packed into as many local actor processes as the host holds — at most one per core (an actor runs
-TensorFlow on one thread) and as many as the memory budget allows, using the measured footprint of each
-process below — and each process steps its share with one batched policy call (spiral_tf/actor.py).
+The configs describe the experiment (the paper's 64 actors per learner); this module decides how it runs on
+the one host `--role=all` is given. The run's environments (`--num_actors` × `--envs_per_actor`) are packed
+into as many local actor processes as the host holds — at most one per core (an actor runs TensorFlow on one
+thread) and as many as the memory budget allows, using the measured footprint of each process below — and each
+process steps its share with one batched policy call (spiral_tf/distributed/actor.py).
 No environment is dropped: the shares add up to the requested total. `--local_actors=N` sets the number of
 processes instead. The learner keeps its batch. On a cluster, `--role=actor` is not planned here: each
 process is one actor with `--envs_per_actor` environments, as configured.
@@ -25,6 +25,9 @@ import dataclasses
 import glob
 import json
 import os
+
+from spiral_tf.data import celeba
+from spiral_tf.data import locations
 
 GIB = 2**30
 MIB = 2**20
@@ -126,7 +129,8 @@ class Plan:
     return self.actor_envs != (self.envs_per_actor,) * self.num_actors
 
   def first_env(self, task: int) -> int:
-    """Index of task `task`'s first environment among the run's (its seeds; see spiral_tf/roles.py)."""
+    """Index of task `task`'s first environment among the run's (its seeds; see
+    spiral_tf/distributed/roles.py)."""
     return sum(self.actor_envs[:task])
 
   def describe(self) -> str:
@@ -169,7 +173,7 @@ def plan(host: Host, num_actors: int, envs_per_actor: int, footprint: Footprint,
     if processes == num_actors:
       reason = 'as configured: fits this host'
     elif processes == host.cores and (by_memory >= processes):
-      reason = f'one per core; --local_actors=N overrides'
+      reason = 'one per core; --local_actors=N overrides'
     else:
       reason = (f'what {_gib(budget)} GiB of memory holds beside the learner; --local_actors=N '
                 f'overrides')
@@ -288,10 +292,8 @@ def train_images(config) -> int:
   """The number of training images of the run's dataset (read from the files where that is cheap)."""
   try:
     if config.dataset == 'celeba':
-      from spiral_tf.data import celeba  # pylint: disable=g-import-not-at-top
       return len(celeba.split_files(config.data_dir, 'train'))
     if config.dataset == 'scenes':
-      from spiral_tf.data import locations  # pylint: disable=g-import-not-at-top
       root, _ = locations.resolve_data_dir(config.data_dir)
       with open(os.path.join(root, 'scenes', 'metadata.json'), encoding='utf-8') as f:
         metadata = json.load(f)

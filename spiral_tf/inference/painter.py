@@ -1,11 +1,11 @@
 """Painting with an exported agent: the Python API behind `launch/paint.py` and `launch/evaluate.py`.
 
-`Painter.from_saved_model(dir)` loads a SavedModel written by spiral_tf/export.py with plain TensorFlow,
-reads the training configuration from its JSON asset and rebuilds the same libmypaint renderer (a model
-trained for another renderer, or whose actions do not fit the rebuilt one, is refused with a clear
+`Painter.from_saved_model(dir)` loads a SavedModel written by spiral_tf/inference/export.py with plain
+TensorFlow, reads the training configuration from its JSON asset and rebuilds the same libmypaint renderer (a
+model trained for another renderer, or whose actions do not fit the rebuilt one, is refused with a clear
 error). `paint` runs whole episodes — the agent acting in the renderer, exactly as an actor does — and
-returns, per sample, the final canvas, every intermediate canvas, the program as raw actions and as
-readable records, and (conditional agents) the target and the mean squared error per pixel.
+returns, per sample, the final canvas, every intermediate canvas, the program as raw actions and as readable
+records, and (conditional agents) the target and the mean squared error per pixel.
 
 Program records (one per step, canvas pixel units, x = column, y = row, origin top-left):
   {"step": 3, "type": "paint", "from": [x, y], "control": [x, y], "to": [x, y], "pressure": 0.6,
@@ -33,9 +33,13 @@ import os
 from typing import Optional
 
 import numpy as np
+from PIL import Image
 
-from spiral_tf import export_format
-from spiral_tf import image_io
+from environments import libmypaint
+from environments import targets as targets_lib
+from spiral_tf import config as config_lib
+from spiral_tf.inference import export_format
+from spiral_tf.inference import image_io
 
 PROGRAM_FORMAT = 'spiral_tf.program/1'
 RENDERER = 'libmypaint'
@@ -44,7 +48,8 @@ RENDERER = 'libmypaint'
 DECODINGS = ('sample', 'greedy')
 
 
-# The export's contract (spiral_tf/export_format.py); re-exported, as callers catch painter.ModelError.
+# The export's contract (spiral_tf/inference/export_format.py); re-exported, as callers catch
+# painter.ModelError.
 ModelError = export_format.ModelError
 ModelNotFoundError = export_format.ModelNotFoundError
 read_export_metadata = export_format.read_metadata
@@ -52,7 +57,6 @@ read_export_metadata = export_format.read_metadata
 
 def config_of(metadata, source='the export'):
   """The training Config stored in an export's metadata."""
-  from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   values = dict(metadata['config'])
   known = {f.name for f in dataclasses.fields(config_lib.Config)}
   unknown = sorted(set(values) - known)
@@ -107,13 +111,11 @@ class Painting:
     return '{\n' + ',\n'.join(fields) + '\n}\n'
 
   def replay(self, scale: int = 1) -> np.ndarray:
-    from environments import libmypaint  # pylint: disable=g-import-not-at-top
     return libmypaint.replay(self.actions, scale=scale, **self.settings)
 
 
 def program_records(actions, settings) -> list:
   """Readable records of a program (see module docstring), in canvas pixels."""
-  from environments import libmypaint  # pylint: disable=g-import-not-at-top
   grid, width = settings['grid_width'], settings['canvas_width']
   unit = width / grid
   sizes = list(settings['brush_sizes'])
@@ -161,7 +163,6 @@ def load_program(source):
 
 def replay_program(source, scale: int = 1) -> np.ndarray:
   """Re-renders a program file (or its dict) at `scale`× resolution: float32 [W·k, W·k, C]."""
-  from environments import libmypaint  # pylint: disable=g-import-not-at-top
   actions, settings = load_program(source)
   return libmypaint.replay(actions, scale=scale, **settings)
 
@@ -198,6 +199,7 @@ class Painter:
     if metadata.get('renderer') != RENDERER:
       raise ModelError(f'{export_dir} was trained for the {metadata.get("renderer")!r} renderer; the '
                        f'Painter (and paint.py) drives {RENDERER}')
+    # Lazy: replaying a program (replay_program, Painting.replay) needs no TensorFlow.
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     try:
       model = tf.saved_model.load(export_dir)
@@ -244,8 +246,7 @@ class Painter:
       if pixels.dtype != np.uint8:
         raise ValueError(f'target array must be uint8 (or float in [0, 1]), got {pixels.dtype}')
       if pixels.ndim == 3 and pixels.shape[-1] == 4:
-        from PIL import Image  # pylint: disable=g-import-not-at-top
-        pixels = image_io.to_pixels(Image.fromarray(pixels, 'RGBA'))
+            pixels = image_io.to_pixels(Image.fromarray(pixels, 'RGBA'))
     return image_io.prepare_target(pixels, self.canvas_width, self.channels)
 
   def paint(self, image=None, num_samples: int = 1, seed: Optional[int] = None,
@@ -282,7 +283,6 @@ class Painter:
 
   def make_renderer(self):
     """A fresh LibMyPaint with the settings the agent was trained with."""
-    from environments import libmypaint  # pylint: disable=g-import-not-at-top
     return libmypaint.LibMyPaint(brushes_basedir=self._brushes_basedir, **self.settings)
 
   # --- internals -----------------------------------------------------------------------------------
@@ -296,9 +296,8 @@ class Painter:
     return self._steps[decoding]
 
   def _paint_batch(self, targets, count, seed, per_env_targets=False, decoding='sample'):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see from_saved_model)
     step = self._step_function(decoding)
-    from spiral_tf.data import targets as targets_lib  # pylint: disable=g-import-not-at-top
     rng = np.random.default_rng(seed)
     if per_env_targets:
       count = len(targets)
@@ -335,7 +334,7 @@ class Painter:
     return paintings
 
   def _inputs(self, timesteps):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see from_saved_model)
     observations = [ts.observation for ts in timesteps]
     batch = lambda key: np.stack([o[key] for o in observations]).astype(np.float32)
     inputs = {'step_type': tf.constant([int(ts.step_type) for ts in timesteps], tf.int32),

@@ -25,7 +25,6 @@ import tensorflow as tf
 
 from spiral_tf import config as config_lib
 
-
 # A TPU's gRPC address must answer within this long: TensorFlow itself retries an unreachable one forever.
 TPU_CONNECT_TIMEOUT_S = 10.0
 

@@ -2,7 +2,7 @@
 
 An actor steps K environments in lockstep (every episode has the same length), with one batched policy
 call per step. At the end of an episode it writes, per environment, one `queue` item (the whole episode,
-spiral_tf/trajectory.py) and one `fakes` item (the final render, and its target when conditional) that
+spiral_tf/replay/trajectory.py) and one `fakes` item (the final render, and its target when conditional) that
 references the same data, so nothing is sent twice. Fresh weights arrive in the background.
 
 Usage:
@@ -14,14 +14,15 @@ import threading
 import time
 from typing import Sequence
 
+from absl import logging
 import dm_env
 import numpy as np
 import reverb
 import tensorflow as tf
 from tf_agents.experimental.distributed import reverb_variable_container
 
-from spiral_tf import replay
-from spiral_tf import trajectory
+from spiral_tf.replay import tables as replay
+from spiral_tf.replay import trajectory
 
 
 class WeightPuller:
@@ -148,8 +149,8 @@ class Actor:
       if now - last_log > log_every_s:
         last_log = now
         step = self._weights.learner_step if self._weights else -1
-        print(f'[actor] episodes {self.episodes}  frames {self.frames}  '
-              f'{self.frames / (now - start):.0f} frames/s  weights from learner step {step}', flush=True)
+        logging.info('[actor] episodes %d  frames %d  %.0f frames/s  weights from learner step %d',
+                     self.episodes, self.frames, self.frames / (now - start), step)
 
   def _write(self, steps, first_core):
     policy_step = np.int64(self._weights.learner_step if self._weights else 0)

@@ -43,10 +43,13 @@ import uuid
 import numpy as np
 import tensorflow as tf
 
-from spiral_tf import export_format
+from spiral_tf import components
 from spiral_tf import run_dir
+from spiral_tf.inference import export_format
+from spiral_tf.networks import agent as agent_lib
 
-# The names a reader relies on live in spiral_tf/export_format.py (no TensorFlow), shared with the painter.
+# The names a reader relies on live in spiral_tf/inference/export_format.py (no TensorFlow), shared with
+# the painter.
 EXPORT_FORMAT = export_format.FORMAT
 EXPORT_ASSET = export_format.ASSET
 
@@ -68,7 +71,7 @@ class Exporter:
   """Traces the inference functions of one agent once; `save` then only serialises the current weights.
 
   Args:
-    agent: a spiral_tf.agent.Agent (its variables are what gets saved).
+    agent: a spiral_tf.networks.agent.Agent (its variables are what gets saved).
     config: the run's Config (spiral_tf/config.py); stored in the asset.
     action_spec, observation_spec: the (wrapped) environment's specs the agent was built for; by default
       those of `config` (spiral_tf/components.py `environment_specs`), as every training process has.
@@ -76,7 +79,6 @@ class Exporter:
 
   def __init__(self, agent, config, action_spec=None, observation_spec=None):
     if action_spec is None or observation_spec is None:
-      from spiral_tf import components  # pylint: disable=g-import-not-at-top
       action_spec, observation_spec = components.environment_specs(config)
     self.agent = self._agent = agent
     self.config = self._config = config
@@ -118,7 +120,8 @@ class Exporter:
               for k in self._action_keys]
     specs += [tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_h'),
               tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_c')]
-    specs += [tf.TensorSpec([None], tf.int32, name=export_format.prev_action_key(k)) for k in self._action_keys]
+    specs += [tf.TensorSpec([None], tf.int32, name=export_format.prev_action_key(k))
+              for k in self._action_keys]
     return specs
 
   def _flat_state(self, state):
@@ -131,7 +134,6 @@ class Exporter:
     return self._flat_state(self._agent.initial_state(batch_size))
 
   def _flat_step(self, *args, greedy=False):
-    from spiral_tf import agent as agent_lib  # pylint: disable=g-import-not-at-top
     inputs = {spec.name: value for spec, value in zip(self._input_specs, args)}
     observation = {'canvas': inputs['canvas'],
                    'action_mask': {k: inputs[export_format.action_mask_key(k)] for k in self._action_keys}}
@@ -251,7 +253,6 @@ def export_from_checkpoint(root_dir, export_dir=None, checkpoint=None) -> str:
     FileNotFoundError: no run directory, config.json or checkpoint.
     ExportError: the checkpoint does not hold an agent of the configured shape.
   """
-  from spiral_tf import components  # pylint: disable=g-import-not-at-top
   root_dir = os.fspath(root_dir)
   if not os.path.isdir(root_dir):
     raise FileNotFoundError(f'--root_dir {root_dir!r} is not a directory')

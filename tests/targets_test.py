@@ -3,8 +3,8 @@ import dm_env
 import numpy as np
 import pytest
 
+from environments import targets
 from environments.libmypaint import LibMyPaint
-from spiral_tf.data import targets
 
 LENGTH = 3
 

@@ -1,4 +1,4 @@
-// LD_PRELOAD library for the `reverb` role (spiral_tf/listen.py): narrows a wildcard bind() to one address.
+// LD_PRELOAD library for the `reverb` role (spiral_tf/distributed/listen.py): narrows a wildcard bind() to one address.
 //
 // Reverb 0.14's server listens on "[::]:port" (every interface) and has no host option. With
 // SPIRAL_BIND_ADDRESS=<IPv4 or IPv6 literal> in the environment, a bind() to the wildcard address (0.0.0.0

@@ -48,10 +48,10 @@ import dm_env
 import tensorflow as tf
 
 from spiral_tf import config as config_lib
-from spiral_tf import discriminator as d_lib
-from spiral_tf import losses
-from spiral_tf import normalisation
-from spiral_tf import rewards as rewards_lib
+from spiral_tf.learning import losses
+from spiral_tf.learning import normalisation
+from spiral_tf.learning import rewards as rewards_lib
+from spiral_tf.networks import discriminator as d_lib
 
 # The metrics of a D update (averaged over the D updates of a step) and their keys in the D loss dicts.
 D_METRICS = {'d_loss': 'loss', 'd_loss_real': 'loss_real', 'd_loss_fake': 'loss_fake',

@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from spiral_tf import image_io
+from spiral_tf.inference import image_io
 
 
 @dataclasses.dataclass

@@ -2,28 +2,31 @@
 
 The learner reads whole episodes (`queue`), replayed fakes (`fakes`) and real images through
 `strategy.distribute_datasets_from_function` (Reverb ops run on the host CPU; a queue must not be
-autosharded), runs the XLA-compiled update of spiral_tf/learner_step.py on every replica, pushes the new
-weights to Reverb, logs to TensorBoard and the console, checkpoints every few minutes and at the end, and
+autosharded), runs the XLA-compiled update of spiral_tf/learning/learner_step.py on every replica, pushes the
+new weights to Reverb, logs to TensorBoard and the console, checkpoints every few minutes and at the end, and
 resumes from `root_dir` when it finds a checkpoint there (with the learning rates of the current flags, not
-the ones Adam checkpointed). Each learner step is one policy update and `--d_steps_per_policy_step` D
-updates, each D update on its own batch of real images and of fakes; the D optimizer's step count
-(TensorBoard `d_steps`, checkpointed) is therefore learner steps × that ratio.
+the ones Adam checkpointed). Each learner step is one policy update and `--d_steps_per_policy_step` D updates,
+each D update on its own batch of real images and of fakes; the D optimizer's step count (TensorBoard
+`d_steps`, checkpointed) is therefore learner steps × that ratio.
 
-Robustness: an update whose metrics or weights come out NaN/Inf is undone (spiral_tf/nonfinite.py) and
-logged; after `--max_nonfinite_updates` in a row the learner stops (its process exits with code 3:
-spiral_tf/roles.py) and checkpoints only the restored, finite state. If the Reverb server goes away (restarted by the supervisor, or a link drops) the
-learner waits for it with backoff, recreates its datasets and retries the weight push instead of crashing.
+Robustness: an update whose metrics or weights come out NaN/Inf is undone (spiral_tf/learning/nonfinite.py)
+and logged; after `--max_nonfinite_updates` in a row the learner stops (its process exits with code 3:
+spiral_tf/distributed/roles.py) and checkpoints only the restored, finite state. If the Reverb server goes
+away (restarted by the supervisor, or a link drops) the learner waits for it with backoff, recreates its
+datasets and retries the weight push instead of crashing.
 
 Usage:
   learner = Learner(config, stop_event)
   reason = learner.run()   # until a stop condition (max frames / steps / minutes) or the stop event
   learner.stopped_by_nonfinite(reason)
-The process around it (signals, the wait for Reverb, exit codes) is `--role=learner` in spiral_tf/roles.py.
+The process around it (signals, the wait for Reverb, exit codes) is `--role=learner` in
+spiral_tf/distributed/roles.py.
 """
 import os
 import threading
 import time
 
+from absl import logging
 import numpy as np
 import reverb
 import tensorflow as tf
@@ -32,13 +35,13 @@ from tf_agents.experimental.distributed import reverb_variable_container
 from spiral_tf import components
 from spiral_tf import config as config_lib
 from spiral_tf import dashboard
-from spiral_tf import export
-from spiral_tf import nonfinite
-from spiral_tf import replay
 from spiral_tf import run_dir
-from spiral_tf import startup
-from spiral_tf import strategy as strategy_lib
-from spiral_tf import summaries
+from spiral_tf.distributed import startup
+from spiral_tf.distributed import summaries
+from spiral_tf.inference import export
+from spiral_tf.learning import nonfinite
+from spiral_tf.learning import strategy as strategy_lib
+from spiral_tf.replay import tables as replay
 
 # How long a dataset waits for actors before the learner logs that it is starved and retries.
 DATA_TIMEOUT_MS = 30_000
@@ -112,8 +115,8 @@ class Learner:
 
   def _reconnect(self, error):
     """Waits (with backoff) for the Reverb server, then rebuilds the connections; returns the datasets."""
-    print(f'[learner] Reverb at {self._address} unavailable ({type(error).__name__}: '
-          f'{str(error).splitlines()[0] if str(error) else ""}); reconnecting', flush=True)
+    logging.warning('[learner] Reverb at %s unavailable (%s: %s); reconnecting', self._address,
+                    type(error).__name__, str(error).splitlines()[0] if str(error) else '')
     deadline, delay = time.monotonic() + RECONNECT_TIMEOUT_S, 1.0
     while True:
       if self._stop.is_set():
@@ -123,12 +126,12 @@ class Learner:
         self._variables = self._variable_container()
         self._push_weights()  # The restarted server's variable tables are empty.
         datasets = self._datasets()
-        print('[learner] reconnected to Reverb', flush=True)
+        logging.info('[learner] reconnected to Reverb')
         return datasets
       except (TimeoutError, KeyError, *REVERB_ERRORS) as e:
         if time.monotonic() > deadline:
           raise TimeoutError(f'Reverb at {self._address} unreachable for {RECONNECT_TIMEOUT_S:.0f} s') from e
-        print(f'[learner] Reverb still unavailable; retrying in {delay:.0f} s', flush=True)
+        logging.warning('[learner] Reverb still unavailable; retrying in %.0f s', delay)
         self._stop.wait(delay)
         delay = min(2 * delay, 30.0)
 
@@ -271,8 +274,8 @@ class Learner:
           f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})',
           flush=True)
     # Kept alive past the return: destroying a Reverb dataset iterator waits for its in-flight samples
-    # (minutes on a busy host); the learner role (spiral_tf/roles.py) ends the process without destroying
-    # them.
+    # (minutes on a busy host); the learner role (spiral_tf/distributed/roles.py) ends the process without
+    # destroying them.
     self._iterators_at_stop = (episodes, fakes, reals)
     return reason
 

@@ -6,15 +6,15 @@ supervisor alone and the shutdown order stays ours: learner first (it writes a f
 actors and the server.
 
 How many actor processes run here, with how many environments each, is the plan's
-(spiral_tf/placement.py: sized to the host's cores and memory, or `--local_actors`); it is printed before
-anything starts. Without a plan, the config's `--num_actors` × `--envs_per_actor` run as given.
+(spiral_tf/distributed/placement.py: sized to the host's cores and memory, or `--local_actors`); it is printed
+before anything starts. Without a plan, the config's `--num_actors` × `--envs_per_actor` run as given.
 
 A dead actor, server or evaluator is restarted. One that dies soon after its start (within `healthy_after_s`)
 is in a crash loop: each further quick death doubles the delay before its next start (`backoff_s`, up to
 `max_backoff_s`), so a broken host or configuration costs a log line per attempt, not a busy CPU.
 
-Console: the supervisor's lines and the learner's progress, warnings and errors; everything a role prints
-goes to its log under `root_dir/logs/` (spiral_tf/console.py; `show_all` lifts the learner's filter).
+Console: the supervisor's lines and the learner's progress, warnings and errors; everything a role prints goes
+to its log under `root_dir/logs/` (spiral_tf/distributed/console.py; `show_all` lifts the learner's filter).
 Memory: every `memory_poll_s` the host's available memory is read; below the floor the console says so
 (with each role's resident memory), and below the critical floor the run stops as on Ctrl-C — the
 learner checkpoints — before the kernel's OOM killer picks a process.
@@ -30,10 +30,10 @@ import threading
 import time
 
 from spiral_tf import config as config_lib
-from spiral_tf import console
-from spiral_tf import listen
-from spiral_tf import placement
 from spiral_tf import run_dir
+from spiral_tf.distributed import console
+from spiral_tf.distributed import listen
+from spiral_tf.distributed import placement
 
 LEARNER_SHUTDOWN_S = 180.0
 CHILD_SHUTDOWN_S = 20.0
@@ -89,7 +89,7 @@ class Supervisor:
   def _start(self, name, command, to_console=False, env=None):
     out = self._logs.get(name) or open(os.path.join(self.log_dir, f'{name}.log'), 'ab')
     self._logs[name] = out
-    if to_console:  # Both streams through a filter (spiral_tf/console.py) to the console and the log.
+    if to_console:  # Both streams through a filter (distributed/console.py) to the console and the log.
       env = dict(env or os.environ, PYTHONUNBUFFERED='1')
       proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               start_new_session=True, env=env)
@@ -124,7 +124,7 @@ class Supervisor:
 
   def run(self) -> int:
     bind = self._config.reverb_bind_address
-    try:  # The server listens on --reverb_bind_address only (spiral_tf/listen.py).
+    try:  # The server listens on --reverb_bind_address only (spiral_tf/distributed/listen.py).
       self._port = self._config.reverb_port or listen.free_port(bind)
       self._reverb_env = listen.preload_env(bind)
     except RuntimeError as e:

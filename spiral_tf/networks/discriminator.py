@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from spiral_tf import config as config_lib
-from spiral_tf import precision as precision_lib
+from spiral_tf.networks import precision as precision_lib
 
 SIZES = {'deepmind': (64, 128, 256, 512), 'tiny': (16, 32, 64, 128)}
 CONDITIONING = ('none',) + config_lib.D_CONDITIONINGS  # 'none': an unconditional D.
@@ -86,7 +86,8 @@ class Discriminator(tf.Module):
                spectral_norm: bool = False, input_shape: Optional[Sequence[int]] = None,
                dtype=tf.float32, precision: str = 'float32', name: str = 'discriminator'):
     """`dtype`: of the weights and inputs (float64 for numerical tests); `precision`: compute precision
-    (spiral_tf/precision.py; mixed_bfloat16 needs float32 weights). Scores are returned in `dtype`."""
+    (spiral_tf/networks/precision.py; mixed_bfloat16 needs float32 weights). Scores are returned in
+    `dtype`."""
     super().__init__(name=name)
     if channels is None:
       if size not in SIZES:

@@ -1,27 +1,28 @@
 """`--role=evaluator`: scores each new export of a run on held-out targets, into TensorBoard.
 
 It watches `<root_dir>/export` (the learner exports a SavedModel at every checkpoint), and for every new
-learner step paints `eval_targets` held-out targets with that export (spiral_tf/painter.py — exactly what
-a user of the export gets) and logs `eval/agent_mse` (mean squared error per pixel) and `eval/blank_mse`
+learner step paints `eval_targets` held-out targets with that export (spiral_tf/inference/painter.py — exactly
+what a user of the export gets) and logs `eval/agent_mse` (mean squared error per pixel) and `eval/blank_mse`
 (an untouched canvas) under `<root_dir>/tensorboard/eval` (the TensorBoard run `eval`, beside `learner`;
 spiral_tf/dashboard.py), plus a grid of targets and paintings.
 
 Usage:
   python launch/train.py --flagfile=configs/mnist.cfg --role=evaluator   # reads <root_dir>/export; no Reverb
-  watch(config, stop_event)                     # what that role runs (spiral_tf/roles.py)
+  watch(config, stop_event)                     # what that role runs (spiral_tf/distributed/roles.py)
   figures = evaluate_export(export_dir, targets, writer)
 """
 import json
 import threading
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from spiral_tf import components
 from spiral_tf import config as config_lib
 from spiral_tf import dashboard
-from spiral_tf import evaluation
-from spiral_tf import painter as painter_lib
+from spiral_tf.inference import evaluation
+from spiral_tf.inference import painter as painter_lib
 
 POLL_SECONDS = 30.0
 
@@ -54,7 +55,7 @@ def evaluate_export(directory, targets, writer, seed=0) -> dict:
 def watch(config: config_lib.Config, stop: threading.Event) -> None:
   """Evaluates every new export of the run until `stop` is set (an unconditional run has no work)."""
   if not config.conditional:
-    print('[evaluator] unconditional run: nothing to reconstruct; the evaluator has no work', flush=True)
+    logging.info('[evaluator] unconditional run: nothing to reconstruct; the evaluator has no work')
     return
   targets = components.load_targets(config, 'test', limit=config.eval_targets)
   writer = tf.summary.create_file_writer(dashboard.eval_log_dir(config.root_dir))

@@ -1,6 +1,6 @@
 """The actor-critic loss over autoregressive actions, with sub-actions that had no effect masked out.
 
-Time-major, over one stored episode of L observations and L − 1 actions (spiral_tf/trajectory.py):
+Time-major, over one stored episode of L observations and L − 1 actions (spiral_tf/replay/trajectory.py):
   effect_mask     mask of action t = observation t+1's action_mask (the env reports whether the previous
                   action's sub-actions mattered: after a move only `end` and `flag` did). Row L − 1 (no
                   action) is 0.
@@ -19,7 +19,7 @@ from typing import Mapping
 
 import tensorflow as tf
 
-from spiral_tf import vtrace
+from spiral_tf.learning import vtrace
 
 LossOutput = collections.namedtuple(
     'LossOutput', ['total', 'policy', 'baseline', 'entropy', 'mean_entropy', 'vs', 'pg_advantages'])

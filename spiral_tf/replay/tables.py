@@ -1,8 +1,8 @@
 """The Reverb hub between actors and the learner: its tables, built from the specs.
 
 Tables:
-  queue             whole episodes (spiral_tf/trajectory.py); FIFO, each sampled once, bounded: a full queue
-                    blocks the actors, which keeps their policy lag small (IMPALA).
+  queue             whole episodes (spiral_tf/replay/trajectory.py); FIFO, each sampled once, bounded: a
+                    full queue blocks the actors, which keeps their policy lag small (IMPALA).
   fakes             final renders (and their targets) for D; uniform sampling from the most recent
                     `fakes_size` (the paper's replay of the last 20 batches = 1,280 renders).
   policy_variables  the agent's weights and the learner step they come from (max_size 1).

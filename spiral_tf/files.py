@@ -1,0 +1,40 @@
+"""Writing files so that no reader ever sees half of one: the one atomic-write helper of spiral_tf.
+
+A file is written under a temporary name in its own directory and renamed onto its path only when the
+writing succeeded (a rename within a directory is atomic on POSIX); on any error, KeyboardInterrupt
+included, the temporary file is removed and the old file, if any, is left as it was. Used for images
+(inference/image_io.py), the dataset cache (data/cache.py) and a run's config.json (components.py).
+No TensorFlow, no other spiral_tf module.
+
+Usage:
+  with atomic_output('out/painting.png') as tmp:   # '.painting.<random>.tmp.png' beside it
+    image.save(tmp)
+"""
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+  """Yields a temporary path next to `path`; renames it onto `path` only if the block succeeds."""
+  path = os.path.abspath(os.fspath(path))
+  directory = os.path.dirname(path)
+  os.makedirs(directory, exist_ok=True)
+  base, ext = os.path.splitext(os.path.basename(path))
+  fd, tmp = tempfile.mkstemp(prefix=f'.{base}.', suffix=f'.tmp{ext}', dir=directory)
+  os.close(fd)
+  os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions.
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(tmp)
+    raise
+
+
+def _umask():
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
