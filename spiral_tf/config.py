@@ -23,7 +23,7 @@ D_CONDITIONINGS = ('pair', 'complement')
 ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator')
 # IMPALA's schedule (Espeholt et al. 2018): the policy learning rate falls linearly to 0 at --max_frames.
 LEARNING_RATE_DECAYS = ('none', 'linear')
-REWARD_NORMALISATIONS = ('none', 'std', 'standardise')  # spiral_tf/normalisation.py.
+REWARD_NORMALISATIONS = ('none', 'std', 'standardise')  # spiral_tf/learning/normalisation.py.
 PRECISIONS = ('float32', 'mixed_bfloat16')  # spiral_tf/networks/precision.py.
 # SPIRAL++'s per-step reward needs γ < 1 to assign credit (with γ = 1 the return of every step is the
 # final score, the SPIRAL reward plus a state baseline); the paper searched γ ∈ [0, 0.99].
@@ -98,7 +98,8 @@ class Config:
   evaluator: bool = False
   eval_targets: int = 64
   seed: int = 0
-  local_actors: int = 0  # --role=all: 0 sizes the actor processes to the host (spiral_tf/placement.py).
+  # --role=all: 0 sizes the actor processes to the host (spiral_tf/distributed/placement.py).
+  local_actors: int = 0
   first_env: int = -1  # -1: task × envs_per_actor.
 
   @property
@@ -314,7 +315,7 @@ def define_flags() -> None:
       'policy_learning_rate_decay': 'none: constant; linear: falls to 0 at --max_frames (IMPALA), so the '
                                     'final weights come from small steps. D\'s rate stays constant.',
       'reward_normalisation': 'Rewards before V-trace: none; std (÷ a running std of episode returns); '
-                              'standardise (also centred). See spiral_tf/normalisation.py.',
+                              'standardise (also centred). See spiral_tf/learning/normalisation.py.',
       'max_gradient_norm': 'Global-norm clipping of the policy + critic gradients (0: none).',
       'strategy': f'tf.distribute strategy: {STRATEGIES}.',
       'precision': 'float32, or mixed_bfloat16: the networks compute in bfloat16 (variables, logits, '
