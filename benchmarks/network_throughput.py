@@ -10,6 +10,12 @@ For each agent size (tiny, deepmind) on the CelebA painter spec (64², colour, g
   .venv/bin/python benchmarks/network_throughput.py [--sizes=tiny,deepmind] [--learner_steps=3]
   .venv/bin/python benchmarks/network_throughput.py --sizes=tiny --policy_batches=1,16 \
       --learner_steps=1 --policy_seconds=1 --learner_modes=xla --noconv_paths     # quick
+  .venv/bin/python benchmarks/network_throughput.py --precisions=float32,mixed_bfloat16 --noconv_paths
+      # bfloat16 compute beside float32 (results under "<size>" and "<size> mixed_bfloat16")
+
+FLOPs are counted on each precision's own graph (the same convolutions and matrix products) and compared
+with the float32 matmul peak under every precision, so a bfloat16 figure above 100 % is possible: it says
+how much faster than float32 matmuls it ran.
 
 The last printed line is one JSON object.
 """
@@ -37,6 +43,8 @@ flags.DEFINE_integer('learner_steps', 2, 'Timed learner updates (after the compi
 flags.DEFINE_list('learner_modes', ['graph', 'xla'], 'graph: tf.function (TF kernels, oneDNN on CPU); '
                   'xla: tf.function(jit_compile=True).')
 flags.DEFINE_float('policy_seconds', 3.0, 'Time spent measuring each policy batch size.')
+flags.DEFINE_list('precisions', ['float32'], 'Compute precisions to measure side by side '
+                  '(spiral_tf/networks/precision.py): float32, mixed_bfloat16.')
 flags.DEFINE_bool('conv_paths', True, 'Also time single convolutions, TF kernels vs XLA (off: quicker).')
 FLAGS = flags.FLAGS
 
@@ -144,12 +152,14 @@ def _episodes(action_spec, observation_spec, batch, length, lstm_size, rng):
   }
 
 
-def measure(size, peak, rng):
+def measure(size, peak, rng, precision='float32'):
   # The CelebA painter's specs (configs/celeba.cfg: 64², grid 32, colour, pressure, 6 brush sizes).
   action_spec, observation_spec = components.environment_specs(
       config_lib.Config(canvas_width=64, grid_width=32, use_color=True, use_pressure=True, conditional=True))
-  agent = agent_lib.Agent(action_spec, observation_spec, size=size, conditional=True)
-  d = d_lib.Discriminator(size, input_shape=[64, 64, 6])
+  agent = agent_lib.Agent(action_spec, observation_spec, size=size, conditional=True, precision=precision)
+  d = d_lib.Discriminator(size, input_shape=[64, 64, 6], precision=precision)
+  if precision != 'float32':
+    size = f'{size} {precision}'  # The label of this measurement.
   print(f'[{size}] agent {agent.num_parameters():,} parameters, discriminator {d.num_parameters():,}',
         flush=True)
   result = {'agent_parameters': agent.num_parameters(), 'd_parameters': d.num_parameters(), 'policy': {}}
@@ -188,7 +198,7 @@ def measure(size, peak, rng):
     compile_s = time.perf_counter() - start
     seconds, calls = _timed(lambda: update(episodes, real, None, noise)['d_loss'],  # pylint: disable=cell-var-from-loop
                             min_seconds=0.0, min_calls=FLAGS.learner_steps)
-    if 'flops_per_step' not in result:
+    if 'flops_per_step' not in result:  # Counted on this precision's graph (the same FLOPs as float32).
       result['flops_per_step'] = graph_flops(
           tf.function(learner.gradients).get_concrete_function(episodes, real, None, noise))
     flops = result['flops_per_step']
@@ -213,9 +223,13 @@ def main(argv):
   if FLAGS.conv_paths:
     print('convolutions, batch 256 at 32² × 32 channels:')
     results['conv_paths_flops'] = conv_paths(peaks[0])
+  labels = []
   for size in FLAGS.sizes:
-    peaks.append(matmul_peak())
-    results[size] = measure(size, max(peaks), rng)
+    for precision in FLAGS.precisions:
+      peaks.append(matmul_peak())
+      label = size if precision == 'float32' else f'{size} {precision}'
+      results[label] = measure(size, max(peaks), rng, precision)
+      labels.append(label)
   peaks.append(matmul_peak())
   peak = max(peaks)
   results['matmul_peak_flops'] = peak
@@ -224,12 +238,12 @@ def main(argv):
         f'(best {peak / 1e9:.0f}); '
         f'load average at the end {os.getloadavg()[0]:.2f}')
   print('summary (fractions of the best matmul peak):')
-  for size in FLAGS.sizes:
+  for size in labels:
     for key, entry in list(results[size]['policy'].items()) + [
         (k, v) for k, v in results[size].items() if k.startswith('learner_')]:
       entry['fraction_of_peak'] = entry['flops_per_s'] / peak
       name = f'policy batch {key}' if not str(key).startswith('learner') else key
-      print(f'  {size:8s} {name:16s} {entry["frames_per_s"]:9.1f} frames/s  '
+      print(f'  {size:23s} {name:16s} {entry["frames_per_s"]:9.1f} frames/s  '
             f'{entry["flops_per_s"] / 1e9:6.1f} GFLOP/s  {entry["fraction_of_peak"]:6.1%}')
   print(json.dumps(results))
 

@@ -15,6 +15,8 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
   r3  the quick start: configs/strokes.cfg (what `make train` runs) and its ablation with a constant policy
       learning rate (reproductions/strokes_constant_lr.cfg). Report: held-out MSE on the procedural-strokes
       test targets, greedy and sampled decoding, against the blank canvas (target ≤ 0.7×, greedy).
+  precision  the quick start in float32 beside --precision=mixed_bfloat16
+      (reproductions/strokes_mixed_bfloat16.cfg): r3's report for both, with the learner's frames/s.
 `--stage=train` starts every run of the chosen reproductions at once (so the runs of one comparison share
 the machine equally) and waits; a run that already reached its limit resumes, sees it and stops at once.
 `--stage=report` reads their TensorBoard logs and exports and writes under --out (default docs/results/):
@@ -38,9 +40,11 @@ REPRODUCTIONS = {
     'r1': ('reproductions/mnist_d', 'reproductions/mnist_l2'),
     'r2': ('reproductions/mnist_unconditional',),
     'r3': ('strokes', 'reproductions/strokes_constant_lr'),
+    'precision': ('strokes', 'reproductions/strokes_mixed_bfloat16'),
 }
 LABELS = {'mnist_d': 'D reward (SPIRAL++)', 'mnist_l2': 'l2 reward', 'strokes': 'make train agent',
-          'mnist_unconditional': 'unconditional MNIST', 'strokes_constant_lr': 'constant learning rate'}
+          'mnist_unconditional': 'unconditional MNIST', 'strokes_constant_lr': 'constant learning rate',
+          'strokes_mixed_bfloat16': 'mixed_bfloat16 learner'}
 
 flags.DEFINE_enum('stage', 'report', ['train', 'report'], 'Train the runs, or report on trained runs.')
 flags.DEFINE_list('reproductions', ['r1', 'r3'], f'Which of {sorted(REPRODUCTIONS)}.')
@@ -406,31 +410,37 @@ def report_r2():
   return out
 
 
-def report_r3():
+def report_strokes(reproduction):
+  """r3's report (and the precision comparison's): held-out MSE on strokes targets, curves, frames/s."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
   out = {'runs': {}}
-  runs = [Run(config, seed) for config, seed in _runs('r3')]
+  runs = [Run(config, seed) for config, seed in _runs(reproduction)]
   for run in runs:
     painter = run.painter()
     targets = components.load_targets(components.load_config(run.dir), 'test', limit=FLAGS.num_targets)
     result = evaluation.evaluate(painter, targets, decoding='greedy', seed=0)
     sampled = evaluation.evaluate(painter, targets, decoding='sample', seed=0,
                                   baseline=(result.baseline_canvases, result.baseline_mse))
-    evaluation.write_grid(_figure(f'r3_{run.name}_grid_seed{run.seed}'), result)
+    evaluation.write_grid(_figure(f'{reproduction}_{run.name}_grid_seed{run.seed}'), result)
     blank = float(result.blank_mse.mean())
     out['runs'][f'{run.name}-seed{run.seed}'] = {
         'frames': run.frames, 'greedy': _stats(result.agent_mse), 'sample': _stats(sampled.agent_mse),
         'blank': blank, 'greedy_over_blank': float(result.agent_mse.mean()) / blank,
         'target_met (greedy ≤ 0.7 × blank)': float(result.agent_mse.mean()) <= 0.7 * blank,
-        'num_targets': len(targets), 'entropy_last_third_median': run.last_third_median('entropy')}
-    print(f'[reproduce] r3 {run.name} seed {run.seed}: {out["runs"][f"{run.name}-seed{run.seed}"]}',
+        'num_targets': len(targets), 'entropy_last_third_median': run.last_third_median('entropy'),
+        'learner_frames_per_s_median': float(np.median(run.curve('frames_per_s')[1] or [np.nan]))}
+    print(f'[reproduce] {reproduction} {run.name} seed {run.seed}: '
+          f'{out["runs"][f"{run.name}-seed{run.seed}"]}',
           flush=True)
   figures = {}
   for tag, title, ylabel, name, smooth in (
-      ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'r3_train_l2', 10),
-      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'r3_entropy', 10),
-      ('policy_learning_rate', 'policy learning rate', 'learning rate', 'r3_learning_rate', 1)):
+      ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'train_l2', 10),
+      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'entropy', 10),
+      ('policy_learning_rate', 'policy learning rate', 'learning rate', 'learning_rate', 1)):
+    name = f'{reproduction}_{name}'
     figures[name] = plot_curves({f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
                                 _figure(name), 'Quick start: ' + title, ylabel, smooth=smooth)
   out['figures'] = {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}
@@ -445,7 +455,8 @@ def report() -> int:
     with open(path) as f:
       results = json.load(f)
   from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
-  reporters = {'r1': report_r1, 'r2': report_r2, 'r3': report_r3}
+  reporters = {'r1': report_r1, 'r2': report_r2, 'r3': lambda: report_strokes('r3'),
+               'precision': lambda: report_strokes('precision')}
   reported = 0
   for reproduction in FLAGS.reproductions:
     missing = _missing(reproduction)

@@ -109,19 +109,25 @@ def environment_specs(config: config_lib.Config) -> tuple:
   return action_spec, targets_lib.observation_spec(renderer_spec, target_shape)
 
 
-def make_agent(config: config_lib.Config) -> agent_lib.Agent:
-  """The run's agent, built for `environment_specs(config)`."""
+def make_agent(config: config_lib.Config, precision: str = 'float32') -> agent_lib.Agent:
+  """The run's agent, built for `environment_specs(config)`.
+
+  `precision`: the learner passes `config.precision`; actors, the evaluator and exports compute in
+  float32 (a policy step at the actors' batch sizes is not faster in bfloat16, and an export stays
+  portable). Weights are float32 under every precision, so all of them share one set of variables.
+  """
   action_spec, observation_spec = environment_specs(config)
   order = SCENES_ORDER if config.environment == 'mujoco_scenes' else None  # None: the painter's order.
   return agent_lib.Agent(action_spec, observation_spec, size=config.network_size, order=order,
-                         conditional=config.conditional)
+                         conditional=config.conditional, precision=precision)
 
 
-def make_discriminator(config: config_lib.Config) -> discriminator_lib.Discriminator:
+def make_discriminator(config: config_lib.Config,
+                       precision: str = 'float32') -> discriminator_lib.Discriminator:
   """D on renders, or on (render, target) channel pairs when conditional; built (variables exist)."""
   channels = config.channels * (2 if config.conditional else 1)
   return discriminator_lib.Discriminator(
-      size=config.network_size, spectral_norm=config.d_loss == 'sn-gan',
+      size=config.network_size, spectral_norm=config.d_loss == 'sn-gan', precision=precision,
       input_shape=(config.canvas_width, config.canvas_width, channels))
 
 

@@ -23,7 +23,8 @@ D_CONDITIONINGS = ('pair', 'complement')
 ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator')
 # IMPALA's schedule (Espeholt et al. 2018): the policy learning rate falls linearly to 0 at --max_frames.
 LEARNING_RATE_DECAYS = ('none', 'linear')
-REWARD_NORMALISATIONS = ('none', 'std', 'standardise')  # spiral_tf/normalisation.py.
+REWARD_NORMALISATIONS = ('none', 'std', 'standardise')  # spiral_tf/learning/normalisation.py.
+PRECISIONS = ('float32', 'mixed_bfloat16')  # spiral_tf/networks/precision.py.
 # SPIRAL++'s per-step reward needs γ < 1 to assign credit (with γ = 1 the return of every step is the
 # final score, the SPIRAL reward plus a state baseline); the paper searched γ ∈ [0, 0.99].
 SPIRAL_PP_DISCOUNT = 0.9
@@ -77,6 +78,7 @@ class Config:
   num_cpu_replicas: int = 1
   tpu: str = ''
   jit_compile: bool = True
+  precision: str = 'float32'
   # Actors.
   num_actors: int = 2
   envs_per_actor: int = 4
@@ -96,7 +98,8 @@ class Config:
   evaluator: bool = False
   eval_targets: int = 64
   seed: int = 0
-  local_actors: int = 0  # --role=all: 0 sizes the actor processes to the host (spiral_tf/placement.py).
+  # --role=all: 0 sizes the actor processes to the host (spiral_tf/distributed/placement.py).
+  local_actors: int = 0
   first_env: int = -1  # -1: task × envs_per_actor.
 
   @property
@@ -194,6 +197,7 @@ def validate(config: Config) -> Config:
        f'{config.policy_learning_rate_decay!r} decays to 0 at --max_frames, which is 0 (no limit): set it')
   need(config.reward_normalisation in REWARD_NORMALISATIONS, 'reward_normalisation',
        f'{config.reward_normalisation!r} is not one of {REWARD_NORMALISATIONS}')
+  need(config.precision in PRECISIONS, 'precision', f'{config.precision!r} is not one of {PRECISIONS}')
   need(math.isfinite(config.max_gradient_norm) and config.max_gradient_norm >= 0, 'max_gradient_norm',
        f'{config.max_gradient_norm} must be ≥ 0 (0: no clipping)')
   need(config.gradient_penalty_weight >= 0, 'gradient_penalty_weight',
@@ -311,9 +315,11 @@ def define_flags() -> None:
       'policy_learning_rate_decay': 'none: constant; linear: falls to 0 at --max_frames (IMPALA), so the '
                                     'final weights come from small steps. D\'s rate stays constant.',
       'reward_normalisation': 'Rewards before V-trace: none; std (÷ a running std of episode returns); '
-                              'standardise (also centred). See spiral_tf/normalisation.py.',
+                              'standardise (also centred). See spiral_tf/learning/normalisation.py.',
       'max_gradient_norm': 'Global-norm clipping of the policy + critic gradients (0: none).',
       'strategy': f'tf.distribute strategy: {STRATEGIES}.',
+      'precision': 'float32, or mixed_bfloat16: the networks compute in bfloat16 (variables, logits, '
+                   'losses and V-trace stay float32; TPUs, and CPUs with AMX/AVX-512 BF16).',
       'num_cpu_replicas': 'With --strategy=mirrored and no accelerator: split the CPU into this many '
                           'logical devices.',
       'tpu': 'With --strategy=tpu: which TPU. A Cloud TPU name (looked up through the Cloud TPU API), '

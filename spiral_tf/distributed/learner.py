@@ -67,8 +67,8 @@ class Learner:
     config_lib.check_replicas(config, self.strategy.num_replicas_in_sync)
     self._address = config.reverb_address
     with self.strategy.scope():
-      self.agent = components.make_agent(config)
-      self.discriminator = components.make_discriminator(config)
+      self.agent = components.make_agent(config, config.precision)
+      self.discriminator = components.make_discriminator(config, config.precision)
       self.update = components.make_learner_update(config, self.agent, self.discriminator, self.strategy)
       self.learner_step = tf.Variable(0, dtype=tf.int64, name='learner_step')
       self.frames = tf.Variable(0, dtype=tf.int64, name='frames')

@@ -1,6 +1,6 @@
 """One learner update of the policy + critic (V-trace) and of D, compilable with XLA, under any strategy.
 
-From a batch of whole episodes (spiral_tf/trajectory.py, batch-major [B, L, ...] as Reverb yields them)
+From a batch of whole episodes (spiral_tf/replay/trajectory.py, batch-major [B, L, ...] as Reverb yields them)
 and a batch of real images [B, W, W, C]:
   1. rewards with the *current* D (before its update), stopped from the gradient:
        spiral    D(final canvas) at the last action
@@ -8,7 +8,7 @@ and a batch of real images [B, W, W, C]:
        l2        −mean over pixels of (final − target)² at the last action
      plus the optional auxiliary penalties (rewards.py): `stroke_penalty` per new disjoint stroke,
      `blank_penalty` when the final canvas shows nothing; then normalised by running statistics of the
-     episode returns (`reward_normalisation`, spiral_tf/normalisation.py; the statistics are
+     episode returns (`reward_normalisation`, spiral_tf/learning/normalisation.py; the statistics are
      checkpointed with the learner).
   2. policy + critic: teacher-forced unroll, sub-actions masked by their effect, V-trace actor-critic loss
      (`algorithm='a2c'`: importance weights 1, i.e. the on-policy special case).
@@ -82,7 +82,7 @@ class LearnerConfig:
   blank_penalty: float = 0.0
   blank_threshold: float = 1 / 255
   d_steps_per_policy_step: int = 1  # D updates per policy update (see the module docstring).
-  reward_normalisation: str = 'standardise'  # spiral_tf/normalisation.py: 'none', 'std', 'standardise'.
+  reward_normalisation: str = 'standardise'  # 'none', 'std', 'standardise' (learning/normalisation.py).
   reward_normalisation_decay: float = 0.99
   max_gradient_norm: float = 40.0  # Global-norm clipping of the policy + critic gradients (0: none).
 

@@ -16,6 +16,7 @@ Usage:
   state = agent.initial_state(batch_size)
   output, state = agent.step(step_type, observation, state)     # output.action {k: int32 [B]}
   output, state = agent.step(step_type, observation, state, greedy=True)   # arg-max decoding
+  agent = Agent(..., precision='mixed_bfloat16')   # bfloat16 compute, float32 weights and outputs
   unrolled = agent.unroll(step_type, observation, action, core_state)   # time-major [T, B]
   print(agent.num_parameters())
 """
@@ -25,6 +26,8 @@ from typing import Mapping, NamedTuple, Optional, Sequence
 
 import dm_env
 import tensorflow as tf
+
+from spiral_tf.networks import precision as precision_lib
 
 # DeepMind's painter order: the pen first decides whether to paint, then where, then how.
 PAINTER_ORDER = ('flag', 'end', 'control', 'size', 'pressure', 'red', 'green', 'blue')
@@ -123,7 +126,7 @@ class Agent(tf.Module):
   def __init__(self, action_spec: Mapping[str, dm_env.specs.DiscreteArray],
                observation_spec: Mapping, size='deepmind', order: Optional[Sequence[str]] = None,
                conditional: bool = False, location_keys: Sequence[str] = DEFAULT_LOCATION_KEYS,
-               name: str = 'agent'):
+               precision: str = 'float32', name: str = 'agent'):
     super().__init__(name=name)
     if isinstance(size, AgentSize):
       sizes = size
@@ -152,7 +155,14 @@ class Agent(tf.Module):
     self._canvas_shape = tuple(canvas.shape)
     self._use_noise = 'noise_sample' in observation_spec
     self._noise_dim = observation_spec['noise_sample'].shape[-1] if self._use_noise else 0
+    # Activations are in this dtype between layers; logits, values, the LSTM state and everything the
+    # agent returns are float32 (spiral_tf/networks/precision.py).
+    self._dtype = precision_lib.compute_dtype(precision)
+    with precision_lib.layers_in(precision):
+      self._make_layers(sizes, order)
+    self._build()
 
+  def _make_layers(self, sizes, order):
     ch = sizes.torso_channels
     self._conv_in = tf.keras.layers.Conv2D(ch, 5, padding='same', name='torso_conv_in')
     self._prev_action_embed = {k: tf.keras.layers.Dense(sizes.embed_size, name=f'prev_{k}')
@@ -165,7 +175,9 @@ class Agent(tf.Module):
     self._torso_blocks = [ResidualBlock(ch, name=f'torso_res_{i}') for i in range(sizes.torso_res_blocks)]
     self._torso_out = tf.keras.layers.Dense(sizes.z_dim, name='torso_out')
     self._core = tf.keras.layers.LSTMCell(sizes.lstm_size, name='core')
-    self._value = tf.keras.layers.Dense(1, name='value')
+    # The baseline is one small matrix product: computed in float32 (V-trace's targets are differences
+    # of values; bfloat16's 3 significant digits would be noise in them).
+    self._value = tf.keras.layers.Dense(1, dtype='float32', name='value')
     self._heads = {k: (LocationHead(self._grids[k], sizes.head_channels, sizes.head_res_blocks,
                                     name=f'head_{k}')
                        if k in self._grids else tf.keras.layers.Dense(
@@ -176,7 +188,6 @@ class Agent(tf.Module):
                           for k in order[:-1]}
     self._z_update = {k: _mlp(sizes.autoregressive_mlp, sizes.lstm_size, f'z_update_{k}')
                       for k in order[:-1]}
-    self._build()
 
   # --- public API ------------------------------------------------------------------------------------
 
@@ -204,7 +215,7 @@ class Agent(tf.Module):
     torso = self._torso(observation, prev_action, first)
     core_out, core = self._core_step(torso, state.core, first)
     action, log_prob, _ = self._policy(core_out, given_action=None, greedy=greedy)
-    value = self._value(core_out)[:, 0]
+    value = tf.cast(self._value(core_out)[:, 0], tf.float32)
     return AgentOutput(action, log_prob, value), AgentState(core, action)
 
   def unroll(self, step_type, observation, action, core_state, prev_action=None) -> UnrollOutput:
@@ -235,8 +246,8 @@ class Agent(tf.Module):
     split = lambda x: tf.reshape(x, [num_steps, batch])
     return UnrollOutput(log_prob={k: split(v) for k, v in log_prob.items()},
                         entropy={k: split(v) for k, v in entropy.items()},
-                        value=split(self._value(core_out)[:, 0]),
-                        core_output=tf.reshape(core_out, [num_steps, batch, -1]))
+                        value=split(tf.cast(self._value(core_out)[:, 0], tf.float32)),
+                        core_output=tf.cast(tf.reshape(core_out, [num_steps, batch, -1]), tf.float32))
 
   # --- pieces ----------------------------------------------------------------------------------------
 
@@ -262,9 +273,9 @@ class Agent(tf.Module):
     images.append(tf.tile(yx[None], [batch, 1, 1, 1]))
     x = self._conv_in(tf.concat(images, -1))
     # The previous action only counts where it had an effect, and not at all at FIRST.
-    not_first = 1.0 - tf.cast(first, tf.float32)[:, None]
+    not_first = 1.0 - tf.cast(first, self._dtype)[:, None]
     embeddings = [self._prev_action_embed[k](self._embedding(k, prev_action[k]))
-                  * tf.cast(observation['action_mask'][k], tf.float32)[:, None] * not_first
+                  * tf.cast(observation['action_mask'][k], self._dtype)[:, None] * not_first
                   for k in self._order]
     bias = self._prev_action_mlp(tf.concat(embeddings, -1))
     if self._use_noise:
@@ -279,9 +290,11 @@ class Agent(tf.Module):
     return self._torso_out(tf.nn.relu(x))
 
   def _core_step(self, torso, core, first):
-    keep = 1.0 - tf.cast(first, tf.float32)[:, None]
-    out, (h, c) = self._core(torso, [core['h'] * keep, core['c'] * keep])
-    return out, {'h': h, 'c': c}
+    keep = 1.0 - tf.cast(first, self._dtype)[:, None]
+    state = [tf.cast(core[k], self._dtype) * keep for k in ('h', 'c')]
+    out, (h, c) = self._core(torso, state)
+    # The carried state is float32 (the trajectory's core_state spec) whatever the compute precision.
+    return out, {'h': tf.cast(h, tf.float32), 'c': tf.cast(c, tf.float32)}
 
   def _policy(self, z, given_action=None, greedy=False):
     """Autoregressive head: samples (given_action None; arg-max if greedy) or teacher-forces.
@@ -290,7 +303,7 @@ class Agent(tf.Module):
     """
     action, log_prob, entropy = {}, {}, {}
     for i, key in enumerate(self._order):
-      logits = self._heads[key](z)
+      logits = tf.cast(self._heads[key](z), tf.float32)  # Softmax, sampling, entropy: float32.
       log_p = tf.nn.log_softmax(logits)
       if given_action is None and greedy:
         sample = tf.argmax(logits, -1, output_type=tf.int32)

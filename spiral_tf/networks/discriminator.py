@@ -22,6 +22,7 @@ Conditional inputs (`pair_inputs`): 'none' → the image; 'pair' → concat(imag
 
 Usage:
   d = Discriminator(size='deepmind')
+  d = Discriminator(size='deepmind', precision='mixed_bfloat16')   # bfloat16 convs, float32 scores
   losses = wgan_gp_loss(d, real_inputs, fake_inputs, epsilon)      # inside a GradientTape over d
 """
 from typing import Optional, Sequence
@@ -29,6 +30,7 @@ from typing import Optional, Sequence
 import tensorflow as tf
 
 from spiral_tf import config as config_lib
+from spiral_tf.networks import precision as precision_lib
 
 SIZES = {'deepmind': (64, 128, 256, 512), 'tiny': (16, 32, 64, 128)}
 CONDITIONING = ('none',) + config_lib.D_CONDITIONINGS  # 'none': an unconditional D.
@@ -57,20 +59,24 @@ class SpectralNormalized(tf.keras.layers.Layer):
     super().build(input_shape)
 
   def call(self, x, training=False):
-    kernel = self.layer.kernel
+    # σ by power iteration in the variables' dtype (float32, or float64 in tests) whatever the compute
+    # dtype (under mixed precision the variables read as bfloat16 here); only the normalised kernel is
+    # cast to the dtype of x.
+    dtype = self.layer.kernel.dtype  # An AutoCastVariable's own dtype, not the one it reads as.
+    kernel = tf.cast(self.layer.kernel, dtype)
     w = tf.reshape(kernel, [-1, kernel.shape[-1]])
-    v = tf.math.l2_normalize(tf.matmul(self.u, w, transpose_b=True))
+    v = tf.math.l2_normalize(tf.matmul(tf.cast(self.u, dtype), w, transpose_b=True))
     u = tf.math.l2_normalize(tf.matmul(v, w))
     u, v = tf.stop_gradient(u), tf.stop_gradient(v)
     if training:
       self.u.assign(u)
     sigma = tf.reduce_sum(tf.matmul(v, w) * u)
-    normalized = kernel / sigma
+    normalized = tf.cast(kernel / sigma, x.dtype)
     if isinstance(self.layer, tf.keras.layers.Conv2D):
       y = tf.nn.conv2d(x, normalized, self.layer.strides, self.layer.padding.upper())
     else:
       y = tf.matmul(x, normalized)
-    return tf.nn.bias_add(y, self.layer.bias)
+    return tf.nn.bias_add(y, tf.cast(self.layer.bias, x.dtype))
 
 
 class Discriminator(tf.Module):
@@ -78,16 +84,22 @@ class Discriminator(tf.Module):
 
   def __init__(self, size: str = 'deepmind', channels: Optional[Sequence[int]] = None,
                spectral_norm: bool = False, input_shape: Optional[Sequence[int]] = None,
-               dtype=tf.float32, name: str = 'discriminator'):
+               dtype=tf.float32, precision: str = 'float32', name: str = 'discriminator'):
+    """`dtype`: of the weights and inputs (float64 for numerical tests); `precision`: compute precision
+    (spiral_tf/networks/precision.py; mixed_bfloat16 needs float32 weights). Scores are returned in
+    `dtype`."""
     super().__init__(name=name)
     if channels is None:
       if size not in SIZES:
         raise ValueError(f'Discriminator size {size!r} is not one of {sorted(SIZES)}')
       channels = SIZES[size]
-    wrap = (lambda layer: SpectralNormalized(layer, dtype=dtype)) if spectral_norm else (lambda l: l)
-    self._convs = [wrap(tf.keras.layers.Conv2D(n, 4, strides=2, padding='same', dtype=dtype,
+    if precision_lib.compute_dtype(precision) != tf.float32 and dtype != tf.float32:
+      raise ValueError(f'precision {precision!r} computes with float32 weights, not {dtype}')
+    layer_dtype = dtype if precision == 'float32' else precision  # A Keras dtype policy's name.
+    wrap = (lambda layer: SpectralNormalized(layer, dtype=layer_dtype)) if spectral_norm else (lambda l: l)
+    self._convs = [wrap(tf.keras.layers.Conv2D(n, 4, strides=2, padding='same', dtype=layer_dtype,
                                                name=f'conv_{i}')) for i, n in enumerate(channels)]
-    self._out = wrap(tf.keras.layers.Dense(1, dtype=dtype, name='out'))
+    self._out = wrap(tf.keras.layers.Dense(1, dtype=layer_dtype, name='out'))
     self._spectral_norm = spectral_norm
     self._dtype = dtype
     if input_shape is not None:
@@ -103,7 +115,7 @@ class Discriminator(tf.Module):
       x = tf.nn.leaky_relu(x, 0.2)
     x = tf.reshape(x, [tf.shape(x)[0], x.shape[1] * x.shape[2] * x.shape[3]])
     x = self._out(x, training=training) if self._spectral_norm else self._out(x)
-    return x[:, 0]
+    return tf.cast(x[:, 0], self._dtype)
 
   def num_parameters(self) -> int:
     return int(sum(v.shape.num_elements() for v in self.trainable_variables))
