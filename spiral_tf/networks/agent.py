@@ -215,7 +215,7 @@ class Agent(tf.Module):
     torso = self._torso(observation, prev_action, first)
     core_out, core = self._core_step(torso, state.core, first)
     action, log_prob, _ = self._policy(core_out, given_action=None, greedy=greedy)
-    value = tf.cast(self._value(core_out)[:, 0], tf.float32)
+    value = self._value(core_out)[:, 0]  # float32: the value layer computes in float32.
     return AgentOutput(action, log_prob, value), AgentState(core, action)
 
   def unroll(self, step_type, observation, action, core_state, prev_action=None) -> UnrollOutput:
@@ -246,7 +246,7 @@ class Agent(tf.Module):
     split = lambda x: tf.reshape(x, [num_steps, batch])
     return UnrollOutput(log_prob={k: split(v) for k, v in log_prob.items()},
                         entropy={k: split(v) for k, v in entropy.items()},
-                        value=split(tf.cast(self._value(core_out)[:, 0], tf.float32)),
+                        value=split(self._value(core_out)[:, 0]),
                         core_output=tf.cast(tf.reshape(core_out, [num_steps, batch, -1]), tf.float32))
 
   # --- pieces ----------------------------------------------------------------------------------------
