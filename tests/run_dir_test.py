@@ -28,7 +28,7 @@ def test_run_directory_layout(tmp_path):
 
 def test_the_layout_modules_import_no_tensorflow():
   # The supervisor and the CLIs' early checks use them before (or without) TensorFlow.
-  code = ('import sys; from spiral_tf import run_dir, export_format; '
+  code = ('import sys; from spiral_tf import run_dir; from spiral_tf.inference import export_format; '
           'assert "tensorflow" not in sys.modules, sorted(m for m in sys.modules if "tensorflow" in m)')
   result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
   assert result.returncode == 0, result.stderr
