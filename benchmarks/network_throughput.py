@@ -152,14 +152,18 @@ def _episodes(action_spec, observation_spec, batch, length, lstm_size, rng):
   }
 
 
+def label_of(size, precision):
+  """The name of one measurement in the printout and the JSON: the size, and the precision unless float32."""
+  return size if precision == 'float32' else f'{size} {precision}'
+
+
 def measure(size, peak, rng, precision='float32'):
   # The CelebA painter's specs (configs/celeba.cfg: 64², grid 32, colour, pressure, 6 brush sizes).
   action_spec, observation_spec = components.environment_specs(
       config_lib.Config(canvas_width=64, grid_width=32, use_color=True, use_pressure=True, conditional=True))
   agent = agent_lib.Agent(action_spec, observation_spec, size=size, conditional=True, precision=precision)
   d = d_lib.Discriminator(size, input_shape=[64, 64, 6], precision=precision)
-  if precision != 'float32':
-    size = f'{size} {precision}'  # The label of this measurement.
+  size = label_of(size, precision)
   print(f'[{size}] agent {agent.num_parameters():,} parameters, discriminator {d.num_parameters():,}',
         flush=True)
   result = {'agent_parameters': agent.num_parameters(), 'd_parameters': d.num_parameters(), 'policy': {}}
@@ -227,7 +231,7 @@ def main(argv):
   for size in FLAGS.sizes:
     for precision in FLAGS.precisions:
       peaks.append(matmul_peak())
-      label = size if precision == 'float32' else f'{size} {precision}'
+      label = label_of(size, precision)
       results[label] = measure(size, max(peaks), rng, precision)
       labels.append(label)
   peaks.append(matmul_peak())

@@ -18,8 +18,6 @@ import tensorflow as tf
 
 from spiral_tf import config as config_lib
 
-_POLICIES = {'float32': 'float32', 'mixed_bfloat16': 'mixed_bfloat16'}
-
 
 def _check(precision: str) -> str:
   if precision not in config_lib.PRECISIONS:
@@ -37,7 +35,7 @@ def layers_in(precision: str):
   """Keras layers constructed inside take `precision`'s dtype policy (a layer keeps the policy it was
   built with; the global policy is restored on exit, so nothing else in the process changes)."""
   previous = tf.keras.mixed_precision.global_policy()
-  tf.keras.mixed_precision.set_global_policy(_POLICIES[_check(precision)])
+  tf.keras.mixed_precision.set_global_policy(_check(precision))  # The names are Keras policies'.
   try:
     yield
   finally:
