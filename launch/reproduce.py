@@ -22,6 +22,11 @@ the machine equally) and waits; a run that already reached its limit resumes, se
 `--stage=report` reads their TensorBoard logs and exports and writes under --out (default docs/results/):
 curves against frames (PNG), image grids and results.json (every number; reproductions not reported in
 this call keep their entries). A reproduction whose runs are missing is skipped with a message.
+
+Seeds trained in different sessions (r1): a run directory stays on the machine that trained it, so the report
+keeps in the repository what it needs of a run again — its figures in results.json and its curves in
+curves/<run>.json. A later `--stage=report --seeds=0,1` whose seed-0 directory is gone takes seed 0 from
+there (marked 'source': 'stored' in results.json) and evaluates the runs whose directories it has.
 """
 import json
 import os
@@ -165,6 +170,7 @@ class Run:
     from spiral_tf import dashboard  # pylint: disable=g-import-not-at-top
     from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
     self.name, self.seed, self.dir = _name(config), seed, run_dir(config, seed)
+    self.key = f'{self.name}-seed{seed}'
     self.export = components.export_dir(self.dir)
     with open(os.path.join(self.dir, 'config.json')) as f:
       settings = json.load(f)
@@ -189,10 +195,67 @@ class Run:
     return painter_lib.Painter.from_saved_model(self.export)
 
 
-def _missing(reproduction):
+def _trained(config, seed):
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
+  return os.path.isdir(components.export_dir(run_dir(config, seed)))
+
+
+def _missing(reproduction, stored=()):
+  """Run directories of `reproduction` with no export here and no entry in `stored` (keys name-seedN)."""
   return [run_dir(c, s) for c, s in _runs(reproduction)
-          if not os.path.isdir(components.export_dir(run_dir(c, s)))]
+          if not _trained(c, s) and f'{_name(c)}-seed{s}' not in stored]
+
+
+# --- runs reported by an earlier call (their directories are elsewhere) -------------------------------
+
+CURVES_DIR = 'curves'  # Under --out: <run>.json, the curves a report draws of that run.
+
+
+def _curves_path(key):
+  return os.path.join(FLAGS.out, CURVES_DIR, key + '.json')
+
+
+def write_curves(run, tags):
+  """Keeps `run`'s curves of `tags` ([(source, tag)], source 'train' or 'eval') against frames."""
+  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
+  curves = {}
+  for source, tag in tags:
+    frames, values = run.curve(tag, source)
+    curves.setdefault(source, {})[tag] = [frames, [float(f'{v:.6g}') for v in values]]
+  os.makedirs(os.path.dirname(_curves_path(run.key)), exist_ok=True)
+  image_io.write_json(_curves_path(run.key), {'frames_per_step': run.frames_per_step, **curves})
+
+
+class StoredRun:
+  """A run an earlier report evaluated: its results.json entry and the curves that report kept (if any)."""
+
+  def __init__(self, config, seed, entry):
+    self.name, self.seed, self.entry = _name(config), seed, entry
+    self.key = f'{self.name}-seed{seed}'
+    self.frames, self.learner_steps = entry['frames'], entry['learner_steps']
+    self.curves = {}
+    if os.path.exists(_curves_path(self.key)):
+      with open(_curves_path(self.key)) as f:
+        self.curves = json.load(f)
+
+  def curve(self, tag, source='train'):
+    frames, values = self.curves.get(source, {}).get(tag, ([], []))
+    return list(frames), list(values)
+
+
+def stored_runs(reproduction, previous):
+  """{key: entry} of `previous` (results.json's entry for `reproduction`) usable for runs missing here.
+
+  Usable means evaluated on the same number of held-out targets as this call; an entry that was itself
+  stored keeps the date of the report that evaluated it.
+  """
+  if not previous or previous.get('num_targets') != FLAGS.num_targets:
+    return {}
+  return {f'{_name(c)}-seed{s}': dict(previous['runs'][f'{_name(c)}-seed{s}'],
+                                       source=previous['runs'][f'{_name(c)}-seed{s}'].get(
+                                           'source', f'stored (evaluated {previous.get("written")})'))
+          for c, s in _runs(reproduction)
+          if not _trained(c, s) and f'{_name(c)}-seed{s}' in previous.get('runs', {})}
 
 
 # --- figures -------------------------------------------------------------------------------------------
@@ -282,20 +345,36 @@ def _reconstruction_figures(runs, targets, baselines):
   return figures, results, search
 
 
-def report_r1():
+# What report_r1 draws of each run, kept in curves/<run>.json for a later report.
+R1_CURVES = (('eval', 'eval/agent_mse'), ('train', 'entropy'), ('train', 'diagnostics/normaliser_std'),
+             ('train', 'l2_to_target'), ('train', 'd_score_real'), ('train', 'd_score_fake'))
+
+
+def report_r1(previous=None):
+  """`previous`: results.json's r1 entry of an earlier report, whose runs stand in for missing ones."""
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  runs = [Run(c, s) for c, s in _runs('r1')]
+  stored = stored_runs('r1', previous)
+  runs = [Run(c, s) for c, s in _runs('r1') if f'{_name(c)}-seed{s}' not in stored]
+  if not runs:
+    raise app.UsageError('r1: no run directory here to evaluate (every run would come from results.json)')
   config = components.load_config(runs[0].dir)
   if FLAGS.data_dir:
     import dataclasses  # pylint: disable=g-import-not-at-top
     config = dataclasses.replace(config, data_dir=FLAGS.data_dir)
   targets = components.load_targets(config, 'test', limit=FLAGS.num_targets)
   figures, per_run, search = _reconstruction_figures(runs, targets, {})
+  for run in runs:
+    write_curves(run, R1_CURVES)
+  per_run.update({key: entry['heldout'] for key, entry in stored.items()})
+  for key, entry in stored.items():
+    print(f'[reproduce] {key}: from results.json, {entry["source"]}', flush=True)
+  runs += [StoredRun(c, s, stored[f'{_name(c)}-seed{s}']) for c, s in _runs('r1')
+           if f'{_name(c)}-seed{s}' in stored]
   by_config = {}
   for run in runs:
-    by_config.setdefault(run.name, []).append(per_run[f'{run.name}-seed{run.seed}'])
+    by_config.setdefault(run.name, []).append(per_run[run.key])
   summary = {}
   for name, seeds in by_config.items():
     summary[name] = {k: {'mean_over_seeds': float(np.mean([s[k]['mean'] for s in seeds])),
@@ -331,8 +410,8 @@ def report_r1():
       {f'{LABELS.get(r.name, r.name)} s{r.seed}: D({what})': r.curve(f'd_score_{what}')
        for r in runs for what in ('real', 'fake')}, _figure('r1_d_scores'),
       'Conditional MNIST: D scores', 'mean D output', smooth=10)
-  return {'runs': {f'{r.name}-seed{r.seed}': {
-      'frames': r.frames, 'learner_steps': r.learner_steps, 'heldout': per_run[f'{r.name}-seed{r.seed}'],
+  return {'runs': {r.key: r.entry if isinstance(r, StoredRun) else {
+      'frames': r.frames, 'learner_steps': r.learner_steps, 'heldout': per_run[r.key],
       'entropy_last_third_median': r.last_third_median('entropy'),
       'd_real_last_third_median': r.last_third_median('d_score_real'),
       'd_fake_last_third_median': r.last_third_median('d_score_fake'),
@@ -455,11 +534,12 @@ def report() -> int:
     with open(path) as f:
       results = json.load(f)
   from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
-  reporters = {'r1': report_r1, 'r2': report_r2, 'r3': lambda: report_strokes('r3'),
-               'precision': lambda: report_strokes('precision')}
+  reporters = {'r1': lambda: report_r1(results.get('r1')), 'r2': report_r2,
+               'r3': lambda: report_strokes('r3'), 'precision': lambda: report_strokes('precision')}
   reported = 0
   for reproduction in FLAGS.reproductions:
-    missing = _missing(reproduction)
+    missing = _missing(reproduction, stored_runs(reproduction, results.get(reproduction))
+                       if reproduction == 'r1' else ())
     if missing:
       print(f'[reproduce] {reproduction}: skipped, no export in {missing} (run --stage=train first)',
             flush=True)

@@ -3,12 +3,20 @@
 The exports here are the smallest directories the export format accepts (saved_model.pb + its JSON asset):
 what is checked is the bookkeeping — one copy per learner step, never a half-copied one listed — not the
 SavedModel (tests/export_test.py covers that).
+
+It also keeps what a report needs of a run whose directory is gone (a seed trained in an earlier session):
+results.json's entry and curves/<run>.json stand in for it, and only for it.
 """
 import json
 import os
 
+from absl import flags
+from absl.testing import flagsaver
+import pytest
+
 from launch import reproduce
 from spiral_tf import components
+from spiral_tf import dashboard
 from spiral_tf.inference import export_format
 
 
@@ -50,3 +58,71 @@ def test_step_zero_is_not_kept(tmp_path):
   _write_export(run, 0)  # An export before any update (launch/export.py of a fresh run).
   reproduce.snapshot_exports([run])
   assert reproduce.export_history(run) == []
+
+
+@pytest.fixture
+def report_dirs(tmp_path):
+  """--runs_dir and --out under tmp_path, r1's seeds 0 and 1, 500 held-out targets."""
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  with flagsaver.flagsaver(runs_dir=str(tmp_path / 'runs'), out=str(tmp_path / 'out'), seeds=['0', '1'],
+                           num_targets=500):
+    yield tmp_path
+
+
+def _entry(greedy):
+  return {'frames': 1000080, 'learner_steps': 6945, 'heldout': {'greedy': {'mean': greedy, 'sem': 0.001}}}
+
+
+def test_a_missing_run_is_taken_from_the_earlier_report_and_says_so(report_dirs):
+  previous = {'num_targets': 500, 'written': '2026-12-02 04:29 UTC',
+              'runs': {'mnist_d-seed0': _entry(0.0497), 'mnist_l2-seed0': _entry(0.0532)}}
+  stored = reproduce.stored_runs('r1', previous)
+  assert sorted(stored) == ['mnist_d-seed0', 'mnist_l2-seed0']
+  assert stored['mnist_d-seed0']['heldout'] == previous['runs']['mnist_d-seed0']['heldout']
+  assert stored['mnist_d-seed0']['source'] == 'stored (evaluated 2026-12-02 04:29 UTC)'
+  # Seed 1 is neither here nor stored: it is what the report says is missing.
+  missing = [os.path.basename(d) for d in reproduce._missing('r1', stored)]
+  assert missing == ['mnist_d-seed1', 'mnist_l2-seed1']
+  # Stored again by a later report, an entry keeps the date of the report that evaluated it.
+  again = reproduce.stored_runs('r1', dict(previous, written='2026-12-05 10:00 UTC', runs=stored))
+  assert again['mnist_l2-seed0']['source'] == 'stored (evaluated 2026-12-02 04:29 UTC)'
+
+
+def test_a_run_directory_here_is_evaluated_never_replaced_by_its_stored_entry(report_dirs):
+  _write_export(reproduce.run_dir('reproductions/mnist_d', 0), 6945)
+  previous = {'num_targets': 500, 'runs': {'mnist_d-seed0': _entry(0.0497), 'mnist_l2-seed0': _entry(0.05)}}
+  assert sorted(reproduce.stored_runs('r1', previous)) == ['mnist_l2-seed0']
+
+
+def test_figures_on_other_held_out_targets_are_not_mixed_in(report_dirs):
+  previous = {'num_targets': 128, 'runs': {'mnist_d-seed0': _entry(0.0497)}}
+  assert reproduce.stored_runs('r1', previous) == {}
+  assert reproduce.stored_runs('r1', None) == {}
+
+
+def _trained_run(tmp_path_run):
+  """A run directory with real TensorBoard logs (learner and evaluator) and an export at step 100."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  os.makedirs(tmp_path_run)
+  with open(os.path.join(tmp_path_run, 'config.json'), 'w') as f:
+    json.dump({'batch_size': 16, 'episode_length': 10}, f)  # 144 frames per learner step.
+  for log_dir, points in ((dashboard.learner_log_dir(tmp_path_run), {'entropy': [(1, 10.5)]}),
+                          (dashboard.eval_log_dir(tmp_path_run),
+                           {'eval/agent_mse': [(0, 0.09), (100, 0.0512345678)]})):
+    with tf.summary.create_file_writer(log_dir).as_default():
+      for tag, values in points.items():
+        for step, value in values:
+          tf.summary.scalar(tag, value, step=step)
+  _write_export(tmp_path_run, 100)
+
+
+def test_kept_curves_come_back_as_the_stored_run_s_curves(report_dirs):
+  _trained_run(reproduce.run_dir('reproductions/mnist_d', 1))
+  reproduce.write_curves(reproduce.Run('reproductions/mnist_d', 1),
+                         (('eval', 'eval/agent_mse'), ('train', 'entropy'), ('train', 'd_score_real')))
+  run = reproduce.StoredRun('reproductions/mnist_d', 1, _entry(0.05))
+  assert run.curve('eval/agent_mse', 'eval') == ([0, 14400], [0.09, 0.0512346])  # 6 significant digits.
+  assert run.curve('entropy') == ([144], [10.5])
+  assert run.curve('d_score_real') == ([], [])  # Logged by no run: an empty curve, drawn as nothing.
+  assert reproduce.StoredRun('reproductions/mnist_l2', 0, _entry(0.05)).curve('entropy') == ([], [])
