@@ -15,6 +15,8 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
   r3  the quick start: configs/strokes.cfg (what `make train` runs) and its ablation with a constant policy
       learning rate (reproductions/strokes_constant_lr.cfg). Report: held-out MSE on the procedural-strokes
       test targets, greedy and sampled decoding, against the blank canvas (target ≤ 0.7×, greedy).
+  r1_entropy_cost  r1's D agent beside the same run at half its entropy cost
+      (reproductions/mnist_d_entropy_cost_half.cfg): r1's report for both.
   precision  the quick start in float32 beside --precision=mixed_bfloat16
       (reproductions/strokes_mixed_bfloat16.cfg): r3's report for both, with the learner's frames/s.
 `--stage=train` starts every run of the chosen reproductions at once (so the runs of one comparison share
@@ -46,10 +48,15 @@ REPRODUCTIONS = {
     'r2': ('reproductions/mnist_unconditional',),
     'r3': ('strokes', 'reproductions/strokes_constant_lr'),
     'precision': ('strokes', 'reproductions/strokes_mixed_bfloat16'),
+    'r1_entropy_cost': ('reproductions/mnist_d', 'reproductions/mnist_d_entropy_cost_half'),
 }
+# Reproductions reported by held-out reconstruction of MNIST test digits (report_reconstruction): their
+# runs' figures in results.json can stand in for a run trained in an earlier session.
+RECONSTRUCTION = ('r1', 'r1_entropy_cost')
 LABELS = {'mnist_d': 'D reward (SPIRAL++)', 'mnist_l2': 'l2 reward', 'strokes': 'make train agent',
           'mnist_unconditional': 'unconditional MNIST', 'strokes_constant_lr': 'constant learning rate',
-          'strokes_mixed_bfloat16': 'mixed_bfloat16 learner'}
+          'strokes_mixed_bfloat16': 'mixed_bfloat16 learner',
+          'mnist_d_entropy_cost_half': 'D reward, entropy cost 0.005'}
 
 flags.DEFINE_enum('stage', 'report', ['train', 'report'], 'Train the runs, or report on trained runs.')
 flags.DEFINE_list('reproductions', ['r1', 'r3'], f'Which of {sorted(REPRODUCTIONS)}.')
@@ -76,22 +83,36 @@ def _runs(reproduction):
   return [(config, int(seed)) for config in REPRODUCTIONS[reproduction] for seed in FLAGS.seeds]
 
 
+def runs_to_train(results):
+  """[(config, seed)] of --reproductions, each once, less those `results` (results.json) already holds."""
+  runs = []
+  for reproduction in FLAGS.reproductions:
+    stored = stored_runs(reproduction, results)
+    for config, seed in _runs(reproduction):
+      key = f'{_name(config)}-seed{seed}'
+      if key in stored:
+        print(f'[reproduce] {key}: not trained again, results.json has it ({stored[key]["source"]}; '
+              'delete that entry to retrain)', flush=True)
+      elif (config, seed) not in runs:  # A run two reproductions share (r1's D agent and its ablation).
+        runs.append((config, seed))
+  return runs
+
+
 def train() -> int:
   """Starts every run as its own `launch/train.py --role=all` and waits for all of them."""
   os.makedirs(FLAGS.runs_dir, exist_ok=True)
   procs = {}
-  for reproduction in FLAGS.reproductions:
-    for config, seed in _runs(reproduction):
-      directory = run_dir(config, seed)
-      command = [sys.executable, os.path.join(ROOT, 'launch', 'train.py'),
-                 f'--flagfile={os.path.join(ROOT, "configs", config + ".cfg")}', f'--root_dir={directory}',
-                 f'--seed={seed}', *FLAGS.train_flags]
-      if FLAGS.data_dir:
-        command.append(f'--data_dir={FLAGS.data_dir}')
-      log = open(directory + '.out', 'ab')  # pylint: disable=consider-using-with
-      procs[directory] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-      print(f'[reproduce] {os.path.basename(directory)}: pid {procs[directory].pid}, log {log.name}',
-            flush=True)
+  for config, seed in runs_to_train(read_results()):
+    directory = run_dir(config, seed)
+    command = [sys.executable, os.path.join(ROOT, 'launch', 'train.py'),
+               f'--flagfile={os.path.join(ROOT, "configs", config + ".cfg")}', f'--root_dir={directory}',
+               f'--seed={seed}', *FLAGS.train_flags]
+    if FLAGS.data_dir:
+      command.append(f'--data_dir={FLAGS.data_dir}')
+    log = open(directory + '.out', 'ab')  # pylint: disable=consider-using-with
+    procs[directory] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    print(f'[reproduce] {os.path.basename(directory)}: pid {procs[directory].pid}, log {log.name}',
+          flush=True)
   try:
     while any(proc.poll() is None for proc in procs.values()):
       snapshot_exports(procs)
@@ -103,7 +124,7 @@ def train() -> int:
       proc.send_signal(signal.SIGINT)
     codes = {run: proc.wait() for run, proc in procs.items()}
   print(f'[reproduce] exit codes: {codes}', flush=True)
-  return max(abs(c) for c in codes.values())
+  return max((abs(c) for c in codes.values()), default=0)
 
 
 # Each run's export is rewritten at every checkpoint; train() keeps a copy of each one it sees under
@@ -243,19 +264,23 @@ class StoredRun:
     return list(frames), list(values)
 
 
-def stored_runs(reproduction, previous):
-  """{key: entry} of `previous` (results.json's entry for `reproduction`) usable for runs missing here.
+def stored_runs(reproduction, results):
+  """{key: entry}: runs of `reproduction` not trained here that `results` (results.json) already evaluated.
 
-  Usable means evaluated on the same number of held-out targets as this call; an entry that was itself
-  stored keeps the date of the report that evaluated it.
+  Only reconstruction reproductions (RECONSTRUCTION) have such entries. Any of their entries may hold the run
+  (r1 and its ablation share the D agent), if it was evaluated on as many held-out targets as this call
+  uses; an entry that was itself stored keeps the date of the report that evaluated it.
   """
-  if not previous or previous.get('num_targets') != FLAGS.num_targets:
+  if reproduction not in RECONSTRUCTION:
     return {}
-  return {f'{_name(c)}-seed{s}': dict(previous['runs'][f'{_name(c)}-seed{s}'],
-                                       source=previous['runs'][f'{_name(c)}-seed{s}'].get(
-                                           'source', f'stored (evaluated {previous.get("written")})'))
-          for c, s in _runs(reproduction)
-          if not _trained(c, s) and f'{_name(c)}-seed{s}' in previous.get('runs', {})}
+  pool = {}
+  for earlier in (results or {}).values():
+    if isinstance(earlier, dict) and earlier.get('num_targets') == FLAGS.num_targets:
+      for key, entry in earlier.get('runs', {}).items():
+        if 'heldout' in entry:
+          pool[key] = dict(entry, source=entry.get('source', f'stored (evaluated {earlier.get("written")})'))
+  return {f'{_name(c)}-seed{s}': pool[f'{_name(c)}-seed{s}'] for c, s in _runs(reproduction)
+          if not _trained(c, s) and f'{_name(c)}-seed{s}' in pool}
 
 
 # --- figures -------------------------------------------------------------------------------------------
@@ -350,15 +375,16 @@ R1_CURVES = (('eval', 'eval/agent_mse'), ('train', 'entropy'), ('train', 'diagno
              ('train', 'l2_to_target'), ('train', 'd_score_real'), ('train', 'd_score_fake'))
 
 
-def report_r1(previous=None):
-  """`previous`: results.json's r1 entry of an earlier report, whose runs stand in for missing ones."""
+def report_reconstruction(reproduction, results):
+  """r1 (and its ablations): held-out MSE, search, blank, targets, curves. Stored runs from `results`."""
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  stored = stored_runs('r1', previous)
-  runs = [Run(c, s) for c, s in _runs('r1') if f'{_name(c)}-seed{s}' not in stored]
+  stored = stored_runs(reproduction, results)
+  runs = [Run(c, s) for c, s in _runs(reproduction) if f'{_name(c)}-seed{s}' not in stored]
   if not runs:
-    raise app.UsageError('r1: no run directory here to evaluate (every run would come from results.json)')
+    raise app.UsageError(f'{reproduction}: no run directory here to evaluate (every run would come from '
+                         'results.json)')
   config = components.load_config(runs[0].dir)
   if FLAGS.data_dir:
     import dataclasses  # pylint: disable=g-import-not-at-top
@@ -370,7 +396,7 @@ def report_r1(previous=None):
   per_run.update({key: entry['heldout'] for key, entry in stored.items()})
   for key, entry in stored.items():
     print(f'[reproduce] {key}: from results.json, {entry["source"]}', flush=True)
-  runs += [StoredRun(c, s, stored[f'{_name(c)}-seed{s}']) for c, s in _runs('r1')
+  runs += [StoredRun(c, s, stored[f'{_name(c)}-seed{s}']) for c, s in _runs(reproduction)
            if f'{_name(c)}-seed{s}' in stored]
   by_config = {}
   for run in runs:
@@ -393,22 +419,23 @@ def report_r1(previous=None):
   curves = {f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve('eval/agent_mse', 'eval') for r in runs}
   frames = max((max(r.curve('eval/agent_mse', 'eval')[0] or [0]) for r in runs), default=0)
   curves['blank canvas'] = ([0, frames], [blank, blank])
-  figures['r1_heldout_mse'] = plot_curves(curves, _figure('r1_heldout_mse'),
-                                          'Conditional MNIST: held-out MSE (128 test digits, sampled)',
-                                          'mean squared error per pixel')
+  figures[f'{reproduction}_heldout_mse'] = plot_curves(
+      curves, _figure(f'{reproduction}_heldout_mse'),
+      'Conditional MNIST: held-out MSE (128 test digits, sampled)', 'mean squared error per pixel')
   for tag, title, ylabel, name, smooth, logy in (
-      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'r1_entropy', 5, False),
+      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'entropy', 5, False),
       # Log scale: D's returns and −l2's differ by two orders of magnitude.
       ('diagnostics/normaliser_std', 'running std of episode returns (reward scale)', 'σ of returns',
-       'r1_reward_std', 1, True),
-      ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'r1_train_l2',
+       'reward_std', 1, True),
+      ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'train_l2',
        10, False)):
+    name = f'{reproduction}_{name}'
     figures[name] = plot_curves({f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
                                 _figure(name), 'Conditional MNIST: ' + title, ylabel, smooth=smooth,
                                 logy=logy)
-  figures['r1_d_scores'] = plot_curves(
+  figures[f'{reproduction}_d_scores'] = plot_curves(
       {f'{LABELS.get(r.name, r.name)} s{r.seed}: D({what})': r.curve(f'd_score_{what}')
-       for r in runs for what in ('real', 'fake')}, _figure('r1_d_scores'),
+       for r in runs for what in ('real', 'fake')}, _figure(f'{reproduction}_d_scores'),
       'Conditional MNIST: D scores', 'mean D output', smooth=10)
   return {'runs': {r.key: r.entry if isinstance(r, StoredRun) else {
       'frames': r.frames, 'learner_steps': r.learner_steps, 'heldout': per_run[r.key],
@@ -526,20 +553,26 @@ def report_strokes(reproduction):
   return out
 
 
+def read_results() -> dict:
+  """results.json under --out as an earlier report left it ({} before the first)."""
+  path = os.path.join(FLAGS.out, 'results.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f)
+
+
 def report() -> int:
   os.makedirs(FLAGS.out, exist_ok=True)
   path = os.path.join(FLAGS.out, 'results.json')
-  results = {}
-  if os.path.exists(path):
-    with open(path) as f:
-      results = json.load(f)
+  results = read_results()
   from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
-  reporters = {'r1': lambda: report_r1(results.get('r1')), 'r2': report_r2,
-               'r3': lambda: report_strokes('r3'), 'precision': lambda: report_strokes('precision')}
+  reporters = {'r1': lambda: report_reconstruction('r1', results), 'r2': report_r2,
+               'r3': lambda: report_strokes('r3'), 'precision': lambda: report_strokes('precision'),
+               'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results)}
   reported = 0
   for reproduction in FLAGS.reproductions:
-    missing = _missing(reproduction, stored_runs(reproduction, results.get(reproduction))
-                       if reproduction == 'r1' else ())
+    missing = _missing(reproduction, stored_runs(reproduction, results))
     if missing:
       print(f'[reproduce] {reproduction}: skipped, no export in {missing} (run --stage=train first)',
             flush=True)

@@ -77,7 +77,7 @@ def _entry(greedy):
 def test_a_missing_run_is_taken_from_the_earlier_report_and_says_so(report_dirs):
   previous = {'num_targets': 500, 'written': '2026-12-02 04:29 UTC',
               'runs': {'mnist_d-seed0': _entry(0.0497), 'mnist_l2-seed0': _entry(0.0532)}}
-  stored = reproduce.stored_runs('r1', previous)
+  stored = reproduce.stored_runs('r1', {'r1': previous})
   assert sorted(stored) == ['mnist_d-seed0', 'mnist_l2-seed0']
   assert stored['mnist_d-seed0']['heldout'] == previous['runs']['mnist_d-seed0']['heldout']
   assert stored['mnist_d-seed0']['source'] == 'stored (evaluated 2026-12-02 04:29 UTC)'
@@ -85,20 +85,35 @@ def test_a_missing_run_is_taken_from_the_earlier_report_and_says_so(report_dirs)
   missing = [os.path.basename(d) for d in reproduce._missing('r1', stored)]
   assert missing == ['mnist_d-seed1', 'mnist_l2-seed1']
   # Stored again by a later report, an entry keeps the date of the report that evaluated it.
-  again = reproduce.stored_runs('r1', dict(previous, written='2026-12-05 10:00 UTC', runs=stored))
+  again = reproduce.stored_runs('r1', {'r1': dict(previous, written='2026-12-05 10:00 UTC', runs=stored)})
   assert again['mnist_l2-seed0']['source'] == 'stored (evaluated 2026-12-02 04:29 UTC)'
+  # An ablation that shares r1's D agent finds it in r1's entry; a reproduction not scored by held-out
+  # reconstruction never takes a stored run.
+  assert sorted(reproduce.stored_runs('r1_entropy_cost', {'r1': previous})) == ['mnist_d-seed0']
+  assert reproduce.stored_runs('r3', {'r1': previous}) == {}
+
+
+def test_training_starts_each_run_once_and_none_that_results_json_holds(report_dirs):
+  results = {'r1': {'num_targets': 500, 'runs': {'mnist_d-seed0': _entry(0.0497)}}}
+  with flagsaver.flagsaver(reproductions=['r1', 'r1_entropy_cost']):
+    assert reproduce.runs_to_train(results) == [
+        ('reproductions/mnist_d', 1), ('reproductions/mnist_l2', 0), ('reproductions/mnist_l2', 1),
+        ('reproductions/mnist_d_entropy_cost_half', 0), ('reproductions/mnist_d_entropy_cost_half', 1)]
 
 
 def test_a_run_directory_here_is_evaluated_never_replaced_by_its_stored_entry(report_dirs):
   _write_export(reproduce.run_dir('reproductions/mnist_d', 0), 6945)
   previous = {'num_targets': 500, 'runs': {'mnist_d-seed0': _entry(0.0497), 'mnist_l2-seed0': _entry(0.05)}}
-  assert sorted(reproduce.stored_runs('r1', previous)) == ['mnist_l2-seed0']
+  assert sorted(reproduce.stored_runs('r1', {'r1': previous})) == ['mnist_l2-seed0']
 
 
 def test_figures_on_other_held_out_targets_are_not_mixed_in(report_dirs):
   previous = {'num_targets': 128, 'runs': {'mnist_d-seed0': _entry(0.0497)}}
-  assert reproduce.stored_runs('r1', previous) == {}
-  assert reproduce.stored_runs('r1', None) == {}
+  assert reproduce.stored_runs('r1', {'r1': previous}) == {}
+  assert reproduce.stored_runs('r1', {}) == {}
+  # An entry without held-out figures (r2's runs are scored by a classifier) never stands in.
+  unscored = dict(previous, num_targets=500, runs={'mnist_d-seed0': {}})
+  assert reproduce.stored_runs('r1', {'r2': unscored}) == {}
 
 
 def _trained_run(tmp_path_run):
