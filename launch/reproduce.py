@@ -76,7 +76,12 @@ def _name(config):
 
 
 def run_dir(config, seed):
-  return os.path.join(FLAGS.runs_dir, f'{_name(config)}-seed{seed}')
+  return os.path.join(FLAGS.runs_dir, _key(config, seed))
+
+
+def _key(config, seed):
+  """A run's name in results.json, curves/ and the figures: <config>-seed<k>."""
+  return f'{_name(config)}-seed{seed}'
 
 
 def _runs(reproduction):
@@ -89,7 +94,7 @@ def runs_to_train(results):
   for reproduction in FLAGS.reproductions:
     stored = stored_runs(reproduction, results)
     for config, seed in _runs(reproduction):
-      key = f'{_name(config)}-seed{seed}'
+      key = _key(config, seed)
       if key in stored:
         print(f'[reproduce] {key}: not trained again, results.json has it ({stored[key]["source"]}; '
               'delete that entry to retrain)', flush=True)
@@ -191,7 +196,7 @@ class Run:
     from spiral_tf import dashboard  # pylint: disable=g-import-not-at-top
     from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
     self.name, self.seed, self.dir = _name(config), seed, run_dir(config, seed)
-    self.key = f'{self.name}-seed{seed}'
+    self.key = _key(config, seed)
     self.export = components.export_dir(self.dir)
     with open(os.path.join(self.dir, 'config.json')) as f:
       settings = json.load(f)
@@ -224,7 +229,7 @@ def _trained(config, seed):
 def _missing(reproduction, stored=()):
   """Run directories of `reproduction` with no export here and no entry in `stored` (keys name-seedN)."""
   return [run_dir(c, s) for c, s in _runs(reproduction)
-          if not _trained(c, s) and f'{_name(c)}-seed{s}' not in stored]
+          if not _trained(c, s) and _key(c, s) not in stored]
 
 
 # --- runs reported by an earlier call (their directories are elsewhere) -------------------------------
@@ -252,7 +257,7 @@ class StoredRun:
 
   def __init__(self, config, seed, entry):
     self.name, self.seed, self.entry = _name(config), seed, entry
-    self.key = f'{self.name}-seed{seed}'
+    self.key = _key(config, seed)
     self.frames, self.learner_steps = entry['frames'], entry['learner_steps']
     self.curves = {}
     if os.path.exists(_curves_path(self.key)):
@@ -279,8 +284,8 @@ def stored_runs(reproduction, results):
       for key, entry in earlier.get('runs', {}).items():
         if 'heldout' in entry:
           pool[key] = dict(entry, source=entry.get('source', f'stored (evaluated {earlier.get("written")})'))
-  return {f'{_name(c)}-seed{s}': pool[f'{_name(c)}-seed{s}'] for c, s in _runs(reproduction)
-          if not _trained(c, s) and f'{_name(c)}-seed{s}' in pool}
+  return {_key(c, s): pool[_key(c, s)] for c, s in _runs(reproduction)
+          if not _trained(c, s) and _key(c, s) in pool}
 
 
 # --- figures -------------------------------------------------------------------------------------------
@@ -360,17 +365,16 @@ def _reconstruction_figures(runs, targets, baselines):
       out[name] = dict(_stats(result.agent_mse), renders_per_target=result.renders_per_target,
                        beats_search_fraction=float((result.agent_mse < result.baseline_mse).mean()))
       if name == 'greedy':
-        figures[f'{run.name}-seed{run.seed}_grid'] = evaluation.write_grid(
-            _figure(f'{run.name}-seed{run.seed}_grid'), result)
+        figures[f'{run.key}_grid'] = evaluation.write_grid(_figure(f'{run.key}_grid'), result)
     out['blank'] = _stats(result.blank_mse)
-    results[f'{run.name}-seed{run.seed}'] = out
+    results[run.key] = out
     print(f'[reproduce] {run.name} seed {run.seed}: ' + ', '.join(
         f'{k} {v["mean"]:.4f}±{v["sem"]:.4f}' for k, v in out.items()), flush=True)
   search = {f'greedy_search_n{n}': _stats(b[1]) for n, b in sorted(baselines.items())}
   return figures, results, search
 
 
-# What report_r1 draws of each run, kept in curves/<run>.json for a later report.
+# What report_reconstruction draws of each run, kept in curves/<run>.json for a later report.
 R1_CURVES = (('eval', 'eval/agent_mse'), ('train', 'entropy'), ('train', 'diagnostics/normaliser_std'),
              ('train', 'l2_to_target'), ('train', 'd_score_real'), ('train', 'd_score_fake'))
 
@@ -381,7 +385,7 @@ def report_reconstruction(reproduction, results):
 
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   stored = stored_runs(reproduction, results)
-  runs = [Run(c, s) for c, s in _runs(reproduction) if f'{_name(c)}-seed{s}' not in stored]
+  runs = [Run(c, s) for c, s in _runs(reproduction) if _key(c, s) not in stored]
   if not runs:
     raise app.UsageError(f'{reproduction}: no run directory here to evaluate (every run would come from '
                          'results.json)')
@@ -396,8 +400,8 @@ def report_reconstruction(reproduction, results):
   per_run.update({key: entry['heldout'] for key, entry in stored.items()})
   for key, entry in stored.items():
     print(f'[reproduce] {key}: from results.json, {entry["source"]}', flush=True)
-  runs += [StoredRun(c, s, stored[f'{_name(c)}-seed{s}']) for c, s in _runs(reproduction)
-           if f'{_name(c)}-seed{s}' in stored]
+  runs += [StoredRun(c, s, stored[_key(c, s)]) for c, s in _runs(reproduction)
+           if _key(c, s) in stored]
   by_config = {}
   for run in runs:
     by_config.setdefault(run.name, []).append(per_run[run.key])
@@ -464,7 +468,7 @@ def report_r2():
   runs = [Run(config, seed) for config, seed in _runs('r2')]
   figures, curves = {}, {'confidence': {}, 'classes': {}}
   for run in runs:
-    key = f'{run.name}-seed{run.seed}'
+    key = run.key
     samples = np.stack([p.canvas for p in run.painter().paint(None, num_samples=FLAGS.num_samples, seed=0)])
     out['runs'][key] = dict(digit_score.score(classifier.model, samples), frames=run.frames,
                             learner_steps=run.learner_steps,
@@ -532,14 +536,14 @@ def report_strokes(reproduction):
                                   baseline=(result.baseline_canvases, result.baseline_mse))
     evaluation.write_grid(_figure(f'{reproduction}_{run.name}_grid_seed{run.seed}'), result)
     blank = float(result.blank_mse.mean())
-    out['runs'][f'{run.name}-seed{run.seed}'] = {
+    out['runs'][run.key] = {
         'frames': run.frames, 'greedy': _stats(result.agent_mse), 'sample': _stats(sampled.agent_mse),
         'blank': blank, 'greedy_over_blank': float(result.agent_mse.mean()) / blank,
         'target_met (greedy ≤ 0.7 × blank)': float(result.agent_mse.mean()) <= 0.7 * blank,
         'num_targets': len(targets), 'entropy_last_third_median': run.last_third_median('entropy'),
         'learner_frames_per_s_median': float(np.median(run.curve('frames_per_s')[1] or [np.nan]))}
     print(f'[reproduce] {reproduction} {run.name} seed {run.seed}: '
-          f'{out["runs"][f"{run.name}-seed{run.seed}"]}',
+          f'{out["runs"][run.key]}',
           flush=True)
   figures = {}
   for tag, title, ylabel, name, smooth in (
