@@ -128,7 +128,8 @@ class Actor:
     self._length = episode_length
     self._action_spec = self._envs[0].action_spec()
     self._writer = client.trajectory_writer(num_keep_alive_refs=episode_length)
-    self._policy = tf.function(agent.step)
+    # No AutoGraph: the policy step has no tensor-dependent Python control flow (learner_step.py says why).
+    self._policy = tf.function(agent.step, autograph=False)
     self._stop = threading.Event()
     self.episodes = 0
     self.frames = 0

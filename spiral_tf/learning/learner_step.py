@@ -134,16 +134,19 @@ class Learner(tf.Module):
       self._rng = tf.random.Generator.from_seed(seed)
       self.normaliser = normalisation.ReturnNormaliser(config.reward_normalisation,
                                                        config.reward_normalisation_decay)
+    # autograph=False: the update's Python control flow is over static values only (shapes, the config;
+    # tensor-dependent branches are tf.cond / tf.where already), and AutoGraph's source conversion of every
+    # function it calls was half the trace time (smoke config: 15.6 → 7.7 s), paid at every learner start.
     if self._num_replicas == 1:
-      self._update_fn = tf.function(self.update, jit_compile=jit_compile)
-      self._d_update_fn = tf.function(self.d_update, jit_compile=jit_compile)
+      self._update_fn = tf.function(self.update, jit_compile=jit_compile, autograph=False)
+      self._d_update_fn = tf.function(self.d_update, jit_compile=jit_compile, autograph=False)
     else:  # merge_call (the gradient all-reduce) cannot live inside an XLA cluster.
-      gradients = tf.function(self.gradients, jit_compile=jit_compile)
-      d_gradients = tf.function(self.d_gradients, jit_compile=jit_compile)
+      gradients = tf.function(self.gradients, jit_compile=jit_compile, autograph=False)
+      d_gradients = tf.function(self.d_gradients, jit_compile=jit_compile, autograph=False)
       self._update_fn = lambda *args: self._apply(*gradients(*args))
       self._d_update_fn = lambda *args: self._apply_d(*d_gradients(*args))
-    self._step_fn = tf.function(self._distributed_step)
-    self._d_step_fn = tf.function(self._distributed_d_step)
+    self._step_fn = tf.function(self._distributed_step, autograph=False)
+    self._d_step_fn = tf.function(self._distributed_d_step, autograph=False)
 
   @property
   def num_updates(self):
