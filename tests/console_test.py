@@ -1,39 +1,28 @@
-"""The console of a real `--role=all` run (configs/smoke.cfg): the plan and the learner's lines, nothing else.
+"""The console of a real `--role=all` run: the plan and the learner's lines, nothing else.
 
-One run asks for 3 actors × 2 environments with `--local_actors=2` (the same plan on any host): the plan
-packs the 6 environments into 2 processes × 3, is printed before anything starts, and each actor steps
-its own 3 (seeded apart). Its console (stdout and stderr)
-holds only supervisor and learner lines — no TensorFlow C++ lines, no gym banner, no absl INFO lines from
-the SavedModel writer — and those lines are in `root_dir/logs/learner.log`. Resumed with `--verbosity=0`,
-the same run shows them on the console again.
+The run is tests/train_fixtures.py's smoke run. Its first part asks for 3 actors × 2 environments with
+`--local_actors=2` (the same plan on any host): the plan packs the 6 environments into 2 processes × 3, is
+printed before anything starts, and each actor steps its own 3 (seeded apart). Its console (stdout and
+stderr) holds only supervisor and learner lines — no TensorFlow C++ lines, no gym banner, no absl INFO lines
+from the SavedModel writer — and those lines are in `root_dir/logs/learner.log`. Resumed with
+`--verbosity=0`, the same run shows them on the console again.
 """
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-TRAIN = [sys.executable, str(ROOT / 'launch' / 'train.py'), '--flagfile=configs/smoke.cfg',
-         '--num_actors=3', '--envs_per_actor=2', '--local_actors=2']
+import train_fixtures
+from train_fixtures import FIRST_STEPS
+from train_fixtures import RESUMED_STEPS
+
 GYM = 'Gym has been unmaintained since 2022'
 TF_LOG = re.compile(r'^([IWEF]\d{4} |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |INFO:)', re.M)
 
 
-def _train(root, *flags):
-  return subprocess.run(TRAIN + [f'--root_dir={root}', *flags], cwd=ROOT, capture_output=True, text=True,
-                        timeout=400)
-
-
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory):
-  root = tmp_path_factory.mktemp('console') / 'run'
-  quiet = _train(root, '--max_learner_steps=3')
-  assert quiet.returncode == 0, quiet.stdout[-3000:] + quiet.stderr[-3000:]
-  verbose = _train(root, '--max_learner_steps=4', '--verbosity=0')
-  assert verbose.returncode == 0, verbose.stdout[-3000:] + verbose.stderr[-3000:]
-  return root, quiet, verbose
+def runs():
+  run = train_fixtures.smoke_run()
+  return run.root, run.first, run.second
 
 
 def test_plan_is_printed_first_and_every_environment_runs(runs):
@@ -58,7 +47,7 @@ def test_console_shows_only_supervisor_and_learner_lines(runs):
   learner = [line for line in lines if line.startswith('[learner] ')]
   assert learner[0].startswith('[learner] on a CPU a learner step takes ≈ ')
   assert any(line.startswith('[learner] step 1 ') for line in learner)
-  assert 'stopped: reached --max_learner_steps=3' in quiet.stdout
+  assert f'stopped: reached --max_learner_steps={FIRST_STEPS}' in quiet.stdout
 
 
 def test_the_noise_is_in_the_learners_log(runs):
@@ -79,4 +68,4 @@ def test_verbosity_brings_the_noise_back(runs):
   assert re.search(r'Assets written to', both)
   # --verbosity=0 also turns TensorFlow's C++ INFO lines on (TF_CPP_MIN_LOG_LEVEL=0).
   assert re.search(r'^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: I ', both, re.M)
-  assert 'stopped: reached --max_learner_steps=4' in verbose.stdout
+  assert f'stopped: reached --max_learner_steps={RESUMED_STEPS}' in verbose.stdout
