@@ -1,5 +1,4 @@
 """SavedModel export: plain-TensorFlow loading in a fresh process, parity with the agent, atomic writes."""
-import dataclasses
 import json
 import os
 import shutil
