@@ -83,7 +83,8 @@ def main():
     for name in names:
       data_dir, options, split = args.data_dir, {}, 'train'
       if name == 'scenes' and not os.path.isdir(os.path.join(data_dir, 'scenes')):
-        from environments import scenes_dataset  # pylint: disable=g-import-not-at-top
+        # Lazy: MuJoCo picks its GL backend when imported; only a missing scenes set needs it.
+        from spiral_tf.data import scenes_dataset  # pylint: disable=g-import-not-at-top
         data_dir = os.path.join(work, 'data')
         scenes_dataset.generate(os.path.join(data_dir, 'scenes'), num_scenes=args.num_scenes, seed=0)
       results[name] = _measure(name, split, args, cache_dir, data_dir, options)

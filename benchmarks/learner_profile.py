@@ -170,7 +170,8 @@ def main(argv):
       results[size]['policy'] = summarise(f'[{size}] policy forward, batch {policy_batch}', seconds, ops,
                                           FLAGS.calls, FLAGS.top)
     real = tf.constant(rng.uniform(size=[batch, 64, 64, 3]).astype(np.float32))
-    learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(reward='spiral', conditioning='pair'))
+    settings = config_lib.LearnerConfig(reward='spiral', d_conditioning='pair')
+    learner = learner_step.LearnerUpdate(agent, d, settings, conditional=True)
     update, noise = tf.function(learner.update), learner.draw_noise(batch)
     seconds, ops = profile(lambda: update(episodes, real, None, noise)['d_loss'].numpy(), FLAGS.calls)  # pylint: disable=cell-var-from-loop
     results[size]['learner'] = summarise(

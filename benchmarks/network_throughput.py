@@ -191,8 +191,8 @@ def measure(size, peak, rng, precision='float32'):
   frames = batch * (length - 1)
   for mode in FLAGS.learner_modes:
     # Timing does not depend on the weights, so both modes share (and move) the same ones.
-    learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(reward='spiral', conditioning='pair'),
-                                   jit_compile=mode == 'xla')
+    settings = config_lib.LearnerConfig(reward='spiral', d_conditioning='pair')
+    learner = learner_step.LearnerUpdate(agent, d, settings, conditional=True, jit_compile=mode == 'xla')
     update = learner._update_fn  # pylint: disable=protected-access
     if mode == 'graph':
       update = tf.function(learner.update)

@@ -3,7 +3,7 @@ r"""Generates the procedural MuJoCo scenes dataset (the targets of the 3-D exper
   python launch/generate_scenes.py --out_dir=/data/scenes              # the default 50,000 scenes
   python launch/generate_scenes.py --out_dir=/tmp/s --num_scenes=64 --grid_png=docs/scenes_grid.png
 
-Scene i depends only on (--seed, i) and its split only on i (environments/scenes_dataset.py), so
+Scene i depends only on (--seed, i) and its split only on i (spiral_tf/data/scenes_dataset.py), so
 the set is reproducible. Takes about 1.5 ms per scene on one core (≈ 75 s and ≈ 20 MB for 50k).
 --grid_png also saves the first --grid_rows × --grid_cols training scenes as one image.
 """
@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from environments import scenes_dataset
+from spiral_tf.data import scenes_dataset
 
 flags.DEFINE_string('out_dir', None, 'Directory to write the dataset to (created if missing).')
 flags.DEFINE_integer('num_scenes', 50000, 'Number of scenes over both splits.')

@@ -194,11 +194,12 @@ class Run:
   def __init__(self, config, seed):
     from spiral_tf import components  # pylint: disable=g-import-not-at-top
     from spiral_tf import dashboard  # pylint: disable=g-import-not-at-top
+    from spiral_tf import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
     from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
     self.name, self.seed, self.dir = _name(config), seed, run_dir(config, seed)
     self.key = _key(config, seed)
     self.export = components.export_dir(self.dir)
-    with open(os.path.join(self.dir, 'config.json')) as f:
+    with open(run_dir_lib.RunDir(self.dir).config_file) as f:  # Flat (config.to_dict): batch_size, ...
       settings = json.load(f)
     self.frames_per_step = settings['batch_size'] * (settings['episode_length'] - 1)
     self.train = scalar_series(dashboard.learner_log_dir(self.dir))

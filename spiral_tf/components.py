@@ -10,7 +10,6 @@ Usage:
   discriminator = make_discriminator(config)
   trajectory_spec, fake_spec = specs(config)    # the Reverb tables' signatures
 """
-import dataclasses
 import json
 import os
 
@@ -66,18 +65,9 @@ def real_dataset(config: config_lib.Config, batch_size: int):
 
 def make_learner_update(config: config_lib.Config, agent, discriminator, strategy):
   """The compiled update of policy, critic and D (spiral_tf/learning/learner_step.py), in strategy scope."""
-  settings = learner_step.LearnerConfig(
-      reward=config.reward, discount=config.effective_discount,
-      conditioning=config.d_conditioning if config.conditional else 'none', d_loss=config.d_loss,
-      gradient_penalty_weight=config.gradient_penalty_weight,
-      gradient_penalty_target=config.gradient_penalty_target,
-      policy_learning_rate=config.policy_learning_rate, d_learning_rate=config.d_learning_rate,
-      entropy_cost=config.entropy_cost, baseline_cost=config.baseline_cost,
-      stroke_penalty=config.stroke_penalty, blank_penalty=config.blank_penalty,
-      d_steps_per_policy_step=config.d_steps_per_policy_step,
-      reward_normalisation=config.reward_normalisation, max_gradient_norm=config.max_gradient_norm)
-  return learner_step.Learner(agent, discriminator, settings, strategy, jit_compile=config.jit_compile,
-                              seed=config.seed)
+  return learner_step.LearnerUpdate(agent, discriminator, config.learner, strategy,
+                                    conditional=config.conditional, jit_compile=config.jit_compile,
+                                    seed=config.seed)
 
 
 def make_environment(config: config_lib.Config, split: str = 'train', seed: int | None = None,
@@ -127,7 +117,7 @@ def make_discriminator(config: config_lib.Config,
   """D on renders, or on (render, target) channel pairs when conditional; built (variables exist)."""
   channels = config.channels * (2 if config.conditional else 1)
   return discriminator_lib.Discriminator(
-      size=config.network_size, spectral_norm=config.d_loss == 'sn-gan', precision=precision,
+      size=config.network_size, spectral_norm=config.learner.d_loss == 'sn-gan', precision=precision,
       input_shape=(config.canvas_width, config.canvas_width, channels))
 
 
@@ -140,20 +130,20 @@ def specs(config: config_lib.Config):
 
 
 def save_config(config: config_lib.Config, root_dir: str) -> str:
-  """Writes the run's configuration (read back by export, paint and evaluate)."""
+  """Writes the run's configuration (read back by export, paint and evaluate), flat (config.to_dict)."""
   os.makedirs(root_dir, exist_ok=True)
   path = run_dir.RunDir(root_dir).config_file
   with files.atomic_output(path) as tmp:
     with open(tmp, 'w') as f:
-      json.dump(dataclasses.asdict(config), f, indent=1, sort_keys=True)
+      json.dump(config_lib.to_dict(config), f, indent=1, sort_keys=True)
   return path
 
 
 def load_config(root_dir: str) -> config_lib.Config:
+  """The saved configuration of a run, from today's config.json or one written before Config.learner."""
   path = run_dir.RunDir(root_dir).config_file
   if not os.path.exists(path):
     raise FileNotFoundError(f'{path} not found: is {root_dir} a training run directory (--root_dir)?')
   with open(path) as f:
     values = json.load(f)
-  values['brush_sizes'] = tuple(values['brush_sizes'])
-  return config_lib.validate(config_lib.Config(**values))
+  return config_lib.validate(config_lib.from_dict(values))

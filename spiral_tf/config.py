@@ -3,9 +3,14 @@
 Every role (reverb, actor, learner, evaluator) builds the same `Config` from the same command line, so a
 configuration error is found by the supervisor before any process starts.
 
+The update's settings are nested in it, `cfg.learner` (a LearnerConfig, what learner_step uses as it is);
+their flags, like all others, are flat (--policy_learning_rate). A run's config.json is `to_dict`: flat too.
+
 Usage:
   config.define_flags()                       # once, in the binary
   cfg = config.from_flags(flags.FLAGS)        # raises ConfigError naming the flag
+  cfg.learner.policy_learning_rate
+  same = config.validate(config.from_dict(config.to_dict(cfg)))
 """
 import dataclasses
 import ipaddress
@@ -36,6 +41,81 @@ class ConfigError(ValueError):
   """A flag value that cannot work; the message names the flag."""
 
 
+def _fixed(default):
+  """A setting of the update that has no flag: the method fixes it (tests vary some)."""
+  return dataclasses.field(default=default, metadata={'flag': False})
+
+
+def _is_flag(field: dataclasses.Field) -> bool:
+  return field.metadata.get('flag', True)
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerConfig:
+  """The settings of one update (spiral_tf/learning/learner_step.py), as `Config.learner`.
+
+  A field is the flag of the same name unless it is `_fixed`. The values are checked here, when they are
+  built (from the flags, a saved config.json or a test), and only here; an error names the flag.
+  """
+  reward: str = 'spiral'
+  discount: float | None = None  # None: SPIRAL_PP_DISCOUNT for spiral++, 1 otherwise.
+  d_loss: str = 'wgan-gp'
+  d_conditioning: str = 'pair'  # D's input when the run is conditional (--conditional).
+  gradient_penalty_weight: float = 10.0
+  gradient_penalty_target: float = 1.0
+  policy_learning_rate: float = 1e-4
+  d_learning_rate: float = 1e-4
+  entropy_cost: float = 1e-2
+  baseline_cost: float = 0.5
+  d_steps_per_policy_step: int = 1
+  stroke_penalty: float = 0.0
+  blank_penalty: float = 0.0
+  reward_normalisation: str = 'standardise'
+  max_gradient_norm: float = 40.0
+  centring_weight: float = _fixed(1e-3)  # WGAN-GP's drift term, keeps D's scores near 0.
+  clip_rho: float = _fixed(1.0)  # V-trace's truncations ρ̄, ρ̄ of the policy gradient, c̄.
+  clip_pg_rho: float = _fixed(1.0)
+  clip_c: float = _fixed(1.0)
+  algorithm: str = _fixed('vtrace')  # 'a2c': ignore the behaviour policy (importance weights 1).
+  blank_threshold: float = _fixed(1 / 255)  # Below this change the final canvas counts as blank.
+  reward_normalisation_decay: float = _fixed(0.99)
+
+  def __post_init__(self):
+    def need(ok, name, message):
+      if not ok:
+        field = next(f for f in dataclasses.fields(self) if f.name == name)
+        where = f'--{name}' if _is_flag(field) else f'Config.learner.{name}={getattr(self, name)!r}'
+        raise ConfigError(f'{where}: {message}')
+
+    need(self.reward in REWARDS, 'reward', f'{self.reward!r} is not one of {REWARDS}')
+    need(self.d_conditioning in D_CONDITIONINGS, 'd_conditioning',
+         f'{self.d_conditioning!r} is not one of {D_CONDITIONINGS}')
+    need(self.d_loss in D_LOSSES, 'd_loss', f'{self.d_loss!r} is not one of {D_LOSSES}')
+    need(self.discount is None or 0.0 <= self.discount <= 1.0, 'discount',
+         f'{self.discount} is not in [0, 1]')
+    need(self.reward_normalisation in REWARD_NORMALISATIONS, 'reward_normalisation',
+         f'{self.reward_normalisation!r} is not one of {REWARD_NORMALISATIONS}')
+    need(math.isfinite(self.max_gradient_norm) and self.max_gradient_norm >= 0, 'max_gradient_norm',
+         f'{self.max_gradient_norm} must be ≥ 0 (0: no clipping)')
+    need(self.d_steps_per_policy_step >= 1, 'd_steps_per_policy_step',
+         f'{self.d_steps_per_policy_step} < 1 (every policy update comes with at least one D update)')
+    for name in ('policy_learning_rate', 'd_learning_rate'):
+      value = getattr(self, name)
+      need(math.isfinite(value) and value > 0, name, f'{value} must be a positive number')
+    for name in ('gradient_penalty_weight', 'entropy_cost', 'baseline_cost', 'stroke_penalty',
+                 'blank_penalty', 'centring_weight'):
+      value = getattr(self, name)
+      need(math.isfinite(value) and value >= 0, name, f'{value} must be ≥ 0')
+    need(self.algorithm in ('vtrace', 'a2c'), 'algorithm', "not 'vtrace' or 'a2c'")
+    need(0.0 <= self.reward_normalisation_decay < 1.0, 'reward_normalisation_decay', 'must be in [0, 1)')
+
+  @property
+  def effective_discount(self) -> float:
+    if self.discount is not None:
+      return float(self.discount)
+    return SPIRAL_PP_DISCOUNT if self.reward == 'spiral++' else 1.0
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   """All settings of a training run (see `define_flags` for their meaning)."""
@@ -55,25 +135,11 @@ class Config:
   use_pressure: bool = True
   # Agent and discriminator.
   network_size: str = 'tiny'
-  reward: str = 'spiral'
-  discount: float | None = None  # None: SPIRAL_PP_DISCOUNT for spiral++, 1 otherwise.
-  d_loss: str = 'wgan-gp'
-  d_conditioning: str = 'pair'
-  gradient_penalty_weight: float = 10.0
-  gradient_penalty_target: float = 1.0
-  # Learning.
+  # Learning: the update's own settings, then the loop's.
+  learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
   batch_size: int = 64
-  policy_learning_rate: float = 1e-4
   policy_learning_rate_decay: str = 'none'
-  d_learning_rate: float = 1e-4
-  entropy_cost: float = 1e-2
-  baseline_cost: float = 0.5
-  d_steps_per_policy_step: int = 1
-  stroke_penalty: float = 0.0
-  blank_penalty: float = 0.0
   fakes_replay_size: int = 0  # 0: FAKES_REPLAY_BATCHES × batch_size.
-  reward_normalisation: str = 'standardise'
-  max_gradient_norm: float = 40.0
   strategy: str = 'default'
   num_cpu_replicas: int = 1
   tpu: str = ''
@@ -125,12 +191,6 @@ class Config:
   def effective_fakes_replay_size(self) -> int:
     return self.fakes_replay_size or FAKES_REPLAY_BATCHES * self.batch_size
 
-  @property
-  def effective_discount(self) -> float:
-    if self.discount is not None:
-      return float(self.discount)
-    return SPIRAL_PP_DISCOUNT if self.reward == 'spiral++' else 1.0
-
   def libmypaint_settings(self) -> dict:
     """The keyword arguments of environments.libmypaint.LibMyPaint for this run, as JSON-ready values
     (training builds its renderer from them; the painter rebuilds it and writes them into programs)."""
@@ -148,7 +208,11 @@ class Config:
 
 
 def validate(config: Config) -> Config:
-  """Raises ConfigError, naming the flag, for settings that cannot work."""
+  """Raises ConfigError, naming the flag, for settings that cannot work.
+
+  `config.learner` checked its own values when it was built; here are the rest and the ones that depend on
+  several parts (an l2 reward needs a target).
+  """
   def need(ok, flag, message):
     if not ok:
       raise ConfigError(f'--{flag}: {message}')
@@ -156,11 +220,7 @@ def validate(config: Config) -> Config:
   need(config.environment in ENVIRONMENTS, 'environment',
        f'{config.environment!r} is not one of {ENVIRONMENTS}')
   need(config.dataset in DATASETS, 'dataset', f'unknown dataset {config.dataset!r}; one of {DATASETS}')
-  need(config.reward in REWARDS, 'reward', f'{config.reward!r} is not one of {REWARDS}')
   need(config.strategy in STRATEGIES, 'strategy', f'{config.strategy!r} is not one of {STRATEGIES}')
-  need(config.d_conditioning in D_CONDITIONINGS, 'd_conditioning',
-       f'{config.d_conditioning!r} is not one of {D_CONDITIONINGS}')
-  need(config.d_loss in D_LOSSES, 'd_loss', f'{config.d_loss!r} is not one of {D_LOSSES}')
   need(config.network_size in ('tiny', 'deepmind'), 'network_size',
        f'{config.network_size!r} is not tiny or deepmind')
   need(config.episode_length >= 2, 'episode_length', f'{config.episode_length} < 2 (no action fits)')
@@ -177,7 +237,7 @@ def validate(config: Config) -> Config:
          f'{config.brush_sizes}: need at least one positive size')
   if config.environment == 'mujoco_scenes':
     need(config.dataset == 'scenes', 'dataset', 'the mujoco_scenes environment reconstructs `scenes`')
-  if config.reward == 'l2':
+  if config.learner.reward == 'l2':
     need(config.conditional, 'reward', 'l2 needs a target: set --conditional')
   need(config.batch_size > 0, 'batch_size', f'{config.batch_size} must be positive')
   need(config.num_cpu_replicas >= 1, 'num_cpu_replicas', f'{config.num_cpu_replicas} < 1')
@@ -189,28 +249,15 @@ def validate(config: Config) -> Config:
          'TPU address is used by --strategy=tpu only')
     need(_is_tpu_address(config.tpu), 'tpu',
          f'{config.tpu!r} is not a TPU name, grpc://host:port or local')
-  need(config.discount is None or 0.0 <= config.discount <= 1.0, 'discount',
-       f'{config.discount} is not in [0, 1]')
   need(config.policy_learning_rate_decay in LEARNING_RATE_DECAYS, 'policy_learning_rate_decay',
        f'{config.policy_learning_rate_decay!r} is not one of {LEARNING_RATE_DECAYS}')
   need(config.policy_learning_rate_decay == 'none' or config.max_frames > 0, 'policy_learning_rate_decay',
        f'{config.policy_learning_rate_decay!r} decays to 0 at --max_frames, which is 0 (no limit): set it')
-  need(config.reward_normalisation in REWARD_NORMALISATIONS, 'reward_normalisation',
-       f'{config.reward_normalisation!r} is not one of {REWARD_NORMALISATIONS}')
   need(config.precision in PRECISIONS, 'precision', f'{config.precision!r} is not one of {PRECISIONS}')
-  need(math.isfinite(config.max_gradient_norm) and config.max_gradient_norm >= 0, 'max_gradient_norm',
-       f'{config.max_gradient_norm} must be ≥ 0 (0: no clipping)')
-  need(config.gradient_penalty_weight >= 0, 'gradient_penalty_weight',
-       f'{config.gradient_penalty_weight} must be ≥ 0')
   need(config.num_actors >= 1, 'num_actors', f'{config.num_actors} < 1')
   need(config.envs_per_actor >= 1, 'envs_per_actor', f'{config.envs_per_actor} < 1')
-  need(config.d_steps_per_policy_step >= 1, 'd_steps_per_policy_step',
-       f'{config.d_steps_per_policy_step} < 1 (every policy update comes with at least one D update)')
   need(config.fakes_replay_size == 0 or config.fakes_replay_size >= config.batch_size,
        'fakes_replay_size', f'{config.fakes_replay_size} is smaller than a batch ({config.batch_size})')
-  for name in ('policy_learning_rate', 'd_learning_rate'):
-    value = getattr(config, name)
-    need(math.isfinite(value) and value > 0, name, f'{value} must be a positive number')
   need(config.eval_targets >= 1, 'eval_targets', f'{config.eval_targets} < 1')
   need(0 <= config.local_actors <= config.num_actors * config.envs_per_actor, 'local_actors',
        f'{config.local_actors} is not between 0 (sized to the host) and the run\'s '
@@ -283,12 +330,19 @@ def _validate_root_dir(root_dir: str) -> None:
     raise ConfigError(f'--root_dir: cannot create {root_dir}: {parent} is not a writable directory')
 
 
-def define_flags() -> None:
-  """Defines one absl flag per Config field (defaults from Config), plus --role and --task."""
-  defaults = Config()
+def _flag_defaults() -> dict:
+  """{flag name: default} of every setting with a flag: Config's own fields and Config.learner's."""
+  config = Config()
+  return {field.name: getattr(settings, field.name)
+          for settings in (config, config.learner) for field in dataclasses.fields(settings)
+          if field.name != 'learner' and _is_flag(field)}
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """Defines one absl flag per setting (defaults from Config and LearnerConfig), plus --role and --task."""
   flags.DEFINE_enum('role', 'all', ROLES, 'Which part of the system this process runs; `all` starts and '
-                    'supervises the others as subprocesses.')
-  flags.DEFINE_integer('task', 0, 'Index of this actor (role=actor).')
+                    'supervises the others as subprocesses.', flag_values=flag_values)
+  flags.DEFINE_integer('task', 0, 'Index of this actor (role=actor).', flag_values=flag_values)
   help_text = {
       'root_dir': 'Run directory: checkpoints, TensorBoard logs, exports. An existing run resumes.',
       'environment': 'Renderer: libmypaint or mujoco_scenes.',
@@ -346,34 +400,60 @@ def define_flags() -> None:
       'first_env': 'Index of this actor\'s first environment among the run\'s, for their seeds '
                    '(-1: --task × --envs_per_actor). Set by --role=all for the actors it starts.',
   }
-  for field in dataclasses.fields(Config):
-    name, default = field.name, getattr(defaults, field.name)
+  for name, default in _flag_defaults().items():
     text = help_text.get(name, name.replace('_', ' ') + '.')
     if isinstance(default, bool):
-      flags.DEFINE_bool(name, default, text)
+      flags.DEFINE_bool(name, default, text, flag_values=flag_values)
     elif isinstance(default, int):
-      flags.DEFINE_integer(name, default, text)
+      flags.DEFINE_integer(name, default, text, flag_values=flag_values)
     elif isinstance(default, float):
-      flags.DEFINE_float(name, default, text)
+      flags.DEFINE_float(name, default, text, flag_values=flag_values)
     elif isinstance(default, tuple):
-      flags.DEFINE_list(name, [str(x) for x in default], text)
+      flags.DEFINE_list(name, [str(x) for x in default], text, flag_values=flag_values)
     elif name == 'render_width':
-      flags.DEFINE_integer(name, None, text)
+      flags.DEFINE_integer(name, None, text, flag_values=flag_values)
     elif name == 'discount':
-      flags.DEFINE_float(name, None, text)
+      flags.DEFINE_float(name, None, text, flag_values=flag_values)
     else:
-      flags.DEFINE_string(name, default, text)
+      flags.DEFINE_string(name, default, text, flag_values=flag_values)
 
 
 def from_flags(flag_values) -> Config:
   """Builds and validates the Config from parsed absl flags."""
-  values = {}
-  for field in dataclasses.fields(Config):
-    value = flag_values[field.name].value
-    if field.name == 'brush_sizes':
-      try:
-        value = tuple(int(x) for x in value)
-      except ValueError:
-        raise ConfigError(f'--brush_sizes: {value} must be a list of integers') from None
-    values[field.name] = value
-  return validate(Config(**values))
+  values = {name: flag_values[name].value for name in _flag_defaults()}
+  try:
+    values['brush_sizes'] = tuple(int(x) for x in values['brush_sizes'])
+  except ValueError:
+    raise ConfigError(f'--brush_sizes: {values["brush_sizes"]} must be a list of integers') from None
+  return validate(from_dict(values))
+
+
+# The names of to_dict: Config's fields but `learner`, and the update's (each name is one setting's).
+_LEARNER_SETTINGS = tuple(field.name for field in dataclasses.fields(LearnerConfig))
+SETTINGS = tuple(f.name for f in dataclasses.fields(Config) if f.name != 'learner') + _LEARNER_SETTINGS
+
+
+def to_dict(config: Config) -> dict:
+  """Every setting of `config` by its name, flat: what a run's config.json and an export's metadata hold.
+
+  Flat like the flags (a setting's name is its flag's), so the files of runs saved before the update's
+  settings were nested in `Config.learner` read back unchanged, and a file reads like a flag file.
+  """
+  values = {name: getattr(config, name) for name in SETTINGS if name not in _LEARNER_SETTINGS}
+  values.update(dataclasses.asdict(config.learner))
+  return values
+
+
+def from_dict(values) -> Config:
+  """The Config of flat `values` (to_dict's form; JSON lists allowed); absent settings take their defaults.
+
+  Checks only what LearnerConfig checks; `validate` the result. Raises ConfigError for unknown names.
+  """
+  values = dict(values)
+  unknown = sorted(set(values) - set(SETTINGS))
+  if unknown:
+    raise ConfigError(f'settings {unknown} are unknown to this spiral_tf (saved by a newer version?)')
+  if values.get('brush_sizes') is not None:
+    values['brush_sizes'] = tuple(values['brush_sizes'])
+  learner = LearnerConfig(**{name: values.pop(name) for name in _LEARNER_SETTINGS if name in values})
+  return Config(learner=learner, **values)

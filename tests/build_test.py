@@ -2,6 +2,7 @@
 import ast
 import collections
 import pathlib
+import re
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 COVERED_DIRS = ('spiral_tf', 'environments', 'launch', 'benchmarks', 'tests')
@@ -68,16 +69,35 @@ def test_every_config_ships_with_the_train_binary():
   assert not missing, f'configs not in the data of the train binary: {missing}'
 
 
-def _imported_files(path):
-  """Repository files that `path` imports (spiral_tf, environments and test fixtures; lazy imports too)."""
-  tree = ast.parse((ROOT / path).read_text(), path)
-  modules = set()
+def _import_statements(path, source=None):
+  """(module, imported names) of every import in `path`, lazy ones too; relative imports made absolute."""
+  tree = ast.parse((ROOT / path).read_text() if source is None else source, path)
   for node in ast.walk(tree):
     if isinstance(node, ast.Import):
-      modules.update(alias.name for alias in node.names)
-    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-      modules.update(f'{node.module}.{alias.name}' for alias in node.names)
-      modules.add(node.module)
+      for alias in node.names:
+        yield alias.name, ()
+    elif isinstance(node, ast.ImportFrom):
+      module = node.module
+      if node.level:  # `from . import x` in a/b/c.py is `from a.b import x`; each extra dot goes up one.
+        package = pathlib.PurePosixPath(path).parts[:-1]
+        base = package[:len(package) - (node.level - 1)]
+        module = '.'.join(base + ((node.module,) if node.module else ()))
+      yield module, tuple(alias.name for alias in node.names)
+
+
+def test_relative_imports_resolve_to_their_package():
+  source = 'from . import cache\nfrom .locations import check_split\nfrom .. import files\nimport numpy\n'
+  assert list(_import_statements('spiral_tf/data/scenes.py', source)) == [
+      ('spiral_tf.data', ('cache',)), ('spiral_tf.data.locations', ('check_split',)),
+      ('spiral_tf', ('files',)), ('numpy', ())]
+
+
+def _imported_files(path):
+  """Repository files that `path` imports (spiral_tf, environments and test fixtures; lazy imports too)."""
+  modules = set()
+  for module, names in _import_statements(path):
+    modules.add(module)
+    modules.update(f'{module}.{name}' for name in names)
   files = set()
   for module in modules:
     parts = module.split('.')
@@ -133,35 +153,81 @@ def _library_imports(path):
   (Python runs the package's __init__ first, but a package gathering its own modules is no circle; a
   name that is not a module, `from package import name`, depends on the package.)
   """
-  tree = ast.parse((ROOT / path).read_text(), path)
   files = set()
-  for node in ast.walk(tree):
-    if isinstance(node, ast.Import):
-      files.update(_module_file(alias.name) for alias in node.names)
-    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-      for alias in node.names:
-        files.add(_module_file(f'{node.module}.{alias.name}') or _module_file(node.module))
+  for module, names in _import_statements(path):
+    files.add(_module_file(module) if not names else None)
+    files.update(_module_file(f'{module}.{name}') or _module_file(module) for name in names)
   return files - {None, path}
+
+
+def _library_modules():
+  return sorted(f for f in _python_files() if f.split('/')[0] in ('spiral_tf', 'environments'))
+
+
+def _circles(graph):
+  """Every import circle of `graph` {node: nodes it imports} that a depth-first walk meets."""
+  state, circles = {}, []
+
+  def visit(node, path):
+    state[node] = 'open'
+    for imported in sorted(graph.get(node, ())):
+      if state.get(imported) == 'open':
+        circles.append(' → '.join(path[path.index(imported):] + [node, imported]
+                                  if imported in path else [node, imported]))
+      elif imported not in state:
+        visit(imported, path + [node])
+    state[node] = 'done'
+
+  for node in sorted(graph):
+    if node not in state:
+      visit(node, [])
+  return circles
 
 
 def test_no_module_imports_one_that_imports_it_back():
   # The layering the BUILD groups declare, module by module: imports point down, lazy ones included.
-  modules = sorted(f for f in _python_files() if f.split('/')[0] in ('spiral_tf', 'environments'))
-  graph = {m: _library_imports(m) for m in modules}
+  graph = {m: _library_imports(m) for m in _library_modules()}
   # The graph sees real imports.
   assert 'spiral_tf/distributed/learner.py' in graph['spiral_tf/distributed/roles.py']
-  state, circles = {}, []
-
-  def visit(module, path):
-    state[module] = 'open'
-    for imported in sorted(graph.get(module, ())):
-      if state.get(imported) == 'open':
-        circles.append(' → '.join(path[path.index(imported):] + [module, imported]))
-      elif imported not in state:
-        visit(imported, path + [module])
-    state[module] = 'done'
-
-  for module in modules:
-    if module not in state:
-      visit(module, [])
+  assert 'environments/mujoco_scenes.py' in graph['spiral_tf/data/scenes_dataset.py']
+  circles = _circles(graph)
   assert not circles, 'import circles:\n' + '\n'.join(circles)
+  assert _circles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}}) == ['a → b → c → a']  # The walk finds one.
+
+
+def _layer(module):
+  """environments/, a sub-package of spiral_tf, or one of spiral_tf's own modules (config.py, ...)."""
+  parts = module.split('/')
+  return parts[0] if parts[0] == 'environments' else '/'.join(parts[:2])
+
+
+def test_packages_import_down_only():
+  """Circles between packages (data → inference → data through different modules) break the layers too."""
+  graph = collections.defaultdict(set)
+  for module in _library_modules():
+    graph[_layer(module)].update(_layer(m) for m in _library_imports(module) if _layer(m) != _layer(module))
+  circles = _circles(graph)
+  assert not circles, 'circles between packages:\n' + '\n'.join(circles)
+  # The renderers are the bottom layer: they import nothing of spiral_tf.
+  assert graph['environments'] == set(), graph['environments']
+
+
+def test_every_lazy_import_says_why():
+  """An import inside a function (MuJoCo's GL backend, TensorFlow kept out of a process) has a comment: on
+  the line above it (or above the group of imports it opens) or after its pylint directive."""
+  silent = []
+  for path in _library_modules():
+    lines = (ROOT / path).read_text().splitlines()
+    lazy = {node.lineno for function in ast.walk(ast.parse('\n'.join(lines), path))
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    for lineno in sorted(lazy):
+      inline = lines[lineno - 1].partition('#')[2]
+      if re.sub(r'pylint:\s*disable=[\w,-]+', '', inline).strip(' #'):
+        continue
+      above = lineno - 2
+      while above >= 0 and lines[above].strip().startswith(('import ', 'from ')):
+        above -= 1
+      if above < 0 or not lines[above].strip().startswith('#'):
+        silent.append(f'{path}:{lineno}: {lines[lineno - 1].strip()}')
+  assert not silent, 'lazy imports without a reason:\n' + '\n'.join(silent)

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from environments import scenes_dataset
 from spiral_tf.data import images as image_ops
 from spiral_tf.data import load_images
 from spiral_tf.data import locations
 from spiral_tf.data import scenes
+from spiral_tf.data import scenes_dataset
 
 
 @pytest.fixture(scope='module')

@@ -38,7 +38,7 @@ def tiny_config(root_dir, **overrides):
                 grid_width=16, network_size='tiny', batch_size=BATCH, fakes_replay_size=BATCH,
                 reward='l2', jit_compile=False, use_color=False)
   values.update(overrides)
-  return config_lib.validate(config_lib.Config(**values))
+  return config_lib.validate(config_lib.from_dict(values))  # Flat names: reward is Config.learner's.
 
 
 def _episodes(agent, envs, length):

@@ -1,5 +1,4 @@
 """SavedModel export: plain-TensorFlow loading in a fresh process, parity with the agent, atomic writes."""
-import dataclasses
 import json
 import os
 import shutil
@@ -10,6 +9,7 @@ import tensorflow as tf
 
 from environments import libmypaint
 import export_fixtures as fixtures
+from spiral_tf import config as config_lib
 from spiral_tf.inference import export
 
 # Runs in a fresh interpreter: only TensorFlow, NumPy and the renderer (environments/, not spiral_tf).
@@ -97,7 +97,7 @@ def test_export_cli_writes_a_complete_export_with_its_configuration():
   assert metadata['format'] == export.EXPORT_FORMAT
   assert metadata['learner_step'] == fixtures.UPDATES
   assert metadata['frames'] == fixtures.UPDATES * fixtures.BATCH * (fixtures.EPISODE_LENGTH - 1)
-  expected_config = json.loads(json.dumps(dataclasses.asdict(run.config)))
+  expected_config = json.loads(json.dumps(config_lib.to_dict(run.config)))  # Flat, as config.json.
   assert metadata['config'] == expected_config
   env = libmypaint.LibMyPaint(episode_length=4, grid_width=16, use_color=False)
   assert metadata['action_keys'] == list(env.action_spec())

@@ -1,4 +1,5 @@
-"""Learner step: XLA == eager, learning sanity on a one-step task, multi-replica == single, bad input."""
+"""The update (learner_step.LearnerUpdate): XLA == eager, learning sanity on a one-step task,
+multi-replica == single, bad input."""
 import collections
 import os
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import network_fixtures as nf
+from spiral_tf import config as config_lib
 from spiral_tf.learning import learner_step
 from spiral_tf.learning import nonfinite
 from spiral_tf.networks import agent as agent_lib
@@ -31,19 +33,19 @@ def _setup(conditional=True, batch=2, length=3):
 
 def test_xla_update_equals_eager_update():
   agent, d, episodes, real = _setup()
-  config = learner_step.LearnerConfig(reward='spiral++', discount=0.9, conditioning='complement',
-                                      stroke_penalty=0.01, blank_penalty=0.1)
+  config = config_lib.LearnerConfig(reward='spiral++', discount=0.9, d_conditioning='complement',
+                                    stroke_penalty=0.01, blank_penalty=0.1)
   variables = agent.variables + d.variables
   start = [v.numpy() for v in variables]
   noise = {'epsilon': tf.constant([0.3, 0.8]), 'half': tf.constant([1, 2], tf.int32)}
 
-  eager = learner_step.Learner(agent, d, config, jit_compile=False)
+  eager = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False)
   eager_grads = eager.gradients(episodes, real, None, noise)
   eager_metrics = eager.update(episodes, real, None, noise)
   eager_after = [v.numpy() for v in variables]
   for v, value in zip(variables, start):
     v.assign(value)
-  compiled = learner_step.Learner(agent, d, config, jit_compile=True)
+  compiled = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=True)
   xla_metrics = compiled._update_fn(episodes, real, None, noise)  # The XLA-compiled whole update.
   xla_after = [v.numpy() for v in variables]
 
@@ -86,9 +88,9 @@ def test_learning_sanity_one_step_task():
   action_spec, obs_spec = _one_step_specs()
   agent = agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO, conditional=True)
   d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2])
-  config = learner_step.LearnerConfig(reward='l2', conditioning='pair', policy_learning_rate=3e-3,
-                                      entropy_cost=1e-3)
-  learner = learner_step.Learner(agent, d, config, jit_compile=False)
+  config = config_lib.LearnerConfig(reward='l2', d_conditioning='pair', policy_learning_rate=3e-3,
+                                    entropy_cost=1e-3)
+  learner = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False)
   batch, rng = 32, np.random.default_rng(0)
   act = tf.function(agent.step)
   first = np.full([batch], int(dm_env.StepType.FIRST), np.int32)
@@ -132,6 +134,7 @@ def test_two_replicas_equal_one_replica_on_the_whole_batch():
       strategy = strategy_lib.make_strategy('mirrored', num_cpu_replicas=2)
       import numpy as np, tensorflow as tf
       from spiral_tf.networks import agent as agent_lib, discriminator as d_lib
+      from spiral_tf import config as config_lib
       from spiral_tf.learning import learner_step
       import network_fixtures as nf
       a, o = nf.painter_specs(grid=8, width=16, conditional=False)
@@ -141,9 +144,9 @@ def test_two_replicas_equal_one_replica_on_the_whole_batch():
       episodes = nf.sampled_episodes(agent, a, o, batch=4, length=3, seed=1)
       real = np.random.default_rng(2).uniform(size=(4, 16, 16, 1)).astype(np.float32)
       # sn-gan and no conditioning: the update draws no noise, so both runs see the same inputs.
-      config = learner_step.LearnerConfig(reward='spiral', d_loss='sn-gan', policy_learning_rate=1e-2,
-                                          d_learning_rate=1e-2)
-      learner = learner_step.Learner(agent, d, config, strategy=strategy, jit_compile=False)
+      config = config_lib.LearnerConfig(reward='spiral', d_loss='sn-gan', policy_learning_rate=1e-2,
+                                        d_learning_rate=1e-2)
+      learner = learner_step.LearnerUpdate(agent, d, config, strategy=strategy, jit_compile=False)
       start = [v.numpy() for v in agent.variables + d.variables]
       # The whole batch on one device (cross-replica context), then back to the same start.
       grads = learner.gradients(episodes, real, None, learner.draw_noise(4))
@@ -182,8 +185,8 @@ def test_a2c_ignores_the_behaviour_policy():
   noise = {'epsilon': tf.constant([0.5, 0.5]), 'half': tf.constant([0, 0])}
   metrics = {}
   for algorithm in ('vtrace', 'a2c'):
-    config = learner_step.LearnerConfig(algorithm=algorithm)
-    learner = learner_step.Learner(agent, d, config, jit_compile=False)
+    config = config_lib.LearnerConfig(algorithm=algorithm)
+    learner = learner_step.LearnerUpdate(agent, d, config, jit_compile=False)
     metrics[algorithm] = {name: learner.gradients(e, real, None, noise)[2]['log_rho_mean'].numpy()
                           for name, e in (('fresh', episodes), ('stale', stale))}
   assert abs(metrics['vtrace']['fresh']) < 1e-5  # The episodes were acted by these very weights.
@@ -193,14 +196,14 @@ def test_a2c_ignores_the_behaviour_policy():
 
 def test_bad_inputs_are_named():
   with pytest.raises(ValueError, match='reward'):
-    learner_step.LearnerConfig(reward='l1')
+    config_lib.LearnerConfig(reward='l1')
   with pytest.raises(ValueError, match='discount'):
-    learner_step.LearnerConfig(discount=1.5)
+    config_lib.LearnerConfig(discount=1.5)
   agent, d, episodes, real = _setup(conditional=False, batch=2, length=3)
-  learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(reward='l2'), jit_compile=False)
+  learner = learner_step.LearnerUpdate(agent, d, config_lib.LearnerConfig(reward='l2'), jit_compile=False)
   with pytest.raises(ValueError, match='target'):
     learner.update(episodes, real, None, learner.draw_noise(2))
-  learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(), jit_compile=False)
+  learner = learner_step.LearnerUpdate(agent, d, config_lib.LearnerConfig(), jit_compile=False)
   with pytest.raises(ValueError, match='real images'):
     learner.update(episodes, real[:, :8, :8], None, learner.draw_noise(2))
 
@@ -233,10 +236,10 @@ def test_d_only_update_applies_the_d_loss_gradient_with_adam(d_loss, conditionin
   d, reference_d = make_d(), make_d()
   for mine, theirs in zip(d.variables, reference_d.variables):
     theirs.assign(mine)
-  config = learner_step.LearnerConfig(d_loss=d_loss, conditioning=conditioning, d_learning_rate=1e-3,
-                                      gradient_penalty_weight=2.0, gradient_penalty_target=0.5,
-                                      centring_weight=0.1)
-  learner = learner_step.Learner(agent, d, config, jit_compile=False)
+  config = config_lib.LearnerConfig(d_loss=d_loss, d_conditioning=conditioning, d_learning_rate=1e-3,
+                                    gradient_penalty_weight=2.0, gradient_penalty_target=0.5,
+                                    centring_weight=0.1)
+  learner = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False)
   agent_before = [v.numpy() for v in agent.variables]
   adam = tf.keras.optimizers.Adam(1e-3, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
   for seed, half in ((1, [0, 3]), (2, [2, 1])):
@@ -271,17 +274,17 @@ def test_d_only_update_applies_the_d_loss_gradient_with_adam(d_loss, conditionin
 
 def test_d_only_update_compiles_with_xla():
   agent, d, _, _ = _setup(batch=2)
-  config = learner_step.LearnerConfig(conditioning='complement', d_learning_rate=1e-3)
+  config = config_lib.LearnerConfig(d_conditioning='complement', d_learning_rate=1e-3)
   real, fakes = _d_batch(9)
   noise = {'epsilon': tf.constant([0.4, 0.9]), 'half': tf.constant([1, 3], tf.int32)}
   start = [v.numpy() for v in d.variables]
-  eager = learner_step.Learner(agent, d, config, jit_compile=False)
+  eager = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False)
   grads, _ = eager.d_gradients(real, fakes, noise)
   eager_metrics = eager.d_update(real, fakes, noise)
   eager_after = [v.numpy() for v in d.variables]
   for v, value in zip(d.variables, start):
     v.assign(value)
-  compiled = learner_step.Learner(agent, d, config, jit_compile=True)
+  compiled = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=True)
   xla_metrics = compiled._d_update_fn(real, fakes, noise)  # The XLA-compiled D-only update.
   assert set(xla_metrics) == set(learner_step.D_METRICS)
   for key in xla_metrics:
@@ -298,8 +301,8 @@ def test_three_d_steps_per_policy_step_and_nonfinite_d_only_updates():
   """Ratio 3: two D-only updates, then the combined one (D metrics: their mean); a NaN in a D-only update
   undoes the whole step, optimizers' step counts included."""
   agent, d, episodes, real = _setup(batch=2)
-  config = learner_step.LearnerConfig(conditioning='pair', d_steps_per_policy_step=3, d_learning_rate=1e-2)
-  learner = learner_step.Learner(agent, d, config, jit_compile=False, seed=7)
+  config = config_lib.LearnerConfig(d_conditioning='pair', d_steps_per_policy_step=3, d_learning_rate=1e-2)
+  learner = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False, seed=7)
   guard = nonfinite.NonFiniteGuard(
       [*agent.variables, *d.variables, *learner.policy_optimizer.variables,
        *learner.d_optimizer.variables, *learner.normaliser.variables], max_in_a_row=2)
@@ -326,11 +329,12 @@ def test_three_d_steps_per_policy_step_and_nonfinite_d_only_updates():
   # The same sequence, eagerly, with the noise the step drew (same generator seed; 3 draws were undone).
   for v, value in zip(variables, start):
     v.assign(value)
-  reference = learner_step.Learner(agent, d, config, jit_compile=False, seed=7)
+  reference = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False, seed=7)
   for _ in range(3):
     reference.draw_noise(2)
   reward_before = reference.gradients(episodes, real, fakes, reference.draw_noise(2))[2]['reward_mean']
-  reference = learner_step.Learner(agent, d, config, jit_compile=False, seed=7)  # Restart its generator.
+  # Restart its generator.
+  reference = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False, seed=7)
   for _ in range(3):
     reference.draw_noise(2)
   d_metrics = [reference.d_update(r, f, reference.draw_noise(2)) for r, f in extra]
@@ -348,11 +352,10 @@ def test_three_d_steps_per_policy_step_and_nonfinite_d_only_updates():
 
 def test_d_steps_per_policy_step_errors_are_named():
   with pytest.raises(ValueError, match='d_steps_per_policy_step'):
-    learner_step.LearnerConfig(d_steps_per_policy_step=0)
+    config_lib.LearnerConfig(d_steps_per_policy_step=0)
   agent, d, episodes, real = _setup(batch=2)
-  learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(conditioning='pair',
-                                                                      d_steps_per_policy_step=2),
-                                 jit_compile=False)
+  learner = learner_step.LearnerUpdate(agent, d, config_lib.LearnerConfig(d_steps_per_policy_step=2),
+                                       conditional=True, jit_compile=False)
   with pytest.raises(ValueError, match=r'd_steps_per_policy_step=2 needs 1 extra .* got 0'):
     learner.step(episodes, real, _d_batch(1)[1])
   assert int(learner.num_updates) == 0 and int(learner.num_d_updates) == 0

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import network_fixtures as nf
+from spiral_tf import config as config_lib
 from spiral_tf.learning import learner_step
 from spiral_tf.learning import normalisation
 from spiral_tf.networks import agent as agent_lib
@@ -90,7 +91,7 @@ def test_bad_settings_are_named():
   with pytest.raises(ValueError, match='decay'):
     normalisation.ReturnNormaliser(decay=1.0)
   with pytest.raises(ValueError, match='reward_normalisation'):
-    learner_step.LearnerConfig(reward_normalisation='popart')
+    config_lib.LearnerConfig(reward_normalisation='popart')
 
 
 def _learner(mode, tmp=None):
@@ -98,9 +99,9 @@ def _learner(mode, tmp=None):
   agent = agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO)
   d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 1])
   episodes = nf.sampled_episodes(agent, action_spec, obs_spec, batch=4, length=3, seed=1)
-  config = learner_step.LearnerConfig(reward='spiral', reward_normalisation=mode, d_learning_rate=1e-9,
-                                      policy_learning_rate=1e-9)
-  return learner_step.Learner(agent, d, config, jit_compile=False), episodes
+  config = config_lib.LearnerConfig(reward='spiral', reward_normalisation=mode, d_learning_rate=1e-9,
+                                    policy_learning_rate=1e-9)
+  return learner_step.LearnerUpdate(agent, d, config, jit_compile=False), episodes
 
 
 def test_learner_standardises_returns_and_checkpoints_the_statistics(tmp_path):

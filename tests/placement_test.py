@@ -48,23 +48,25 @@ def _flagfile_config(path, **overrides) -> config_lib.Config:
         values[name] = value
 
   read(path)
-  types = {f.name: f.type for f in dataclasses.fields(config_lib.Config)}
-  defaults = config_lib.Config()
+  # Flag names are flat; the update's settings are Config.learner's fields.
+  types = {f.name: f.type for cls in (config_lib.Config, config_lib.LearnerConfig)
+           for f in dataclasses.fields(cls)}
+  defaults = config_lib.to_dict(config_lib.Config())
   typed = {}
   for name, value in values.items():
-    default = getattr(defaults, name)
+    default = defaults[name]
     if isinstance(default, bool):
       typed[name] = value.lower() in ('1', 'true')
     elif isinstance(default, tuple):
       typed[name] = tuple(int(x) for x in value.split(','))
     elif isinstance(default, int) or 'int' in str(types[name]):
       typed[name] = int(value)
-    elif isinstance(default, float):
+    elif isinstance(default, float) or 'float' in str(types[name]):  # --discount's default is None.
       typed[name] = float(value)
     else:
       typed[name] = value
   typed.update(overrides)
-  return config_lib.Config(**typed)
+  return config_lib.from_dict(typed)
 
 
 # --- plans from host facts ---------------------------------------------------------------------------------

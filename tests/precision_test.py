@@ -106,10 +106,10 @@ def test_mixed_update_stays_within_tolerance_of_float32_on_a_fixed_batch():
   _copy_weights(*ds)
   episodes = nf.sampled_episodes(agent32, action_spec, obs_spec, batch=8, length=5, seed=5)
   real = np.random.default_rng(6).uniform(size=(8, 16, 16, 1)).astype(np.float32)
-  config = learner_step.LearnerConfig(reward='spiral++', discount=0.9, conditioning='pair')
+  config = config_lib.LearnerConfig(reward='spiral++', discount=0.9, d_conditioning='pair')
   noise = {'epsilon': tf.constant(np.linspace(0.1, 0.9, 8), tf.float32), 'half': tf.zeros([8], tf.int32)}
-  results = [learner_step.Learner(agent, d, config, jit_compile=False).gradients(episodes, real, None, noise)
-             for agent, d in ((agent32, ds[0]), (agent16, ds[1]))]
+  results = [learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False).gradients(
+                 episodes, real, None, noise) for agent, d in ((agent32, ds[0]), (agent16, ds[1]))]
   (policy32, d32, metrics32, _), (policy16, d16, metrics16, _) = results
   assert all(g.dtype == tf.float32 for g in policy16 + d16)
   # The gradients point the same way (cosine similarity) and have the same size.

@@ -302,7 +302,8 @@ def test_guard_restores_weights_and_optimizer_after_a_nan_update():
   d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2])
   episodes = nf.sampled_episodes(agent, action_spec, obs_spec, 2, 3, seed=5)
   real = np.random.default_rng(6).uniform(size=(2, 16, 16, 1)).astype(np.float32)
-  learner = learner_step.Learner(agent, d, learner_step.LearnerConfig(conditioning='pair'), jit_compile=False)
+  learner = learner_step.LearnerUpdate(agent, d, config_lib.LearnerConfig(), conditional=True,
+                                       jit_compile=False)
   variables = [*agent.variables, *d.variables, *learner.policy_optimizer.variables,
                *learner.d_optimizer.variables, *learner.normaliser.variables]
   guard = nonfinite.NonFiniteGuard(variables, max_in_a_row=2)

@@ -1,9 +1,9 @@
 """The procedural MuJoCo scenes (the paper's 3-D targets) as 64×64 colour images.
 
-Files: the shards that `environments.scenes_dataset.generate` writes, in `<data_dir>/scenes/`
-(`python launch/generate_scenes.py --out_dir=<data_dir>/scenes`). Splits: the generator's fixed train
-and held-out (test) split. Images are rendered at 64×64 already, so no resize; they are scenes, not
-ink on paper. Decoded arrays are cached like the other datasets.
+Files: the shards that `scenes_dataset.generate` (spiral_tf/data/scenes_dataset.py) writes, in
+`<data_dir>/scenes/` (`python launch/generate_scenes.py --out_dir=<data_dir>/scenes`). Splits: the
+generator's fixed train and held-out (test) split. Images are rendered at 64×64 already, so no resize;
+they are scenes, not ink on paper. Decoded arrays are cached like the other datasets.
 
 Usage:
   scenes = load(data_dir, 'test')     # uint8 [N, 64, 64, 3]
@@ -18,7 +18,7 @@ from spiral_tf.data import locations
 
 SPLITS = ('train', 'test')
 HOW_TO_GET = ('generate them (no download) with `python launch/generate_scenes.py '
-              '--out_dir=<data_dir>/scenes` (environments.scenes_dataset.generate).')
+              '--out_dir=<data_dir>/scenes` (spiral_tf.data.scenes_dataset.generate).')
 _VERSION = 1
 
 
@@ -38,7 +38,7 @@ def load(data_dir=None, split='train', limit=None, cache_dir=None):
 
 def _read(directory, split, limit):
   # Lazy: MuJoCo picks its GL backend when imported; only loading the scenes needs it.
-  from environments import scenes_dataset  # pylint: disable=g-import-not-at-top
+  from spiral_tf.data import scenes_dataset  # pylint: disable=g-import-not-at-top
   try:
     images, _ = scenes_dataset.load(directory, split=split)
   except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as e:

@@ -99,8 +99,9 @@ class Learner:
     c = self.config
     for what, optimizer, flag_value in (
         ('policy', self.update.policy_optimizer, decayed_learning_rate(
-            c.policy_learning_rate, c.policy_learning_rate_decay, int(self.frames.numpy()), c.max_frames)),
-        ('D', self.update.d_optimizer, c.d_learning_rate)):
+            c.learner.policy_learning_rate, c.policy_learning_rate_decay, int(self.frames.numpy()),
+            c.max_frames)),
+        ('D', self.update.d_optimizer, c.learner.d_learning_rate)):
       restored = np.float32(optimizer.learning_rate.numpy())
       optimizer.learning_rate = flag_value
       # A decayed rate moves a little every step: only a change of the schedule itself is news.
@@ -208,7 +209,7 @@ class Learner:
       t0 = time.monotonic()
       try:
         batch = (next(episodes), next(fakes), next(reals))
-        extra_d_batches = [(next(reals), next(fakes)) for _ in range(c.d_steps_per_policy_step - 1)]
+        extra_d_batches = [(next(reals), next(fakes)) for _ in range(c.learner.d_steps_per_policy_step - 1)]
       except (StopIteration, tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError):
         print(f'[learner] no episodes from the actors for {DATA_TIMEOUT_MS / 1000:.0f} s; waiting',
               flush=True)
@@ -220,7 +221,8 @@ class Learner:
       t1 = time.monotonic()
       if c.policy_learning_rate_decay != 'none':
         self.update.policy_optimizer.learning_rate = decayed_learning_rate(
-            c.policy_learning_rate, c.policy_learning_rate_decay, int(self.frames.numpy()), c.max_frames)
+            c.learner.policy_learning_rate, c.policy_learning_rate_decay, int(self.frames.numpy()),
+            c.max_frames)
       self.heartbeat.updating()
       self.guard.snapshot()
       # The guard covers the whole step: a non-finite D-only update undoes the policy update with it.

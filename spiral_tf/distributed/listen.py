@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 
+from spiral_tf import files
+
 ADDRESS_ENV = 'SPIRAL_BIND_ADDRESS'
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'listen_shim.c')
 
@@ -56,19 +58,17 @@ def shim_path() -> str:
   path = os.path.join(cache, f'listen_shim-{digest}.so')
   if os.path.exists(path):
     return path
-  fd, tmp = tempfile.mkstemp(suffix='.so', dir=cache)
-  os.close(fd)
   compiler = os.environ.get('CC') or 'cc'
   try:
-    subprocess.run([compiler, '-shared', '-fPIC', '-O2', '-o', tmp, _SOURCE, '-ldl'], check=True,
-                   capture_output=True, text=True, timeout=120)
+    # Atomic: processes building it at once all end with a whole file.
+    with files.atomic_output(path) as tmp:
+      subprocess.run([compiler, '-shared', '-fPIC', '-O2', '-o', tmp, _SOURCE, '-ldl'], check=True,
+                     capture_output=True, text=True, timeout=120)
   except (OSError, subprocess.SubprocessError) as e:
-    os.unlink(tmp)
     detail = getattr(e, 'stderr', None) or str(e)
     raise RuntimeError(f'cannot build {_SOURCE} with `{compiler}` ({detail.strip()}); it keeps Reverb on '
                        '--reverb_bind_address. Install a C compiler (scripts/system_deps.sh), or pass '
                        '--reverb_bind_address=0.0.0.0 to let Reverb listen on every interface.') from None
-  os.replace(tmp, path)  # Atomic: processes building it at once all end with a whole file.
   return path
 
 

@@ -297,7 +297,7 @@ def train_images(config) -> int:
       root, _ = locations.resolve_data_dir(config.data_dir)
       with open(os.path.join(root, 'scenes', 'metadata.json'), encoding='utf-8') as f:
         metadata = json.load(f)
-      count = metadata['splits']['train']['num_scenes']  # environments/scenes_dataset.py
+      count = metadata['splits']['train']['num_scenes']  # spiral_tf/data/scenes_dataset.py
       if isinstance(count, int) and count > 0:
         return count
   except Exception:  # pylint: disable=broad-except — a missing file is the data loader's to report.

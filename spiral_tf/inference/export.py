@@ -33,7 +33,6 @@ Usage:
   export_saved_model(agent, config, RunDir(root_dir).export, learner_step=1000)  # the learner
   export_from_checkpoint(root_dir)                                 # on demand (launch/export.py)
 """
-import dataclasses
 import json
 import os
 import shutil
@@ -44,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from spiral_tf import components
+from spiral_tf import config as config_lib
 from spiral_tf import run_dir
 from spiral_tf.inference import export_format
 from spiral_tf.networks import agent as agent_lib
@@ -158,7 +158,7 @@ class Exporter:
     config = self._config
     return {
         'format': EXPORT_FORMAT,
-        'config': {k: _plain(v) for k, v in dataclasses.asdict(config).items()},
+        'config': {k: _plain(v) for k, v in config_lib.to_dict(config).items()},
         'renderer': config.environment,
         'learner_step': None if learner_step is None else int(learner_step),
         'frames': None if frames is None else int(frames),

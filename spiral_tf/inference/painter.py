@@ -57,16 +57,13 @@ read_export_metadata = export_format.read_metadata
 
 def config_of(metadata, source='the export'):
   """The training Config stored in an export's metadata."""
-  values = dict(metadata['config'])
-  known = {f.name for f in dataclasses.fields(config_lib.Config)}
-  unknown = sorted(set(values) - known)
+  values = dict(metadata['config'])  # Flat (config.to_dict), in exports from before Config.learner too.
+  unknown = sorted(set(values) - set(config_lib.SETTINGS))
   if unknown:
     raise ModelError(f'{source}: configuration fields {unknown} are unknown to this spiral_tf '
                      '(exported by a newer version?)')
-  if values.get('brush_sizes') is not None:
-    values['brush_sizes'] = tuple(values['brush_sizes'])
   try:
-    return config_lib.validate(config_lib.Config(**values))
+    return config_lib.validate(config_lib.from_dict(values))
   except (config_lib.ConfigError, TypeError) as e:
     raise ModelError(f'{source}: invalid training configuration ({e})') from None
 

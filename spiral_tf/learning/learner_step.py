@@ -33,15 +33,17 @@ metrics it returns are averaged over the k D updates, so a NaN in any of them sh
 The random inputs of an update (the penalty's ε, the complement mask's half) are drawn outside the compiled
 function, so `update` is a pure function of its arguments and the variables.
 
+The settings are `Config.learner` (spiral_tf/config.py: LearnerConfig, checked when built); `conditional`
+says whether the run's D sees (image, target) pairs, as `--d_conditioning` lays them out.
+
 Usage:
   with strategy.scope():
     agent, d = Agent(...), Discriminator(...)
-  learner = Learner(agent, d, LearnerConfig(reward='spiral', conditioning='pair'), strategy)
-  metrics = learner.step(trajectories, real_images)     # per-replica values under a multi-replica strategy
+  update = LearnerUpdate(agent, d, config.learner, strategy, conditional=config.conditional)
+  metrics = update.step(trajectories, real_images)      # per-replica values under a multi-replica strategy
   # With LearnerConfig(d_steps_per_policy_step=3): two more (real images, fakes) batches for D.
-  metrics = learner.step(trajectories, real_images, fakes, extra_d_batches=[(real2, fake2), (real3, fake3)])
+  metrics = update.step(trajectories, real_images, fakes, extra_d_batches=[(real2, fake2), (real3, fake3)])
 """
-import dataclasses
 from typing import Optional
 
 import dm_env
@@ -60,52 +62,6 @@ D_METRICS = {'d_loss': 'loss', 'd_loss_real': 'loss_real', 'd_loss_fake': 'loss_
              'diagnostics/d_grad_norm': 'grad_norm'}
 
 
-@dataclasses.dataclass(frozen=True)
-class LearnerConfig:
-  """Settings of an update; see the module docstring."""
-  reward: str = 'spiral'
-  discount: float = 1.0
-  conditioning: str = 'none'  # D's input: 'none', 'pair' or 'complement' (discriminator.py).
-  d_loss: str = 'wgan-gp'
-  gradient_penalty_weight: float = 10.0
-  gradient_penalty_target: float = 1.0
-  centring_weight: float = 1e-3
-  policy_learning_rate: float = 1e-4
-  d_learning_rate: float = 1e-4
-  entropy_cost: float = 1e-2
-  baseline_cost: float = 0.5
-  clip_rho: float = 1.0
-  clip_pg_rho: float = 1.0
-  clip_c: float = 1.0
-  algorithm: str = 'vtrace'  # 'a2c': ignore the behaviour policy (importance weights 1, on-policy).
-  stroke_penalty: float = 0.0
-  blank_penalty: float = 0.0
-  blank_threshold: float = 1 / 255
-  d_steps_per_policy_step: int = 1  # D updates per policy update (see the module docstring).
-  reward_normalisation: str = 'standardise'  # 'none', 'std', 'standardise' (learning/normalisation.py).
-  reward_normalisation_decay: float = 0.99
-  max_gradient_norm: float = 40.0  # Global-norm clipping of the policy + critic gradients (0: none).
-
-  def __post_init__(self):
-    def need(ok, field, message):
-      if not ok:
-        raise ValueError(f'LearnerConfig.{field}={getattr(self, field)!r}: {message}')
-    need(self.reward in config_lib.REWARDS, 'reward', f'not one of {config_lib.REWARDS}')
-    need(self.d_loss in config_lib.D_LOSSES, 'd_loss', f'not one of {config_lib.D_LOSSES}')
-    need(self.conditioning in d_lib.CONDITIONING, 'conditioning', f'not one of {d_lib.CONDITIONING}')
-    need(self.algorithm in ('vtrace', 'a2c'), 'algorithm', "not 'vtrace' or 'a2c'")
-    need(0.0 <= self.discount <= 1.0, 'discount', 'must be in [0, 1]')
-    need(self.d_steps_per_policy_step >= 1, 'd_steps_per_policy_step', 'must be ≥ 1')
-    need(self.reward_normalisation in normalisation.MODES, 'reward_normalisation',
-         f'not one of {normalisation.MODES}')
-    need(0.0 <= self.reward_normalisation_decay < 1.0, 'reward_normalisation_decay', 'must be in [0, 1)')
-    for name in ('policy_learning_rate', 'd_learning_rate'):
-      need(getattr(self, name) > 0, name, 'must be positive')
-    for name in ('gradient_penalty_weight', 'centring_weight', 'entropy_cost', 'baseline_cost',
-                 'stroke_penalty', 'blank_penalty', 'max_gradient_norm'):
-      need(getattr(self, name) >= 0, name, 'must be ≥ 0')
-
-
 def time_major(x):
   """[B, T, ...] → [T, B, ...]."""
   x = tf.convert_to_tensor(x)
@@ -116,14 +72,19 @@ def _adam(learning_rate):
   return tf.keras.optimizers.Adam(learning_rate, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
 
 
-class Learner(tf.Module):
-  """Owns the optimizers and the compiled update of an agent and a discriminator."""
+class LearnerUpdate(tf.Module):
+  """Owns the optimizers and the compiled update of an agent and a discriminator.
 
-  def __init__(self, agent, discriminator, config: LearnerConfig,
-               strategy: Optional[tf.distribute.Strategy] = None, jit_compile: bool = True,
-               seed: int = 0, name: str = 'learner'):
+  (The training loop around it, datasets, checkpoints and logs, is spiral_tf/distributed/learner.py.)
+  """
+
+  def __init__(self, agent, discriminator, config: config_lib.LearnerConfig,
+               strategy: Optional[tf.distribute.Strategy] = None, *, conditional: bool = False,
+               jit_compile: bool = True, seed: int = 0, name: str = 'learner_update'):
     super().__init__(name=name)
     self.agent, self.discriminator, self.config = agent, discriminator, config
+    # D's input layout (discriminator.py): an unconditional D sees the image alone.
+    self.conditioning = config.d_conditioning if conditional else 'none'
     self._strategy = strategy or tf.distribute.get_strategy()
     self._num_replicas = self._strategy.num_replicas_in_sync
     with self._strategy.scope():
@@ -230,7 +191,7 @@ class Learner(tf.Module):
     return metrics
 
   def _d_input(self, images, targets, half):
-    return d_lib.pair_inputs(images, targets, self.config.conditioning, half)
+    return d_lib.pair_inputs(images, targets, self.conditioning, half)
 
   def _scores(self, images, targets, half):
     """What the agent is paid for `images` by the current D (no gradient, no power-iteration step)."""
@@ -242,8 +203,8 @@ class Learner(tf.Module):
     canvases = observation['canvas']  # [L, B, W, W, C]
     length = canvases.shape[0]
     targets = observation.get('target')
-    if targets is None and (config.conditioning != 'none' or config.reward == 'l2'):
-      raise ValueError(f'conditioning={config.conditioning!r} / reward={config.reward!r} need a `target` '
+    if targets is None and (self.conditioning != 'none' or config.reward == 'l2'):
+      raise ValueError(f'conditioning={self.conditioning!r} / reward={config.reward!r} need a `target` '
                        'observation in the trajectories')
     final_target = None if targets is None else targets[-1]
     if config.reward == 'spiral':
@@ -283,7 +244,7 @@ class Learner(tf.Module):
     raw_rewards = self._rewards(step_type, observation, action, half)
     rewards = self.normaliser.apply(raw_rewards, self.normaliser.state)
     not_last = tf.cast(tf.not_equal(step_type[1:], int(dm_env.StepType.LAST)), tf.float32)
-    discounts = config.discount * not_last
+    discounts = config.effective_discount * not_last
 
     mask = losses.effect_mask(observation['action_mask'])
     with tf.GradientTape() as tape:
@@ -359,7 +320,7 @@ class Learner(tf.Module):
       raise ValueError(f'fakes {fake_canvas.shape} and real images {real_images.shape} must have the same '
                        'shape (the gradient penalty interpolates between them)')
     half = noise['half']
-    if config.conditioning != 'none':
+    if self.conditioning != 'none':
       # Real pairs are the fakes' own targets: (t, t) against (render of t, t), so D judges how well a
       # render reconstructs its target, not which of two unrelated images is real.
       real_images = tf.convert_to_tensor(fakes['target'], tf.float32)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from environments import mujoco_scenes  # before anything imports mujoco (selects EGL)
-from environments import scenes_dataset
+from spiral_tf.data import scenes_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_SCENES = 24
@@ -168,3 +168,15 @@ def test_command_line(tmp_path):
       [sys.executable, os.path.join(ROOT, 'launch', 'generate_scenes.py'), f'--out_dir={out_dir}',
        '--num_scenes=0'], capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 2 and 'num_scenes must be an integer >= 1' in result.stderr
+
+
+def test_a_failed_write_leaves_neither_a_shard_nor_a_temporary_file(tmp_path, monkeypatch):
+  def disk_full(f, **arrays):
+    del arrays
+    f.write(b'half a shard')
+    raise OSError('disk full')
+
+  monkeypatch.setattr(scenes_dataset.np, 'savez_compressed', disk_full)
+  with pytest.raises(OSError, match='disk full'):
+    scenes_dataset.generate(str(tmp_path / 'd'), num_scenes=3, seed=0)
+  assert os.listdir(tmp_path / 'd') == []  # load() and a rerun find no dataset, not a broken one.

@@ -26,7 +26,10 @@ Layout of a generated directory:
   train-00000.npz ...   one file per split per block of shard_size scene indices, holding
   test-00000.npz  ...   images uint8 [n, W, W, 3], programs int32 [n, max_objects, 7] and
                         scene_index int64 [n], in increasing scene index
-metadata.json is written last: a directory without it is incomplete and load() refuses it.
+metadata.json is written last: a directory without it is incomplete and load() refuses it. Every file is
+written whole or not at all (spiral_tf/files.py), so a crash leaves no truncated shard or metadata.
+
+spiral_tf/data/scenes.py reads the training and held-out images of a generated set as the `scenes` dataset.
 """
 import hashlib
 import json
@@ -35,6 +38,7 @@ import os
 import numpy as np
 
 from environments import mujoco_scenes
+from spiral_tf import files
 
 FORMAT = 'spiral_scenes/1'
 SPLITS = ('train', 'test')
@@ -149,10 +153,9 @@ def generate(out_dir, num_scenes=50000, seed=0, shard_size=5000, image_width=64,
       'max_objects': int(max_objects), 'test_fraction': float(test_fraction),
       'action_keys': list(ACTION_KEYS), 'splits': splits,
   }
-  temporary = os.path.join(out_dir, METADATA + '.tmp')
-  with open(temporary, 'w', encoding='utf-8') as f:
-    json.dump(metadata, f, indent=1)
-  os.replace(temporary, os.path.join(out_dir, METADATA))
+  with files.atomic_output(os.path.join(out_dir, METADATA)) as temporary:
+    with open(temporary, 'w', encoding='utf-8') as f:
+      json.dump(metadata, f, indent=1)
   return metadata
 
 
@@ -219,8 +222,7 @@ def _dataset_files(out_dir):
 
 
 def _save_npz(path, **arrays):
-  """Writes through a temporary name, so a crash never leaves a truncated shard behind."""
-  temporary = path + '.tmp'
-  with open(temporary, 'wb') as f:
-    np.savez_compressed(f, **arrays)
-  os.replace(temporary, path)
+  # The temporary name starts with a dot and no split: neither load() nor _dataset_files() sees it.
+  with files.atomic_output(path) as temporary:
+    with open(temporary, 'wb') as f:
+      np.savez_compressed(f, **arrays)
