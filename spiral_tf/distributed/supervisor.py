@@ -177,8 +177,12 @@ class Supervisor:
           self._restart(name)
       time.sleep(self._poll_s)
 
-  def _join_tees(self, timeout_s=10.0):
-    """Lets the learner's last lines reach the console before the supervisor's own."""
+  def _join_tees(self, timeout_s=60.0):
+    """Lets the learner's last lines reach the console before the supervisor's own.
+
+    A tee ends at its pipe's EOF, at once after the learner exits; the bound only guards against a pipe
+    some other process still holds. 10 s lost the last lines on 2 cores loaded by two test suites.
+    """
     for tee in self._tees:
       tee.join(timeout_s)
 
