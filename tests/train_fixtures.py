@@ -29,7 +29,7 @@ RESUMED_D_STEPS_PER_POLICY_STEP = 3  # The first run keeps the default, 1.
 # The first run keeps the default learning rates (1e-4); the resumed run must use these, not the checkpoint's.
 RESUMED_POLICY_LEARNING_RATE, RESUMED_D_LEARNING_RATE = 3e-4, 2e-4
 BATCH, FRAMES_PER_EPISODE = 8, 4  # smoke.cfg: batch 8, episode_length 5.
-# The first run's actors: the plan packs 3 actors × 2 environments into 2 processes × 3 (tests/console_test.py).
+# The first run's actors: 3 actors × 2 environments packed into 2 processes × 3 (tests/console_test.py).
 FIRST_ACTORS = ('--num_actors=3', '--envs_per_actor=2', '--local_actors=2')
 
 # What the learner logs (TensorBoard run `learner`).

@@ -97,7 +97,8 @@ class Exporter:
     self.state_keys = export_format.state_keys(keys)
     # No AutoGraph: the step has no tensor-dependent Python control flow (learner_step.py says why).
     self._initial_state_fn = tf.function(
-        self._initial_state, input_signature=[tf.TensorSpec([], tf.int32, name='batch_size')], autograph=False)
+        self._initial_state, input_signature=[tf.TensorSpec([], tf.int32, name='batch_size')],
+        autograph=False)
     self._input_specs = self._step_input_specs()
     self._step_fn = tf.function(self._flat_step, input_signature=self._input_specs, autograph=False)
     self._step_greedy_fn = tf.function(lambda *args: self._flat_step(*args, greedy=True),
