@@ -22,6 +22,7 @@ learner checkpoints — before the kernel's OOM killer picks a process.
 Usage:
   exit_code = Supervisor(train_py, argv, config, plan=placement.plan(...)).run()
 """
+import json
 import os
 import signal
 import subprocess
@@ -53,6 +54,17 @@ def restart_delay(quick_deaths: int, backoff_s: float = BACKOFF_S, max_backoff_s
   if quick_deaths <= 1:
     return 0.0  # One early death (e.g. killed, or the server restarting) is not yet a loop.
   return min(max_backoff_s, backoff_s * 2 ** (quick_deaths - 2))
+
+
+def learner_tf_configs(host: str, ports: list[int]) -> list[str]:
+  """TF_CONFIG of each of len(ports) learner workers on `host` (worker 0 is the chief).
+
+  Usage:
+    env = dict(os.environ, TF_CONFIG=learner_tf_configs('127.0.0.1', [41234, 41235])[1])
+  """
+  where = f'[{host}]' if ':' in host else host
+  cluster = {'worker': [f'{where}:{port}' for port in ports]}
+  return [json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': i}}) for i in range(len(ports))]
 
 
 class Supervisor:
