@@ -4,20 +4,31 @@
   global batch: both take part (2 workers × 1 CPU = 2 replicas), their weights are equal to each other
   and to one worker's on the whole batch, one worker's stop vote stops both at the same step, and the
   chief's value reaches both.
+* One real run, `launch/train.py --role=all --strategy=multi_worker --num_learner_workers=2` (smoke
+  config, one actor): both workers train and listen on loopback only; SIGTERM to the non-chief stops both
+  at the same step with one checkpoint, written by the chief, who alone wrote to the run directory; the
+  same command resumes both from it, both survive a Reverb restart, and SIGTERM to the supervisor stops
+  both at the same step. The learners run eagerly (learner.EAGER_ENV): tracing the multi-worker update
+  costs minutes of a loaded 2-core machine; the distributed arithmetic is the deterministic test's.
 * `Workers` in one process (one worker: no collective), TF_CONFIG generation and its listen address.
 """
 import json
 import os
 import pathlib
 import pickle
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import multi_worker_fixtures as mwf
+import reliability_fixtures as rf
+from spiral_tf.distributed import learner as learner_lib
 from spiral_tf.distributed import listen
 from spiral_tf.distributed import supervisor as supervisor_lib
 from spiral_tf.learning import strategy as strategy_lib
@@ -31,6 +42,63 @@ STEPS = 3  # The stop vote comes after mwf.STOP_AFTER (2) steps, before the thir
 CLOSE, MOST = 1e-6, 0.999  # At least MOST of the elements agree within CLOSE ...
 ATOL_MAX = 2 * 1e-3 * mwf.STOP_AFTER  # ... and none differs by more than the Adam bound of 2 steps.
 WORKER_TIMEOUT_S = 300  # Two TensorFlow processes starting together on 2 loaded cores.
+TRAIN = [sys.executable, str(ROOT / 'launch' / 'train.py'), '--flagfile=configs/smoke.cfg',
+         '--strategy=multi_worker', '--num_learner_workers=2', '--num_actors=1', '--envs_per_actor=4',
+         '--max_learner_steps=100000', '--max_minutes=0', '--checkpoint_every_minutes=60',
+         '--log_every_seconds=0']
+START_S = 400  # Four TensorFlow processes starting on 2 loaded cores.
+STOPPED = re.compile(r'\[learner\] stopped: (.*)\. Step (\d+), frames')
+RESUMED = re.compile(r'\[learner\] resumed from \S+: step (\d+),')
+
+
+class Record(dict):
+  __getattr__ = dict.__getitem__
+
+
+def _worker_log(root, since=0):
+  """The non-chief worker's output (its log under the run, written by the supervisor) from offset `since`."""
+  return (root / 'logs' / 'learner-1.log').read_text(errors='replace')[since:]
+
+
+def _run_files(root):
+  return sorted(str(p.relative_to(root)) for p in root.rglob('*'))
+
+
+@pytest.fixture(scope='module')
+def two_worker_run(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp('two_worker_run')
+  root = tmp / 'run'
+  env = dict(os.environ, **{learner_lib.EAGER_ENV: '1'})
+  r = Record(root=root)
+  first = rf.Watched(TRAIN + [f'--root_dir={root}'], tmp / 'first.log', cwd=ROOT, env=env)
+  try:
+    first.wait_for_step(2, START_S)
+    pids = first.started_pids()
+    r.listening = {name: listen.listening_sockets(pids[name][0]) for name in ('learner', 'learner-1')}
+    os.kill(pids['learner-1'][0], signal.SIGTERM)  # The non-chief worker alone.
+    r.first_code = first.wait(240)
+    r.first_output = first.text()
+  finally:
+    first.kill()
+  r.first_worker_log = _worker_log(root)
+  r.files_after_first = _run_files(root)
+  offset = len((root / 'logs' / 'learner-1.log').read_text(errors='replace'))
+  second = rf.Watched(TRAIN + [f'--root_dir={root}'], tmp / 'second.log', cwd=ROOT, env=env)
+  try:
+    m = second.wait_for(RESUMED.pattern, START_S)
+    r.resumed_step = int(m.group(1))
+    second.wait_for_step(r.resumed_step + 2, 240)
+    r.step_at_reverb_kill, kill_time = second.step(), time.monotonic()
+    os.kill(second.started_pids()['reverb'][0], signal.SIGKILL)
+    second.wait_for(r'\[supervisor\] restarting reverb', 60, since=kill_time)
+    second.wait_for_step(r.step_at_reverb_kill + 4, 300)  # More than the queue and prefetch held.
+    second.proc.send_signal(signal.SIGTERM)  # The supervisor.
+    r.second_code = second.wait(240)
+    r.second_output = second.text()
+  finally:
+    second.kill()
+  r.second_worker_log = _worker_log(root, offset)
+  return r
 
 
 @pytest.fixture(scope='module')
@@ -83,6 +151,53 @@ def test_two_workers_on_halves_equal_one_worker_on_the_whole_batch(two_workers):
   diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(results[0]['weights'], expected)])
   assert np.mean(diffs <= CLOSE) >= MOST, np.mean(diffs <= CLOSE)
   assert diffs.max() < ATOL_MAX, diffs.max()
+
+
+def test_sigterm_to_the_non_chief_stops_both_at_one_step_with_one_chief_checkpoint(two_worker_run):
+  r = two_worker_run
+  assert r.first_code == 0, r.first_output[-3000:]
+  assert 'strategy multi_worker × 2' in r.first_output
+  chief, = STOPPED.findall(r.first_output)
+  worker, = STOPPED.findall(r.first_worker_log)
+  assert chief[0] == 'stop requested by another learner worker' and worker[0] == 'stop requested'
+  assert chief[1] == worker[1], (chief, worker)
+  step = int(chief[1])
+  assert step >= 2
+  # One checkpoint (the final one: --checkpoint_every_minutes=60), written by the chief.
+  assert sorted(p for p in r.files_after_first if p.startswith('checkpoints/ckpt-')) == [
+      f'checkpoints/ckpt-{step}.data-00000-of-00001', f'checkpoints/ckpt-{step}.index']
+  assert 'the chief wrote the checkpoint' in r.first_worker_log
+
+
+def test_only_the_chief_writes_to_the_run_directory(two_worker_run):
+  files = two_worker_run.files_after_first
+  # The supervisor logs every process's output; nothing else in the run has a second writer.
+  tops = sorted({p.split('/')[0] for p in files})
+  assert tops == ['checkpoints', 'config.json', 'export', 'logs', 'tensorboard'], tops
+  assert sorted(p for p in files if p.startswith('tensorboard/') and p.count('/') == 1) == [
+      'tensorboard/learner']
+  events = [p for p in files if p.startswith('tensorboard/learner/events.')]
+  assert len(events) == 1, events  # One writer.
+  assert sorted(p for p in files if p.startswith('logs/')) == [
+      'logs/actor-0.log', 'logs/learner-1.log', 'logs/learner.log', 'logs/reverb.log']
+
+
+def test_workers_listen_on_loopback_only(two_worker_run):
+  for name, sockets in two_worker_run.listening.items():
+    assert sockets and {host for host, _ in sockets} == {'127.0.0.1'}, (name, sockets)
+
+
+def test_resume_reverb_restart_and_supervisor_sigterm_keep_both_workers_together(two_worker_run):
+  r = two_worker_run
+  assert r.second_code == 0, r.second_output[-3000:]
+  stopped_first = int(STOPPED.findall(r.first_output)[0][1])
+  worker_resumed = [int(s) for s in RESUMED.findall(r.second_worker_log)]
+  assert r.resumed_step == stopped_first and worker_resumed == [stopped_first]
+  chief, = STOPPED.findall(r.second_output)
+  worker, = STOPPED.findall(r.second_worker_log)
+  assert chief[0] == 'stop requested' and worker[0] == 'stop requested'
+  assert chief[1] == worker[1] and int(chief[1]) >= r.step_at_reverb_kill + 4, (chief, worker)
+  assert (r.root / 'checkpoints' / f'ckpt-{chief[1]}.index').exists()
 
 
 def test_one_worker_decides_alone_without_a_collective():
