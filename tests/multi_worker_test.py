@@ -28,8 +28,10 @@ import tensorflow as tf
 
 import multi_worker_fixtures as mwf
 import reliability_fixtures as rf
+from spiral_tf import config as config_lib
 from spiral_tf.distributed import learner as learner_lib
 from spiral_tf.distributed import listen
+from spiral_tf.distributed import placement
 from spiral_tf.distributed import supervisor as supervisor_lib
 from spiral_tf.learning import strategy as strategy_lib
 
@@ -235,3 +237,18 @@ def test_tf_configs_name_every_worker_on_loopback_ports():
 def test_worker_listen_address_is_this_tasks_address_in_tf_config(tf_config, address):
   environ = {} if tf_config is None else {'TF_CONFIG': json.dumps(tf_config)}
   assert strategy_lib.worker_listen_address(environ) == address
+
+
+def test_learner_workers_need_the_multi_worker_strategy_and_split_the_batch(tmp_path):
+  ok = config_lib.validate(config_lib.Config(root_dir=str(tmp_path), strategy='multi_worker',
+                                             num_learner_workers=2, batch_size=8))
+  assert ok.num_replicas == 2
+  with pytest.raises(config_lib.ConfigError, match='--num_learner_workers: 2 learner workers need '
+                     '--strategy=multi_worker'):
+    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), num_learner_workers=2))
+  with pytest.raises(config_lib.ConfigError, match='--batch_size: 9 is not divisible by the 2 replicas'):
+    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), strategy='multi_worker',
+                                          num_learner_workers=2, batch_size=9))
+  one, two = (placement.footprint(config_lib.Config(strategy='multi_worker', num_learner_workers=n),
+                                  images=1000) for n in (1, 2))
+  assert one.learner < two.learner < 2 * one.learner  # TensorFlow twice; the batch's activations once.
