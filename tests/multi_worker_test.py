@@ -76,7 +76,7 @@ def two_worker_run(tmp_path_factory):
   r = Record(root=root)
   first = rf.Watched(TRAIN + [f'--root_dir={root}'], tmp / 'first.log', cwd=ROOT, env=env)
   try:
-    first.wait_for_step(2, START_S)
+    first.wait_for_step(1, START_S)  # One update: the chief's all-reduce needed the other worker.
     pids = first.started_pids()
     r.listening = {name: listen.listening_sockets(pids[name][0]) for name in ('learner', 'learner-1')}
     os.kill(pids['learner-1'][0], signal.SIGTERM)  # The non-chief worker alone.
@@ -91,11 +91,12 @@ def two_worker_run(tmp_path_factory):
   try:
     m = second.wait_for(RESUMED.pattern, START_S)
     r.resumed_step = int(m.group(1))
-    second.wait_for_step(r.resumed_step + 2, 240)
+    second.wait_for_step(r.resumed_step + 1, 240)
     r.step_at_reverb_kill, kill_time = second.step(), time.monotonic()
     os.kill(second.started_pids()['reverb'][0], signal.SIGKILL)
     second.wait_for(r'\[supervisor\] restarting reverb', 60, since=kill_time)
-    second.wait_for_step(r.step_at_reverb_kill + 4, 300)  # More than the queue and prefetch held.
+    # Past the batches each worker held or had in flight: these came through the restarted server.
+    second.wait_for_step(r.step_at_reverb_kill + 3, 300)
     second.proc.send_signal(signal.SIGTERM)  # The supervisor.
     r.second_code = second.wait(240)
     r.second_output = second.text()
@@ -170,7 +171,7 @@ def test_sigterm_to_the_non_chief_stops_both_at_one_step_with_one_chief_checkpoi
   assert chief[0] == 'stop requested by another learner worker' and worker[0] == 'stop requested'
   assert chief[1] == worker[1], (chief, worker)
   step = int(chief[1])
-  assert step >= 2
+  assert step >= 1
   # One checkpoint (the final one: --checkpoint_every_minutes=60), written by the chief.
   assert sorted(p for p in r.files_after_first if p.startswith('checkpoints/ckpt-')) == [
       f'checkpoints/ckpt-{step}.data-00000-of-00001', f'checkpoints/ckpt-{step}.index']
@@ -204,7 +205,7 @@ def test_resume_reverb_restart_and_supervisor_sigterm_keep_both_workers_together
   chief, = STOPPED.findall(r.second_output)
   worker, = STOPPED.findall(r.second_worker_log)
   assert chief[0] == 'stop requested' and worker[0] == 'stop requested'
-  assert chief[1] == worker[1] and int(chief[1]) >= r.step_at_reverb_kill + 4, (chief, worker)
+  assert chief[1] == worker[1] and int(chief[1]) >= r.step_at_reverb_kill + 3, (chief, worker)
   assert (r.root / 'checkpoints' / f'ckpt-{chief[1]}.index').exists()
 
 
