@@ -12,6 +12,13 @@ on this machine: more only take CPU from the learner.
   python benchmarks/pipeline_throughput.py --sizes=deepmind --train_flags=jit_compile=false
   python benchmarks/pipeline_throughput.py --sizes=tiny --actors=1,2,3 --envs_per_actor=8 --seconds=120 \
       --nostop_at_target                                         # every setting, not only up to the target
+  python benchmarks/pipeline_throughput.py --sizes=tiny --actors=1 --envs_per_actor=8 --learner_workers=1,2
+
+`--learner_workers=1,2` measures each setting with one learner (the default strategy) and with two
+MultiWorkerMirroredStrategy workers on this host (`--num_learner_workers=2`, the same global batch), and
+reports the learners' CPU seconds per update (all workers' processes, from /proc, over the measured
+window): on one host with 2 cores there is no speed-up to expect, so the difference is what the per-step
+all-reduces and votes of the multi-worker learner cost.
 
 The last line is one JSON object: "frames_per_s", "learner_busy_fraction", "num_actors",
 "envs_per_actor", "size" of that setting for the first size, "needed" (the same per size) and "runs"
@@ -21,6 +28,7 @@ import json
 import os
 import pathlib
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -46,11 +54,14 @@ flags.DEFINE_float('busy_target', 0.9, 'Learner busy fraction a setting must rea
 flags.DEFINE_bool('stop_at_target', True, 'Per size, stop at the first setting (fewest environments '
                   'first) that reaches --busy_target; more actors only take CPU from the learner.')
 flags.DEFINE_string('flagfile_base', 'configs/strokes.cfg', 'The run to measure.')
+flags.DEFINE_list('learner_workers', ['1'], 'Learner worker counts to try (> 1: --strategy=multi_worker '
+                  '--num_learner_workers=N on this host).')
 flags.DEFINE_list('train_flags', [], 'More launch/train.py flags for every setting, without the leading '
                   '--, e.g. jit_compile=false.')
 FLAGS = flags.FLAGS
 
 LEARNER_STEP_PREFIX = '[learner] step '
+LEARNER_STARTED = re.compile(r'^\[supervisor\] started (learner(?:-\d+)?) \(pid (\d+)\)')
 STOP_TIMEOUT_S = 180.0  # The learner checkpoints and exports on SIGTERM.
 
 
@@ -81,11 +92,25 @@ def window_means(scalars, start_wall_time, tags):
   return means, count
 
 
-def _train(command, measure_s):
+def _cpu_seconds(pids):
+  """User + system CPU seconds of the processes `pids` so far (Linux /proc; 0 for one that is gone)."""
+  total = 0.0
+  for pid in pids:
+    try:
+      with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+      continue
+    total += (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')  # utime, stime.
+  return total
+
+
+def _train(command, measure_s, warmup_s=0.0):
   """Runs `command` until `measure_s` seconds after the learner's first step, then stops it (SIGTERM).
 
-  Returns (the learner's first step's monotonic time, the output's tail). Raises if the run ends or
-  stalls before that.
+  Returns (the learner's first step's monotonic time, the output's tail, the learner processes' CPU
+  seconds per learner step from `warmup_s` after the first step to the end, or None). Raises if the run
+  ends or stalls before that.
   """
   proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   lines = queue.Queue()
@@ -96,24 +121,34 @@ def _train(command, measure_s):
 
   reader = threading.Thread(target=read_output, daemon=True)
   reader.start()
-  tail, first_step_at = [], None
+  tail, first_step_at, learners, step, window = [], None, [], 0, None
   deadline = time.monotonic() + FLAGS.startup_timeout_seconds
   try:
     while time.monotonic() < deadline:
       try:
         line = lines.get(timeout=1.0)
         tail = (tail + [line.rstrip()])[-40:]
-        if first_step_at is None and line.startswith(LEARNER_STEP_PREFIX):
-          first_step_at = time.monotonic()
-          deadline = first_step_at + measure_s
+        started = LEARNER_STARTED.match(line)
+        if started:
+          learners.append(int(started.group(2)))
+        if line.startswith(LEARNER_STEP_PREFIX):
+          step = int(line[len(LEARNER_STEP_PREFIX):].split()[0])
+          if first_step_at is None:
+            first_step_at = time.monotonic()
+            deadline = first_step_at + measure_s
       except queue.Empty:
         pass
+      if first_step_at is not None and window is None and time.monotonic() >= first_step_at + warmup_s:
+        window = (_cpu_seconds(learners), step)
       if proc.poll() is not None and lines.empty():
         raise RuntimeError(f'training exited (code {proc.returncode}) before the measurement ended:\n'
                            + '\n'.join(tail))
     if first_step_at is None:
       raise RuntimeError(f'no learner step within --startup_timeout_seconds='
                          f'{FLAGS.startup_timeout_seconds:.0f}:\n' + '\n'.join(tail))
+    cpu_per_step = None
+    if window is not None and step > window[1]:
+      cpu_per_step = (_cpu_seconds(learners) - window[0]) / (step - window[1])
   finally:
     if proc.poll() is None:
       proc.send_signal(signal.SIGTERM)  # The supervisor stops its children, learner first.
@@ -123,10 +158,10 @@ def _train(command, measure_s):
         proc.kill()
         proc.wait()
     reader.join(timeout=10)
-  return first_step_at, tail
+  return first_step_at, tail, cpu_per_step
 
 
-def measure(size, num_actors, envs_per_actor):
+def measure(size, num_actors, envs_per_actor, learner_workers=1):
   with tempfile.TemporaryDirectory() as tmp:
     root = os.path.join(tmp, 'run')
     measure_s = FLAGS.warmup_seconds + FLAGS.seconds
@@ -140,7 +175,9 @@ def measure(size, num_actors, envs_per_actor):
                '--log_every_seconds=5',
                '--checkpoint_every_minutes=1000', '--evaluator=false',
                *(f'--{f}' for f in FLAGS.train_flags)]
-    _train(command, measure_s)
+    if learner_workers > 1:
+      command += ['--strategy=multi_worker', f'--num_learner_workers={learner_workers}']
+    _, _, cpu_per_step = _train(command, measure_s, FLAGS.warmup_seconds)
     scalars = scalar_events(dashboard.learner_log_dir(root))
     with open(run_dir.RunDir(root).config_file) as f:  # What the run used (flag file + --train_flags).
       jit_compile = json.load(f)['jit_compile']
@@ -153,7 +190,8 @@ def measure(size, num_actors, envs_per_actor):
                                   ('frames_per_s', 'busy_fraction', 'learner_steps_per_s', 'queue_size',
                                    'policy_lag_steps'))
   return {'size': size, 'learner': 'xla' if jit_compile else 'graph', 'num_actors': num_actors,
-          'envs_per_actor': envs_per_actor,
+          'envs_per_actor': envs_per_actor, 'learner_workers': learner_workers,
+          'learner_cpu_s_per_update': cpu_per_step,
           'learner_steps': max(step for _, step, _ in rates), 'intervals': intervals,
           'frames_per_s': means['frames_per_s'], 'learner_busy_fraction': means['busy_fraction'],
           'learner_steps_per_s': means['learner_steps_per_s'], 'queue_size': means['queue_size'],
@@ -174,7 +212,8 @@ def main(argv):
   sizes = FLAGS.sizes
   actors = [int(a) for a in FLAGS.actors]
   envs = [int(e) for e in FLAGS.envs_per_actor]
-  for name, values in (('actors', actors), ('envs_per_actor', envs)):
+  workers = [int(w) for w in FLAGS.learner_workers]
+  for name, values in (('actors', actors), ('envs_per_actor', envs), ('learner_workers', workers)):
     if not values or min(values) < 1:
       raise app.UsageError(f'--{name} needs one or more counts >= 1, got {values}')
   unknown = sorted(set(sizes) - {'tiny', 'deepmind'})
@@ -189,19 +228,25 @@ def main(argv):
   settings = sorted({(n, e) for n in actors for e in envs}, key=lambda s: (s[0] * s[1], s[0]))
   runs = []
   for size in sizes:
-    for n, e in settings:
-      run = measure(size, n, e)
-      runs.append(run)
-      print(f'{size:9s} {run["learner"]:5s} learner, {n} actor(s) × {e:2d} env(s): '
-            f'{run["frames_per_s"]:8.1f} frames/s  learner busy {100 * run["learner_busy_fraction"]:5.1f} %  '
-            f'{run["learner_steps_per_s"]:5.2f} steps/s  queue {run["queue_size"]:5.1f}  '
-            f'lag {run["policy_lag_steps"]:4.1f} steps  ({run["learner_steps"]} learner steps, '
-            f'{run["intervals"]} intervals)', flush=True)
-      if FLAGS.stop_at_target and run['learner_busy_fraction'] >= FLAGS.busy_target:
-        break
+    for w in workers:
+      for n, e in settings:
+        run = measure(size, n, e, w)
+        runs.append(run)
+        cpu = run['learner_cpu_s_per_update']
+        print(f'{size:9s} {run["learner"]:5s} learner × {w}, {n} actor(s) × {e:2d} env(s): '
+              f'{run["frames_per_s"]:8.1f} frames/s  '
+              f'learner busy {100 * run["learner_busy_fraction"]:5.1f} %  '
+              f'{run["learner_steps_per_s"]:5.2f} steps/s  queue {run["queue_size"]:5.1f}  '
+              f'lag {run["policy_lag_steps"]:4.1f} steps  learner CPU '
+              f'{"n/a" if cpu is None else f"{cpu:.3f}"} s/update  ({run["learner_steps"]} learner steps, '
+              f'{run["intervals"]} intervals)', flush=True)
+        if FLAGS.stop_at_target and run['learner_busy_fraction'] >= FLAGS.busy_target:
+          break
   per_size = {}
   for size in sizes:
-    best = needed([r for r in runs if r['size'] == size], FLAGS.busy_target)
+    # The actors × envs a learner needs: that of the first --learner_workers count.
+    best = needed([r for r in runs if r['size'] == size and r['learner_workers'] == workers[0]],
+                  FLAGS.busy_target)
     per_size[size] = {k: best[k] for k in ('num_actors', 'envs_per_actor', 'frames_per_s',
                                            'learner_busy_fraction')}
     reached = best['learner_busy_fraction'] >= FLAGS.busy_target

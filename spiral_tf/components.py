@@ -57,10 +57,11 @@ def load_targets(config: config_lib.Config, split: str, limit: int | None = None
                           limit=limit, **dataset_options(config))
 
 
-def real_dataset(config: config_lib.Config, batch_size: int):
-  """Endless float32 batches of real training images for D."""
+def real_dataset(config: config_lib.Config, batch_size: int, worker: int = 0):
+  """Endless float32 batches of real training images for D; each learner `worker` its own order."""
   return data.real_dataset(config.dataset, 'train', batch_size, data_dir=config.data_dir,
-                           channels=config.channels, seed=config.seed, **dataset_options(config))
+                           channels=config.channels, seed=config.seed + 7919 * worker,
+                           **dataset_options(config))
 
 
 def make_learner_update(config: config_lib.Config, agent, discriminator, strategy):

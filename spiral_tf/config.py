@@ -166,11 +166,14 @@ class Config:
   seed: int = 0
   # --role=all: 0 sizes the actor processes to the host (spiral_tf/distributed/placement.py).
   local_actors: int = 0
+  num_learner_workers: int = 1  # --role=all: MultiWorkerMirroredStrategy workers on loopback.
   first_env: int = -1  # -1: task × envs_per_actor.
 
   @property
   def num_replicas(self) -> int:
     """Replicas known from the flags alone; the learner checks the built strategy's real count (GPUs)."""
+    if self.strategy == 'multi_worker':
+      return self.num_learner_workers
     return self.num_cpu_replicas if self.strategy == 'mirrored' else 1
 
   @property
@@ -241,6 +244,10 @@ def validate(config: Config) -> Config:
     need(config.conditional, 'reward', 'l2 needs a target: set --conditional')
   need(config.batch_size > 0, 'batch_size', f'{config.batch_size} must be positive')
   need(config.num_cpu_replicas >= 1, 'num_cpu_replicas', f'{config.num_cpu_replicas} < 1')
+  need(config.num_learner_workers >= 1, 'num_learner_workers', f'{config.num_learner_workers} < 1')
+  need(config.num_learner_workers == 1 or config.strategy == 'multi_worker', 'num_learner_workers',
+       f'{config.num_learner_workers} learner workers need --strategy=multi_worker (got '
+       f'--strategy={config.strategy})')
   need(config.batch_size % config.num_replicas == 0, 'batch_size',
        f'{config.batch_size} is not divisible by the {config.num_replicas} replicas of '
        f'--strategy={config.strategy}')
@@ -397,6 +404,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       'local_actors': 'With --role=all: how many actor processes share the run\'s --num_actors × '
                       '--envs_per_actor environments on this host (0: as many as its cores and memory '
                       'hold; the plan is printed before anything starts). --role=actor ignores it.',
+      'num_learner_workers': 'With --role=all and --strategy=multi_worker: how many learner processes '
+                             'train together (MultiWorkerMirroredStrategy, TF_CONFIG generated on loopback '
+                             'ports; worker 0, the chief, alone writes to --root_dir). On a cluster each '
+                             'learner host runs --role=learner with its own TF_CONFIG instead.',
       'first_env': 'Index of this actor\'s first environment among the run\'s, for their seeds '
                    '(-1: --task × --envs_per_actor). Set by --role=all for the actors it starts.',
   }

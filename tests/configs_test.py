@@ -41,6 +41,7 @@ FULL_SCALE_OVERRIDES = [
      '--envs_per_actor=16', '--evaluator'),
     ('configs/celeba.cfg', '--reverb_bind_address=10.0.0.1', '--task=2', '--envs_per_actor=16'),
     ('configs/celeba.cfg', '--strategy=multi_worker'),
+    ('configs/celeba.cfg', '--strategy=multi_worker', '--num_learner_workers=2'),
     ('configs/celeba.cfg', '--strategy=mirrored'),
     ('configs/celeba.cfg', '--strategy=tpu', '--tpu=local'),
     ('configs/celeba.cfg', '--strategy=tpu', '--tpu=grpc://10.0.0.3:8470'),

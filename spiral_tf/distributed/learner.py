@@ -15,6 +15,16 @@ spiral_tf/distributed/roles.py) and checkpoints only the restored, finite state.
 away (restarted by the supervisor, or a link drops) the learner waits for it with backoff, recreates its
 datasets and retries the weight push instead of crashing.
 
+Several workers (`--strategy=multi_worker`, spiral_tf/learning/strategy.py `Workers`): every worker runs
+this loop on its own share of the batch (its own episodes from the queue, its own real images) and the
+update's all-reduce joins them. Only the chief writes: checkpoints, exports, TensorBoard logs, config.json,
+weight pushes to Reverb; the others save each checkpoint to a temporary directory outside the run and delete
+it (TensorFlow's pattern: every worker takes part in a save) and push nothing. Every worker resumes from the
+chief's checkpoint in `--root_dir`. What only one worker sees — a stop signal, the chief's clock
+(--max_minutes, checkpoint time), a Reverb error or a data timeout — is decided by one all-reduce at a fixed
+point of every step (`Workers.any_of`), so all workers stop, save, skip or wait at the same step; a worker
+that could not fetch its batch reconnects while the others keep theirs and wait for it.
+
 Usage:
   learner = Learner(config, stop_event)
   reason = learner.run()   # until a stop condition (max frames / steps / minutes) or the stop event
@@ -23,6 +33,8 @@ The process around it (signals, the wait for Reverb, exit codes) is `--role=lear
 spiral_tf/distributed/roles.py.
 """
 import os
+import shutil
+import tempfile
 import threading
 import time
 
@@ -52,6 +64,9 @@ RECONNECT_TIMEOUT_S = 600.0
 # Test hook (fault injection through the real update): while the file this names exists, the fake canvases
 # of each batch are multiplied by NaN (every D sees them, conditional or not).
 POISON_FILE_ENV = 'SPIRAL_TEST_NONFINITE_FILE'
+# Test hook: set, the learner runs its update eagerly, as the same Python (tracing the multi-worker update
+# costs more than a short two-worker test's whole training on 2 CPU cores).
+EAGER_ENV = 'SPIRAL_TEST_RUN_EAGERLY'
 # The start of run()'s stop reason when --max_nonfinite_updates non-finite updates came in a row.
 NONFINITE_STOP = '--max_nonfinite_updates'
 
@@ -65,6 +80,8 @@ class Learner:
     self.strategy = strategy_lib.make_strategy(config.strategy, config.num_cpu_replicas, tpu=config.tpu)
     # The flags know only --num_cpu_replicas; GPUs, workers and TPU cores count here.
     config_lib.check_replicas(config, self.strategy.num_replicas_in_sync)
+    self.workers = strategy_lib.Workers(self.strategy)
+    chief = self.workers.is_chief
     self._address = config.reverb_address
     with self.strategy.scope():
       self.agent = components.make_agent(config, config.precision)
@@ -77,20 +94,30 @@ class Learner:
           d_optimizer=self.update.d_optimizer, reward_normaliser=self.update.normaliser,
           learner_step=self.learner_step, frames=self.frames)
     self.checkpoint_dir = run_dir.RunDir(config.root_dir).checkpoints
-    self.manager = tf.train.CheckpointManager(self.checkpoint, self.checkpoint_dir, max_to_keep=3)
-    self.restored_from = self.manager.restore_or_initialize()
+    # Every worker saves, the chief into the run and the others where nothing is kept (module docstring).
+    self._save_dir = (self.checkpoint_dir if chief
+                      else tempfile.mkdtemp(prefix=f'spiral_learner_{self.workers.task.replace(":", "_")}_'))
+    self.manager = tf.train.CheckpointManager(self.checkpoint, self._save_dir, max_to_keep=3)
+    self.restored_from = tf.train.latest_checkpoint(self.checkpoint_dir)  # The chief's, on every worker.
     if self.restored_from:
+      self.checkpoint.restore(self.restored_from)
       self._learning_rates_from_flags()
-    components.save_config(config, config.root_dir)
+    self._check_same_start()
     self.log_dir = dashboard.learner_log_dir(config.root_dir)
-    self.writer = tf.summary.create_file_writer(self.log_dir)
-    dashboard.write_layout(self.writer, int(self.learner_step.numpy()))  # The Custom Scalars tab.
-    self._variables = self._variable_container()
+    if chief:
+      components.save_config(config, config.root_dir)
+      self.writer = tf.summary.create_file_writer(self.log_dir)
+      dashboard.write_layout(self.writer, int(self.learner_step.numpy()))  # The Custom Scalars tab.
+    else:
+      self.writer = tf.summary.create_noop_writer()
+    self._variables = self._variable_container() if chief else None
     self.guard = nonfinite.NonFiniteGuard(
         [*self.agent.variables, *self.discriminator.variables, *self.update.policy_optimizer.variables,
          *self.update.d_optimizer.variables, *self.update.normaliser.variables],
         max_in_a_row=config.max_nonfinite_updates)
     self._poison_file = os.environ.get(POISON_FILE_ENV)
+    if os.environ.get(EAGER_ENV):
+      tf.config.run_functions_eagerly(True)
     # The learner role replaces it with one that prints lines until the first steps are done.
     self.heartbeat = startup.Heartbeat.disabled()
 
@@ -110,6 +137,16 @@ class Learner:
         print(f'[learner] {what} learning rate {_short(restored)} → {_short(flag_value)} (from the flags)',
               flush=True)
 
+  def _check_same_start(self):
+    """Every worker must have restored the chief's step: a worker that cannot read the chief's --root_dir
+    would otherwise train from other weights (and push its updates into everybody's)."""
+    step = int(self.learner_step.numpy())
+    chief_step = int(self.workers.broadcast_from_chief(step))
+    if chief_step != step:
+      raise config_lib.ConfigError(
+          f'--root_dir: learner worker {self.workers.task} resumed at step {step} but the chief at step '
+          f'{chief_step}: every worker must read the chief\'s {self.checkpoint_dir} (a shared file system)')
+
   def _variable_container(self):
     return reverb_variable_container.ReverbVariableContainer(
         self._address, table_names=[replay.POLICY_VARIABLES, replay.D_VARIABLES])
@@ -124,8 +161,9 @@ class Learner:
         return None
       try:
         replay.wait_for_server(self._address, timeout_s=delay)
-        self._variables = self._variable_container()
-        self._push_weights()  # The restarted server's variable tables are empty.
+        if self.workers.is_chief:
+          self._variables = self._variable_container()
+          self._push_weights()  # The restarted server's variable tables are empty.
         datasets = self._datasets()
         logging.info('[learner] reconnected to Reverb')
         return datasets
@@ -151,11 +189,14 @@ class Learner:
 
     episodes = self.strategy.distribute_datasets_from_function(lambda c: from_table(replay.QUEUE, c))
     fakes = self.strategy.distribute_datasets_from_function(lambda c: from_table(replay.FAKES, c))
+    # Each worker (input pipeline) its own real images: the same seed would give every worker the same.
     reals = self.strategy.distribute_datasets_from_function(
-        lambda c: components.real_dataset(self.config, per_replica))
+        lambda c: components.real_dataset(self.config, per_replica, worker=c.input_pipeline_id))
     return iter(episodes), iter(fakes), iter(reals)
 
   def _push_weights(self):
+    if not self.workers.is_chief:
+      return  # The chief's weights are everybody's (mirrored).
     step = self.learner_step.read_value()
     self._variables.push({'learner_step': step, 'weights': self.agent.variables}, replay.POLICY_VARIABLES)
     self._variables.push({'learner_step': step, 'weights': self.discriminator.variables},
@@ -163,18 +204,38 @@ class Learner:
 
   # --- the loop ----------------------------------------------------------------------------------------
 
-  def _should_stop(self, start, frames0):
+  def _limit_reached(self):
+    """Steps and frames: counters every worker holds alike, so each decides this alone."""
     c = self.config
-    if self._stop.is_set():
-      return 'stop requested'
     if c.max_learner_steps and int(self.learner_step.numpy()) >= c.max_learner_steps:
       return f'reached --max_learner_steps={c.max_learner_steps}'
     if c.max_frames and int(self.frames.numpy()) >= c.max_frames:
       return f'reached --max_frames={c.max_frames}'
-    if c.max_minutes and time.monotonic() - start >= 60 * c.max_minutes:
-      return f'reached --max_minutes={c.max_minutes}'
-    del frames0
     return None
+
+  def _out_of_time(self, start):
+    """--max_minutes by the chief's clock (the workers' clocks are their own)."""
+    c = self.config
+    return bool(self.workers.is_chief and c.max_minutes and time.monotonic() - start >= 60 * c.max_minutes)
+
+  def _stop_reason(self, start):
+    if self._stop.is_set():
+      return 'stop requested'
+    if self._out_of_time(start):
+      return f'reached --max_minutes={self.config.max_minutes}'
+    return 'stop requested by another learner worker'
+
+  def _next_batches(self, episodes, fakes, reals):
+    """This worker's batches of one step, or (None, the error) when its data or Reverb is not there."""
+    try:
+      batch = (next(episodes), next(fakes), next(reals))
+      extra_d_batches = [(next(reals), next(fakes))
+                         for _ in range(self.config.learner.d_steps_per_policy_step - 1)]
+    except (StopIteration, tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError) as e:
+      return None, e
+    except REVERB_ERRORS as e:
+      return None, e
+    return (batch, extra_d_batches), None
 
   def _eta(self, start, steps_done, frames_done):
     """Seconds to the nearest stop condition, from the rates of this session."""
@@ -201,23 +262,37 @@ class Learner:
     start = last_log = last_checkpoint = time.monotonic()
     steps0, frames0 = int(self.learner_step.numpy()), int(self.frames.numpy())
     logged_steps, logged_frames, busy, waited = steps0, frames0, 0.0, 0.0
-    reason = None
+    reason, pending = None, None
+    chief = self.workers.is_chief
     while reason is None:
-      reason = self._should_stop(start, frames0)
+      reason = self._limit_reached()
       if reason:
         break
+      # One vote of every worker per step (no-op with one worker): any worker's stop signal, the chief's
+      # clock for --max_minutes and for checkpoints.
+      now = time.monotonic()
+      stop, checkpoint_due = self.workers.any_of(
+          self._stop.is_set() or self._out_of_time(start),
+          chief and now - last_checkpoint >= 60 * c.checkpoint_every_minutes)
+      if stop:
+        reason = self._stop_reason(start)
+        break
+      if checkpoint_due:
+        self.save()
+        last_checkpoint = now
       t0 = time.monotonic()
-      try:
-        batch = (next(episodes), next(fakes), next(reals))
-        extra_d_batches = [(next(reals), next(fakes)) for _ in range(c.learner.d_steps_per_policy_step - 1)]
-      except (StopIteration, tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError):
-        print(f'[learner] no episodes from the actors for {DATA_TIMEOUT_MS / 1000:.0f} s; waiting',
-              flush=True)
-        episodes, fakes, reals = self._reconnect_if_down(self._datasets) or (episodes, fakes, reals)
+      error = None
+      if pending is None:  # A worker keeps the batch it got while another one waited for its own.
+        pending, error = self._next_batches(episodes, fakes, reals)
+      if self.workers.any_of(error is not None)[0]:
+        if isinstance(error, (StopIteration, tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError)):
+          print(f'[learner] no episodes from the actors for {DATA_TIMEOUT_MS / 1000:.0f} s; waiting',
+                flush=True)
+          episodes, fakes, reals = self._reconnect_if_down(self._datasets) or (episodes, fakes, reals)
+        elif error is not None:
+          episodes, fakes, reals = self._reconnect(error) or (episodes, fakes, reals)
         continue
-      except REVERB_ERRORS as e:
-        episodes, fakes, reals = self._reconnect(e) or (episodes, fakes, reals)
-        continue
+      (batch, extra_d_batches), pending = pending, None
       t1 = time.monotonic()
       if c.policy_learning_rate_decay != 'none':
         self.update.policy_optimizer.learning_rate = decayed_learning_rate(
@@ -241,7 +316,7 @@ class Learner:
       self.heartbeat.stepped(t2 - t1)
       waited, busy = waited + (t1 - t0), busy + (t2 - t1)
       step = int(self.learner_step.numpy())
-      if step % c.image_summary_every_steps == 0 or step == steps0 + 1:
+      if chief and (step % c.image_summary_every_steps == 0 or step == steps0 + 1):
         summaries.write_images(self.writer, step, batch[0], self.strategy)
       now = time.monotonic()
       if now - last_log >= c.log_every_seconds or step == steps0 + 1:
@@ -253,7 +328,7 @@ class Learner:
         scalars['d_steps'] = float(self.update.num_d_updates.numpy())
         scalars['policy_learning_rate'] = float(self.update.policy_optimizer.learning_rate.numpy())
         scalars.update(rates)
-        scalars.update(self._table_sizes())
+        scalars.update(self._table_sizes() if chief else {})
         # The learner step of the weights that acted: it grows as fresh weights reach the actors.
         scalars['acting_policy_step'] = float(np.mean(
             summaries.local_numpy(batch[0]['policy_step'], self.strategy)))
@@ -261,20 +336,22 @@ class Learner:
         summaries.write_scalars(self.writer, step, scalars)
         summaries.print_progress(step, frames, scalars, self._eta(start, step - steps0, frames - frames0))
         last_log, logged_steps, logged_frames, busy, waited = now, step, frames, 0.0, 0.0
-      if now - last_checkpoint >= 60 * c.checkpoint_every_minutes:
-        self.save()
-        last_checkpoint = now
     self.heartbeat.stop()
     if self.stopped_by_nonfinite(reason) and not self.guard.variables_finite():
-      path = self.manager.latest_checkpoint  # Never overwrite a good checkpoint with broken weights.
+      # Never overwrite a good checkpoint with broken weights.
+      path = tf.train.latest_checkpoint(self.checkpoint_dir)
     else:
       path = self.save()
     print(f'[learner] stopped: {reason}. Step {int(self.learner_step.numpy())}, '
           f'frames {int(self.frames.numpy())}.', flush=True)
-    print(f'[learner] checkpoint: {path}\n[learner] SavedModel: '
-          f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: '
-          f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})',
-          flush=True)
+    if not chief:
+      print(f'[learner] {self.workers.task} of {self.workers.num_workers} learner workers: the chief wrote '
+            'the checkpoint, the export and the logs', flush=True)
+    else:
+      print(f'[learner] checkpoint: {path}\n[learner] SavedModel: '
+            f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: '
+            f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})',
+            flush=True)
     # Kept alive past the return: destroying a Reverb dataset iterator waits for its in-flight samples
     # (minutes on a busy host); the learner role (spiral_tf/distributed/roles.py) ends the process without
     # destroying them.
@@ -316,10 +393,16 @@ class Learner:
       return {}  # Reconnecting; the next interval reports them.
     return {'queue_size': info[replay.QUEUE].current_size, 'fakes_size': info[replay.FAKES].current_size}
 
-  def save(self) -> str:
-    """Checkpoint (to resume) and SavedModel export (to use) of the current step."""
+  def save(self) -> str | None:
+    """Checkpoint (to resume) and SavedModel export (to use) of the current step; the chief's path.
+
+    Every worker must call this at the same step; only the chief's checkpoint stays and only it exports.
+    """
     step, frames = int(self.learner_step.numpy()), int(self.frames.numpy())
     path = self.manager.save(checkpoint_number=step)
+    if not self.workers.is_chief:
+      shutil.rmtree(self._save_dir, ignore_errors=True)
+      return None
     export.export_saved_model(self.agent, self.config, components.export_dir(self.config.root_dir),
                               learner_step=step, frames=frames)
     self.writer.flush()

@@ -315,8 +315,9 @@ def footprint(config, images: int | None = None) -> Footprint:
   observation = config.canvas_width ** 2 * config.channels * 4 * (2 if config.conditional else 1)
   reverb = (REVERB_BASE + config.effective_queue_size * config.episode_length * observation
             + config.fakes_replay_size * observation)
-  learner = (LEARNER_BASE[size] + image_bytes + config.batch_size * config.episode_length
-             * LEARNER_PER_STEP[(size, bool(config.jit_compile))])
+  # Each learner worker holds TensorFlow, the networks and the real images; the batch is split over them.
+  learner = (config.num_learner_workers * (LEARNER_BASE[size] + image_bytes) + config.batch_size
+             * config.episode_length * LEARNER_PER_STEP[(size, bool(config.jit_compile))])
   return Footprint(learner=int(learner), reverb=reverb, actor=ACTOR[size] + targets,
                    per_env=PER_ENV.get(config.environment, PER_ENV['mujoco_scenes']),
                    evaluator=EVALUATOR[size] + image_bytes // 10)

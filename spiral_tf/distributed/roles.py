@@ -45,9 +45,15 @@ EXIT_NONFINITE = 3
 def stop_event() -> threading.Event:
   """An event set by SIGTERM or SIGINT (the supervisor's and the user's way of saying stop)."""
   stop = threading.Event()
+  handle_stop_signals(stop)
+  return stop
+
+
+def handle_stop_signals(stop: threading.Event) -> None:
+  """SIGTERM and SIGINT set `stop`. Called again once a multi-worker strategy is up: TensorFlow's
+  coordination service installs its own handlers, and a worker would then ignore SIGTERM."""
   for s in (signal.SIGTERM, signal.SIGINT):
     signal.signal(s, lambda signum, frame: stop.set())
-  return stop
 
 
 def _tables(config: config_lib.Config):
@@ -120,7 +126,14 @@ def run_actor(config: config_lib.Config, task: int) -> int:
 
 
 def run_learner(config: config_lib.Config) -> int:
-  """Trains until a stop condition or SIGTERM/SIGINT (then checkpoints); never returns (see the end)."""
+  """Trains until a stop condition or SIGTERM/SIGINT (then checkpoints); never returns (see the end).
+
+  A multi-worker learner's TensorFlow server listens only on this worker's address in TF_CONFIG (loopback
+  for --role=all's workers), not on every interface: the rule of --reverb_bind_address, by the same shim.
+  """
+  address = strategy_lib.worker_listen_address() if config.strategy == 'multi_worker' else None
+  if address is not None:
+    listen.ensure_preloaded(address)  # May re-execute this process (spiral_tf/distributed/listen.py).
   stop = stop_event()
   heartbeat = startup.Heartbeat(config, cores=len(os.sched_getaffinity(0)))
   heartbeat.start()
@@ -131,6 +144,7 @@ def run_learner(config: config_lib.Config) -> int:
     heartbeat.stop()
     print(f'train.py: configuration error: {e}', file=sys.stderr, flush=True)
     return EXIT_CONFIGURATION
+  handle_stop_signals(stop)
   learner.heartbeat = heartbeat
   reason = learner.run()
   heartbeat.stop()

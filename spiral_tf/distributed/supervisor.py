@@ -13,6 +13,13 @@ A dead actor, server or evaluator is restarted. One that dies soon after its sta
 is in a crash loop: each further quick death doubles the delay before its next start (`backoff_s`, up to
 `max_backoff_s`), so a broken host or configuration costs a log line per attempt, not a busy CPU.
 
+With `--num_learner_workers=N` (and `--strategy=multi_worker`) the learner is N processes, `learner` (the
+chief, on the console) and `learner-1` … `learner-<N-1>`, each with its TF_CONFIG naming all N on free
+ports of the loopback address (or of `--reverb_bind_address` when it is one address), their TensorFlow
+servers held there by the same shim as Reverb. Stopping the learner signals every worker (they stop at the
+same step: spiral_tf/distributed/learner.py); a worker that fails stops the run, since the others cannot
+train without it.
+
 Console: the supervisor's lines and the learner's progress, warnings and errors; everything a role prints goes
 to its log under `root_dir/logs/` (spiral_tf/distributed/console.py; `show_all` lifts the learner's filter).
 Memory: every `memory_poll_s` the host's available memory is read; below the floor the console says so
@@ -22,6 +29,7 @@ learner checkpoints — before the kernel's OOM killer picks a process.
 Usage:
   exit_code = Supervisor(train_py, argv, config, plan=placement.plan(...)).run()
 """
+import json
 import os
 import signal
 import subprocess
@@ -55,6 +63,17 @@ def restart_delay(quick_deaths: int, backoff_s: float = BACKOFF_S, max_backoff_s
   return min(max_backoff_s, backoff_s * 2 ** (quick_deaths - 2))
 
 
+def learner_tf_configs(host: str, ports: list[int]) -> list[str]:
+  """TF_CONFIG of each of len(ports) learner workers on `host` (worker 0 is the chief).
+
+  Usage:
+    env = dict(os.environ, TF_CONFIG=learner_tf_configs('127.0.0.1', [41234, 41235])[1])
+  """
+  where = f'[{host}]' if ':' in host else host
+  cluster = {'worker': [f'{where}:{port}' for port in ports]}
+  return [json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': i}}) for i in range(len(ports))]
+
+
 class Supervisor:
   """Starts, watches and stops the roles of a run (see module docstring)."""
 
@@ -82,6 +101,7 @@ class Supervisor:
     self._quick_deaths: dict[str, int] = {}
     self._restart_at: dict[str, float] = {}  # Dead children waiting out their backoff.
     self.log_dir = run_dir.RunDir(config.root_dir).logs
+    self._learners = ['learner'] + [f'learner-{i}' for i in range(1, config.num_learner_workers)]
 
   def _command(self, role, *extra):
     return [sys.executable, self._train_py, *self._argv, f'--role={role}', *extra]
@@ -139,8 +159,9 @@ class Supervisor:
     try:
       self._start_reverb()
       learner_flags = self._plan.learner_flags if self._plan else ()
-      self._start('learner', self._command('learner', f'--reverb_address={self._address}', *learner_flags),
-                  to_console=True)
+      command = self._command('learner', f'--reverb_address={self._address}', *learner_flags)
+      for name, env in zip(self._learners, self._learner_envs(host)):
+        self._start(name, command, to_console=name == 'learner', env=env)
       for i in range(len(self._actor_envs)):
         self._start_actor(i)
       if self._config.evaluator:
@@ -155,6 +176,14 @@ class Supervisor:
       for f in self._logs.values():
         f.close()
 
+  def _learner_envs(self, host):
+    """The environment of each learner worker (None: this one's), with TF_CONFIG when there are several."""
+    if len(self._learners) == 1:
+      return [None]
+    ports = [listen.free_port(host) for _ in self._learners]
+    return [dict(listen.preload_env(host), TF_CONFIG=tf_config)
+            for tf_config in learner_tf_configs(host, ports)]
+
   def _watch(self) -> int:
     learner = self._procs['learner']
     while True:
@@ -165,9 +194,15 @@ class Supervisor:
         self._join_tees()
         print(f'[supervisor] learner exited with code {code}', flush=True)
         return code
+      for name in self._learners[1:]:
+        code = self._procs[name].poll()
+        if code not in (None, 0):  # 0: it stopped with the chief, which follows.
+          print(f'[supervisor] {name} exited with code {code}: stopping the learner (its workers train '
+                'only together)', flush=True)
+          self._stopping = True
       self._check_memory()
       for name, proc in list(self._procs.items()):
-        if name == 'learner' or proc.poll() is None:
+        if name in self._learners or proc.poll() is None:
           continue
         # A dead actor or server is restarted; the learner keeps training meanwhile.
         if name not in self._restart_at:
@@ -245,21 +280,25 @@ class Supervisor:
       self._start_actor(int(name.split('-')[1]))
 
   def _stop_learner(self) -> int:
-    learner = self._procs['learner']
-    if learner.poll() is None:
-      learner.send_signal(signal.SIGTERM)
+    """SIGTERM to every learner worker; each checkpoints (only the chief's stays); the chief's exit code."""
+    workers = [self._procs[name] for name in self._learners]
+    for proc in workers:
+      if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + LEARNER_SHUTDOWN_S
+    for name, proc in zip(self._learners, workers):
       try:
-        learner.wait(LEARNER_SHUTDOWN_S)
+        proc.wait(max(0.1, deadline - time.monotonic()))
       except subprocess.TimeoutExpired:
-        print('[supervisor] learner did not stop in time; killing it', flush=True)
-        learner.kill()
-        learner.wait()
+        print(f'[supervisor] {name} did not stop in time; killing it', flush=True)
+        proc.kill()
+        proc.wait()
     self._join_tees()
-    return learner.returncode
+    return workers[0].returncode
 
   def _shutdown(self):
     """Stops every child we started (actors before the server), by pid."""
-    order = [n for n in self._procs if n.startswith('actor')] + ['evaluator', 'learner', 'reverb']
+    order = [n for n in self._procs if n.startswith('actor')] + ['evaluator', *self._learners, 'reverb']
     for name in order:
       proc = self._procs.get(name)
       if proc is not None and proc.poll() is None:

@@ -13,11 +13,18 @@
                                       TPU_NAME=local is treated as a name, not as this host's TPU)
                 Any failure to reach the TPU is a StrategyError saying what was tried.
 
+Under `multi_worker` every worker runs the same learner loop, and each update's all-reduce needs all of
+them: `Workers` says which one is the chief (the only one that writes) and makes the decisions that must be
+the same on every worker at the same step (`any_of`, `broadcast_from_chief`).
+
 Usage:
   strategy = make_strategy(config.strategy, num_cpu_replicas=config.num_cpu_replicas, tpu=config.tpu)
   with strategy.scope():
     agent = Agent(...)
+  workers = Workers(strategy)
 """
+import ipaddress
+import json
 import os
 
 import grpc
@@ -123,3 +130,78 @@ def _check_reachable(master: str) -> None:
                   f'{TPU_CONNECT_TIMEOUT_S:g} s): {e.code().name}: {details}') from None
   finally:
     channel.close()
+
+
+class Workers:
+  """The workers of a strategy: which one is the chief, and decisions they all take together.
+
+  Under MultiWorkerMirroredStrategy each worker runs its own copy of the learner loop; the update's
+  all-reduce waits for every worker, so a worker that leaves the loop (its own clock, a signal only it
+  received, a Reverb error only it saw) or skips an update leaves the others waiting for ever. Such local
+  facts go through `any_of`, one all-reduce that every worker calls at the same point of its loop, so
+  every worker takes the same decision at the same step. Under any other strategy (one worker) both are
+  plain local values and cost nothing. A TPU host is one worker (the chief) of TPUStrategy.
+
+  Usage:
+    workers = Workers(strategy)
+    if workers.is_chief:
+      write_the_logs()
+    stop, save = workers.any_of(stop_event.is_set(), workers.is_chief and checkpoint_due)
+    chief_step = workers.broadcast_from_chief(step)
+  """
+
+  def __init__(self, strategy: tf.distribute.Strategy):
+    self.strategy = strategy
+    # should_checkpoint is False exactly on the non-chief workers of a multi-worker strategy.
+    self.is_chief = bool(strategy.extended.should_checkpoint)
+    resolver = getattr(strategy, 'cluster_resolver', None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and spec:
+      self.num_workers = sum(len(spec.get(job, ())) for job in ('chief', 'worker'))
+      self.task = f'{resolver.task_type}:{resolver.task_id}'
+      self._local_replicas = len(strategy.extended.worker_devices)
+    else:
+      self.num_workers, self.task, self._local_replicas = 1, 'worker:0', strategy.num_replicas_in_sync
+    self._sum = None
+
+  def _sum_over_workers(self, values):
+    """Each worker's float vector `values`, summed over the workers (one all-reduce)."""
+    if self._sum is None:
+      strategy = self.strategy
+      # Every replica of a worker returns the same vector: the sum over replicas is local replicas × the
+      # sum over workers (MultiWorkerMirroredStrategy gives every worker the same number of devices).
+      self._sum = tf.function(lambda v: strategy.reduce(
+          tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(v,)), axis=None))
+    return self._sum(tf.constant(values, tf.float32)).numpy() / self._local_replicas
+
+  def any_of(self, *flags: bool) -> tuple[bool, ...]:
+    """For each flag: whether it is true on any worker. Every worker must call this at the same point."""
+    if self.num_workers == 1:
+      return tuple(bool(f) for f in flags)
+    return tuple(bool(total > 0.5) for total in self._sum_over_workers([float(bool(f)) for f in flags]))
+
+  def broadcast_from_chief(self, value: float) -> float:
+    """The chief's `value` on every worker (a float32 all-reduce: exact for integers below 2²⁴)."""
+    if self.num_workers == 1:
+      return value
+    return float(self._sum_over_workers([float(value) if self.is_chief else 0.0])[0])
+
+
+def worker_listen_address(environ=None) -> str | None:
+  """The IP address this worker's TensorFlow server is named by in TF_CONFIG, or None (no TF_CONFIG, or
+  a host name rather than an address): where a multi-worker learner should listen instead of everywhere.
+
+  Usage:
+    address = worker_listen_address()   # '127.0.0.1' for TF_CONFIG's worker 1 at 127.0.0.1:41235
+  """
+  text = (os.environ if environ is None else environ).get('TF_CONFIG')
+  if not text:
+    return None
+  try:
+    config = json.loads(text)
+    task = config['task']
+    host = config['cluster'][task['type']][int(task['index'])].rsplit(':', 1)[0].strip('[]')
+    ipaddress.ip_address(host)
+  except (ValueError, KeyError, IndexError, TypeError):
+    return None
+  return host
