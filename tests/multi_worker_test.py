@@ -8,8 +8,7 @@
   config, one actor): both workers train and listen on loopback only; SIGTERM to the non-chief stops both
   at the same step with one checkpoint, written by the chief, who alone wrote to the run directory; the
   same command resumes both from it, both survive a Reverb restart, and SIGTERM to the supervisor stops
-  both at the same step. The learners run eagerly (learner.EAGER_ENV): tracing the multi-worker update
-  costs minutes of a loaded 2-core machine; the distributed arithmetic is the deterministic test's.
+  both at the same step. The learners run the compiled update, as a real run does.
 * `Workers` in one process (one worker: no collective), TF_CONFIG generation and its listen address.
 """
 import json
@@ -29,7 +28,6 @@ import tensorflow as tf
 import multi_worker_fixtures as mwf
 import reliability_fixtures as rf
 from spiral_tf import config as config_lib
-from spiral_tf.distributed import learner as learner_lib
 from spiral_tf.distributed import listen
 from spiral_tf.distributed import placement
 from spiral_tf.distributed import supervisor as supervisor_lib
@@ -72,9 +70,8 @@ def _run_files(root):
 def two_worker_run(tmp_path_factory):
   tmp = tmp_path_factory.mktemp('two_worker_run')
   root = tmp / 'run'
-  env = dict(os.environ, **{learner_lib.EAGER_ENV: '1'})
   r = Record(root=root)
-  first = rf.Watched(TRAIN + [f'--root_dir={root}'], tmp / 'first.log', cwd=ROOT, env=env)
+  first = rf.Watched(TRAIN + [f'--root_dir={root}'], tmp / 'first.log', cwd=ROOT)
   try:
     first.wait_for_step(1, START_S)  # One update: the chief's all-reduce needed the other worker.
     pids = first.started_pids()
@@ -87,7 +84,7 @@ def two_worker_run(tmp_path_factory):
   r.first_worker_log = _worker_log(root)
   r.files_after_first = _run_files(root)
   offset = len((root / 'logs' / 'learner-1.log').read_text(errors='replace'))
-  second = rf.Watched(TRAIN + [f'--root_dir={root}'], tmp / 'second.log', cwd=ROOT, env=env)
+  second = rf.Watched(TRAIN + [f'--root_dir={root}'], tmp / 'second.log', cwd=ROOT)
   try:
     m = second.wait_for(RESUMED.pattern, START_S)
     r.resumed_step = int(m.group(1))

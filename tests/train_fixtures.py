@@ -48,8 +48,13 @@ class SmokeRun:
 
 
 def train(root_dir, *flags, timeout=300):
-  return subprocess.run(TRAIN + [f'--root_dir={root_dir}', '--log_every_seconds=0', *flags], cwd=ROOT,
-                        capture_output=True, text=True, timeout=timeout)
+  # The tests stop their runs by steps. smoke.cfg's 2-minute limit could end a first run on a slow, loaded
+  # machine before its 4 steps (the first update compiles for 20-30 s there): the limit here is a minute
+  # below the timeout, so that a slow run fails naming its stop reason rather than the timeout.
+  minutes = max(timeout - 60, timeout / 2) / 60
+  return subprocess.run(
+      TRAIN + [f'--root_dir={root_dir}', '--log_every_seconds=0', f'--max_minutes={minutes:g}', *flags],
+      cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 @functools.lru_cache(maxsize=None)

@@ -64,9 +64,6 @@ RECONNECT_TIMEOUT_S = 600.0
 # Test hook (fault injection through the real update): while the file this names exists, the fake canvases
 # of each batch are multiplied by NaN (every D sees them, conditional or not).
 POISON_FILE_ENV = 'SPIRAL_TEST_NONFINITE_FILE'
-# Test hook: set, the learner runs its update eagerly, as the same Python (tracing the multi-worker update
-# costs more than a short two-worker test's whole training on 2 CPU cores).
-EAGER_ENV = 'SPIRAL_TEST_RUN_EAGERLY'
 # The start of run()'s stop reason when --max_nonfinite_updates non-finite updates came in a row.
 NONFINITE_STOP = '--max_nonfinite_updates'
 
@@ -116,8 +113,6 @@ class Learner:
          *self.update.d_optimizer.variables, *self.update.normaliser.variables],
         max_in_a_row=config.max_nonfinite_updates)
     self._poison_file = os.environ.get(POISON_FILE_ENV)
-    if os.environ.get(EAGER_ENV):
-      tf.config.run_functions_eagerly(True)
     # The learner role replaces it with one that prints lines until the first steps are done.
     self.heartbeat = startup.Heartbeat.disabled()
 
