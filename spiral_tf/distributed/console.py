@@ -38,7 +38,8 @@ _GYM = ('Gym has been unmaintained since 2022', 'Please upgrade to Gymnasium',
         'See the migration guide at https://gymnasium.farama.org/')
 
 
-_SAY_LOCK = threading.Lock()
+# Reentrant: a signal handler (the supervisor's) may say a line while the main thread is inside say.
+_SAY_LOCK = threading.RLock()
 
 
 def say(line: str, *, error: bool = False) -> None:
