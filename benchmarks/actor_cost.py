@@ -51,9 +51,12 @@ def _random_steps(envs, steps, rng):
 
 
 def measure(config, k, episodes, rng):
+  # TensorFlow (reverb and components load it) only once TF_CPP_MIN_LOG_LEVEL, set below the top-level
+  # imports, is in the environment.
   import reverb
   import tensorflow as tf
 
+  # These load TensorFlow too.
   from spiral_tf import components
   from spiral_tf.distributed import actor as actor_lib
   from spiral_tf.replay import tables as replay
@@ -90,6 +93,7 @@ def measure(config, k, episodes, rng):
 
 def main(argv):
   del argv
+  # Lazy for the same reason as in measure: TF_CPP_MIN_LOG_LEVEL is set after the top-level imports.
   import tensorflow as tf
   # As the actor role: one thread each (an actor is sized to one core).
   tf.config.threading.set_intra_op_parallelism_threads(1)

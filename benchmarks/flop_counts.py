@@ -31,6 +31,7 @@ POLICY_BATCH = 16
 
 
 def graph_flops(concrete_function) -> int:
+  # TensorFlow loads once TF_CPP_MIN_LOG_LEVEL, set below the top-level imports, is in the environment.
   import tensorflow as tf
   options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
   options['output'] = 'none'
@@ -46,6 +47,7 @@ def _random(spec, shape, rng):
 
 def random_episodes(trajectory_spec, action_spec, batch, rng):
   """A batch-major batch of episodes with the stored structure, valid step types and actions."""
+  # TensorFlow loads once TF_CPP_MIN_LOG_LEVEL, set below the top-level imports, is in the environment.
   import tensorflow as tf
   episodes = tf.nest.map_structure(lambda s: _random(s, (batch,) + tuple(s.shape), rng), trajectory_spec)
   length = trajectory_spec['step_type'].shape[0]
@@ -58,8 +60,10 @@ def random_episodes(trajectory_spec, action_spec, batch, rng):
 
 
 def count(config, rng) -> dict:
+  # TensorFlow loads once TF_CPP_MIN_LOG_LEVEL, set below the top-level imports, is in the environment.
   import tensorflow as tf
 
+  # components loads TensorFlow too.
   from spiral_tf import components
   action_spec, observation_spec = components.environment_specs(config)
   agent = components.make_agent(config)

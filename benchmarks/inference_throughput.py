@@ -14,6 +14,15 @@ import time
 
 from absl import app
 from absl import flags
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+
+from spiral_tf import components
+from spiral_tf import config as config_lib
+from spiral_tf.inference import export
+from spiral_tf.inference import image_io
+from spiral_tf.inference import painter as painter_lib
 
 flags.DEFINE_enum('network_size', 'deepmind', ['tiny', 'deepmind'], 'Agent size.')
 flags.DEFINE_integer('episode_length', 20, 'Episode length (L − 1 strokes).')
@@ -33,16 +42,6 @@ def _best(fn, repeats):
 
 def main(argv):
   del argv
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-  from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import export  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
-
   tf.config.optimizer.set_experimental_options({'remapping': False})
   figures = {'network_size': FLAGS.network_size, 'episode_length': FLAGS.episode_length,
              'load_average_1min': os.getloadavg()[0]}

@@ -67,6 +67,8 @@ STOP_TIMEOUT_S = 180.0  # The learner checkpoints and exports on SIGTERM.
 
 def scalar_events(log_dir):
   """{tag: [(wall_time, step, value)]} of the scalar summaries in the event files directly in `log_dir`."""
+  # Only when the runs are over: this process waits beside the training it measures, and TensorFlow
+  # loaded early would take its memory and start-up CPU from them.
   from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   accumulator = event_accumulator.EventAccumulator(str(log_dir),

@@ -48,10 +48,8 @@ paint in parallel; one environment must be stepped by one thread at a time.
 """
 import collections
 import math
-import operator
 import os
 
-import dm_env
 from dm_env import specs
 import numpy as np
 
@@ -91,12 +89,6 @@ def find_brush(brush_type, brushes_basedir=None):
       f'${BRUSHES_DIR_ENV} to a directory that contains brushes/{brush_type}.myb.')
 
 
-def _scalar(value, dtype):
-  array = np.array(value, dtype=dtype)
-  array.setflags(write=False)  # shared between observations
-  return array
-
-
 def action_spec(grid_width=32, use_pressure=True, brush_sizes=(1, 2, 4, 8, 12, 24), use_color=True):
   """The action spec of a LibMyPaint with these settings (keys of features that are off are absent)."""
   grid = int(grid_width)
@@ -132,16 +124,13 @@ def specs_of(episode_length=20, canvas_width=64, grid_width=32, brush_sizes=(1, 
   return actions, canvas.observation_spec((width, width, channels(use_color, use_alpha)), actions)
 
 
-class LibMyPaint(dm_env.Environment):
-  """libmypaint painter with DeepMind's SPIRAL action space; reward is always 0."""
+class LibMyPaint(canvas.CanvasEnvironment):
+  """libmypaint painter with DeepMind's SPIRAL action space; episodes as canvas.CanvasEnvironment."""
 
   def __init__(self, episode_length=20, canvas_width=64, grid_width=32,
                brush_type='classic/dry_brush', brush_sizes=(1, 2, 4, 8, 12, 24), use_color=True,
                use_pressure=True, use_alpha=False, background='white', brushes_basedir=None,
                render_width=None, seed=None):
-    if not isinstance(episode_length, (int, np.integer)) or episode_length < 2:
-      raise ValueError(f'episode_length must be an integer >= 2 (it gives episode_length - 1 '
-                       f'actions), got {episode_length!r}')
     for name, value in (('canvas_width', canvas_width), ('grid_width', grid_width)):
       if not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f'{name} must be a positive integer, got {value!r}')
@@ -156,7 +145,6 @@ class LibMyPaint(dm_env.Environment):
     if background not in ('white', 'transparent'):
       raise ValueError(f"background must be 'white' or 'transparent', got {background!r}")
 
-    self._episode_length = int(episode_length)
     self._canvas_width = int(canvas_width)
     self._grid_width = int(grid_width)
     self._render_width = int(render_width)
@@ -166,6 +154,8 @@ class LibMyPaint(dm_env.Environment):
     self._use_alpha = bool(use_alpha)
     self._seed = seed  # Accepted for uniformity; the renderer is deterministic (module docstring).
     self._channels = channels(use_color, use_alpha)
+    super().__init__(episode_length, action_spec(grid_width, use_pressure, brush_sizes, use_color),
+                     (self._canvas_width, self._canvas_width, self._channels))
 
     path = find_brush(brush_type, brushes_basedir)
     with open(path, encoding='utf-8') as f:
@@ -184,63 +174,32 @@ class LibMyPaint(dm_env.Environment):
     self._log_sizes = [math.log(s * render_scale) for s in brush_sizes]
     self._pressures = [float(p) for p in PRESSURE_VALUES]
     self._colors = [float(c) for c in COLOR_VALUES]
-
-    spec = action_spec(grid, self._use_pressure, brush_sizes, self._use_color)
-    self._action_spec = spec
-    self._limits = [(key, s.num_values) for key, s in spec.items()]
-
-    one, zero = _scalar(1.0, np.float32), _scalar(0.0, np.float32)
-    self._paint_mask = collections.OrderedDict((k, one) for k in spec)
-    self._move_mask = collections.OrderedDict(
-        (k, one if k in _MOVE_EFFECTS else zero) for k in spec)
-    self._steps = [_scalar(i, np.int32) for i in range(self._episode_length + 1)]
-    self._length = _scalar(self._episode_length, np.int32)
-    self._canvas_shape = (self._canvas_width, self._canvas_width, self._channels)
-
-    self._prev_step_type = None
-    self._episode_step = 0
-    self.program = []
+    self._move_mask = self._mask_of(_MOVE_EFFECTS)
     self.stats = {'strokes': 0, 'disjoint_strokes': 0}
 
-  # --- dm_env.Environment ---------------------------------------------------------------------
+  # --- canvas.CanvasEnvironment --------------------------------------------------------------
 
-  def action_spec(self):
-    return self._action_spec
-
-  def observation_spec(self):
-    return canvas.observation_spec(self._canvas_shape, self._action_spec)
-
-  def reset(self):
+  def _start_episode(self):
     self._painter.clear()
     self._pen = self._locations[0]
     self._pen_pressure = 0.0
     self._pen_down = False  # whether the previous action painted (the stroke continues)
-    self.program = []
     self.stats = {'strokes': 0, 'disjoint_strokes': 0}
-    self._episode_step = 1
-    self._prev_step_type = dm_env.StepType.FIRST
-    return dm_env.restart(self._observation(self._paint_mask))
 
-  def step(self, action):
-    """Executes one action; the first call, and any call after LAST, resets instead."""
-    if self._prev_step_type is None or self._prev_step_type == dm_env.StepType.LAST:
-      return self.reset()
-    action = self._validated(action)
+  def _act(self, action):
     if action['flag'] == 1:
       self._paint(action)
-      mask = self._paint_mask
-    else:
-      self._pen = self._locations[action['end']]
-      self._pen_down = False  # no libmypaint call at all: the lift is applied at the next paint
-      mask = self._move_mask
-    self.program.append(action)
-    self._episode_step += 1
-    observation = self._observation(mask)
-    if self._episode_step >= self._episode_length:
-      self._prev_step_type = dm_env.StepType.LAST
-      return dm_env.termination(0.0, observation)
-    self._prev_step_type = dm_env.StepType.MID
-    return dm_env.transition(0.0, observation)
+      return self._full_mask
+    self._pen = self._locations[action['end']]
+    self._pen_down = False  # no libmypaint call at all: the lift is applied at the next paint
+    return self._move_mask
+
+  def _canvas(self):
+    picture = np.empty(self._canvas_shape, np.float32)
+    self._painter.read_into(picture)
+    return picture
+
+  # --- dm_env.Environment ---------------------------------------------------------------------
 
   def close(self):
     self._painter = None
@@ -262,36 +221,6 @@ class LibMyPaint(dm_env.Environment):
 
   # --- internals ------------------------------------------------------------------------------
 
-  def _validated(self, action):
-    """Returns {key: int} in spec order, or raises ValueError naming the key and its range."""
-    try:
-      keys = action.keys()
-    except AttributeError:
-      raise ValueError(f'action must be a mapping with keys {list(self._action_spec)}, '
-                       f'got {type(action).__name__}') from None
-    if len(keys) != len(self._limits):
-      unknown = sorted(set(keys) - set(self._action_spec), key=str)
-      if unknown:
-        raise ValueError(f'action has unknown keys {unknown}; this environment takes '
-                         f'{list(self._action_spec)}')
-    out = {}
-    for key, num_values in self._limits:
-      try:
-        value = action[key]
-      except KeyError:
-        raise ValueError(f'action is missing key {key!r} (an integer in [0, {num_values - 1}])'
-                         ) from None
-      if type(value) is not int:  # pylint: disable=unidiomatic-typecheck
-        try:
-          value = operator.index(value)
-        except TypeError:
-          raise ValueError(f'action[{key!r}] must be an integer in [0, {num_values - 1}], got '
-                           f'{value!r}') from None
-      if not 0 <= value < num_values:
-        raise ValueError(f'action[{key!r}] = {value} is outside [0, {num_values - 1}]')
-      out[key] = value
-    return out
-
   def _paint(self, action):
     pressure = self._pressures[action['pressure']] if self._use_pressure else 1.0
     log_size = self._log_sizes[action['size'] if len(self._log_sizes) > 1 else 0]
@@ -312,16 +241,6 @@ class LibMyPaint(dm_env.Environment):
     self._pen_down = True
     self.stats['strokes'] += 1
     self.stats['disjoint_strokes'] += new_stroke
-
-  def _observation(self, mask):
-    canvas = np.empty(self._canvas_shape, np.float32)
-    self._painter.read_into(canvas)
-    return collections.OrderedDict([
-        ('canvas', canvas),
-        ('episode_step', self._steps[self._episode_step]),
-        ('episode_length', self._length),
-        ('action_mask', collections.OrderedDict(mask)),
-    ])
 
 
 def replay(program, scale=1, **env_kwargs):

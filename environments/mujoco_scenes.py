@@ -57,7 +57,6 @@ import sys
 _IMPORTED_BEFORE_SETTING_GL = 'mujoco' in sys.modules and 'MUJOCO_GL' not in os.environ
 os.environ.setdefault('MUJOCO_GL', 'egl')
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import dm_env
 from dm_env import specs
 import numpy as np
 
@@ -286,12 +285,6 @@ def _bounding_radius(type_index, size):
   return size[0] + size[1]
 
 
-def _scalar(value, dtype):
-  array = np.array(value, dtype=dtype)
-  array.setflags(write=False)  # shared between observations
-  return array
-
-
 def action_spec():
   """The action spec of MujocoScenes (the same for every setting)."""
   return collections.OrderedDict(
@@ -305,56 +298,27 @@ def specs_of(episode_length=20, image_width=64, seed=None):
   return action_spec(), canvas.observation_spec((width, width, 3), ACTION_KEYS)
 
 
-class MujocoScenes(dm_env.Environment):
-  """Objects on a floor rendered by MuJoCo, SPIRAL's 3-D action space; reward is always 0."""
+class MujocoScenes(canvas.CanvasEnvironment):
+  """Objects on a floor rendered by MuJoCo, SPIRAL's 3-D action space; episodes as CanvasEnvironment."""
 
   def __init__(self, episode_length=20, image_width=64, seed=None):
-    if not isinstance(episode_length, (int, np.integer)) or episode_length < 2:
-      raise ValueError(f'episode_length must be an integer >= 2 (it gives episode_length - 1 '
-                       f'actions), got {episode_length!r}')
     if not isinstance(image_width, (int, np.integer)) or image_width < 1:
       raise ValueError(f'image_width must be a positive integer, got {image_width!r}')
-    self._episode_length = int(episode_length)
     self._image_width = int(image_width)
     self._seed = seed  # Accepted for uniformity; rendering is deterministic.
+    super().__init__(episode_length, action_spec(), (self._image_width, self._image_width, 3))
     self._renderer = SceneRenderer(self._episode_length - 1, self._image_width)
-
-    self._action_spec = action_spec()
-    one, zero = _scalar(1.0, np.float32), _scalar(0.0, np.float32)
-    self._effect_mask = collections.OrderedDict((k, one) for k in ACTION_KEYS)
-    self._no_effect_mask = collections.OrderedDict(
-        (k, one if k == 'mode' else zero) for k in ACTION_KEYS)
-    self._steps = [_scalar(i, np.int32) for i in range(self._episode_length + 1)]
-    self._length = _scalar(self._episode_length, np.int32)
-    self._canvas_shape = (self._image_width, self._image_width, 3)
-
-    self._prev_step_type = None
-    self._episode_step = 0
-    self.program = []
+    self._no_effect_mask = self._mask_of(('mode',))
     self.objects = []
 
-  # --- dm_env.Environment ---------------------------------------------------------------------
+  # --- canvas.CanvasEnvironment --------------------------------------------------------------
 
-  def action_spec(self):
-    return self._action_spec
-
-  def observation_spec(self):
-    return canvas.observation_spec(self._canvas_shape, ACTION_KEYS)
-
-  def reset(self):
+  def _start_episode(self):
     self._renderer.clear()
-    self.program = []
     self.objects = []
-    self._episode_step = 1
-    self._prev_step_type = dm_env.StepType.FIRST
     self._frame = self._renderer.render()
-    return dm_env.restart(self._observation(self._effect_mask))
 
-  def step(self, action):
-    """Executes one action; the first call, and any call after LAST, resets instead."""
-    if self._prev_step_type is None or self._prev_step_type == dm_env.StepType.LAST:
-      return self.reset()
-    action = self._validated(action)
+  def _act(self, action):
     mode = action['mode']
     changed = mode == ADD or (mode == MODIFY and self.objects)
     if changed:
@@ -366,14 +330,12 @@ class MujocoScenes(dm_env.Environment):
         self.objects[-1] = obj
       self._renderer.set_slot(len(self.objects) - 1, obj)
       self._frame = self._renderer.render()  # a skip leaves the picture as it was: no render
-    self.program.append(action)
-    self._episode_step += 1
-    observation = self._observation(self._effect_mask if changed else self._no_effect_mask)
-    if self._episode_step >= self._episode_length:
-      self._prev_step_type = dm_env.StepType.LAST
-      return dm_env.termination(0.0, observation)
-    self._prev_step_type = dm_env.StepType.MID
-    return dm_env.transition(0.0, observation)
+    return self._full_mask if changed else self._no_effect_mask
+
+  def _canvas(self):
+    return np.multiply(self._frame, np.float32(1.0 / 255.0), dtype=np.float32)
+
+  # --- dm_env.Environment ---------------------------------------------------------------------
 
   def close(self):
     self._renderer.close()
@@ -388,47 +350,6 @@ class MujocoScenes(dm_env.Environment):
   def renderer(self):
     """The SceneRenderer (its mjModel, mjData and camera), e.g. to project points in tests."""
     return self._renderer
-
-  # --- internals ------------------------------------------------------------------------------
-
-  def _validated(self, action):
-    """Returns {key: int} in spec order, or raises ValueError naming the key and its range."""
-    try:
-      keys = action.keys()
-    except AttributeError:
-      raise ValueError(f'action must be a mapping with keys {list(ACTION_KEYS)}, '
-                       f'got {type(action).__name__}') from None
-    unknown = sorted(set(keys) - set(ACTION_KEYS), key=str)
-    if unknown:
-      raise ValueError(f'action has unknown keys {unknown}; this environment takes '
-                       f'{list(ACTION_KEYS)}')
-    out = {}
-    for key in ACTION_KEYS:
-      num_values = NUM_VALUES[key]
-      if key not in action:
-        raise ValueError(f'action is missing key {key!r} (an integer in [0, {num_values - 1}])')
-      value = action[key]
-      if type(value) is not int:  # pylint: disable=unidiomatic-typecheck  # the common case, fast
-        try:
-          if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
-            raise TypeError
-          value = int(value.__index__())
-        except (TypeError, AttributeError):
-          raise ValueError(f'action[{key!r}] must be an integer in [0, {num_values - 1}], got '
-                           f'{value!r}') from None
-      if not 0 <= value < num_values:
-        raise ValueError(f'action[{key!r}] = {value} is outside [0, {num_values - 1}]')
-      out[key] = value
-    return out
-
-  def _observation(self, mask):
-    canvas = np.multiply(self._frame, np.float32(1.0 / 255.0), dtype=np.float32)
-    return collections.OrderedDict([
-        ('canvas', canvas),
-        ('episode_step', self._steps[self._episode_step]),
-        ('episode_length', self._length),
-        ('action_mask', collections.OrderedDict(mask)),
-    ])
 
 
 def replay(program, image_width=256, episode_length=20):

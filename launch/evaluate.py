@@ -13,11 +13,17 @@ and prints the mean squared error per pixel of both (and of a blank canvas):
 one JSON object: the first decoding's figures at the top level, every decoding's under "decodings".
 Exit status 0, or 1 with a message on bad input.
 """
+import dataclasses
 import json
 import sys
 
 from absl import app
 from absl import flags
+
+# None of these imports TensorFlow (components does: it stays in main, after the flag checks).
+from spiral_tf import data
+from spiral_tf.inference import evaluation
+from spiral_tf.inference import painter as painter_lib
 
 flags.DEFINE_string('model', None, 'Exported SavedModel directory (e.g. <root_dir>/export).')
 flags.DEFINE_integer('num_targets', 100, 'How many held-out targets (the first ones of the split).')
@@ -52,13 +58,8 @@ def main(argv):
   decodings = [d for d in FLAGS.decodings if d != 'best_of_n' or FLAGS.num_samples > 1]
   if not decodings:
     return _fail('--decodings=best_of_n needs --num_samples > 1')
-  import dataclasses  # pylint: disable=g-import-not-at-top
-
+  # Here, after the flag checks: components imports TensorFlow, and a bad flag should not wait for it.
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  from spiral_tf import data  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
-
   try:
     metadata = painter_lib.read_export_metadata(FLAGS.model)
     config = painter_lib.config_of(metadata, FLAGS.model)
@@ -78,6 +79,7 @@ def main(argv):
   if len(targets) == 0:
     return _fail(f'split {FLAGS.split!r} of {config.dataset} has no images')
 
+  # Only after the model and the targets are checked: a bad input answers before TensorFlow initialises.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # The oneDNN remapper trips over the loaded graph (harmless, but it floods stderr with warnings).
   tf.config.optimizer.set_experimental_options({'remapping': False})

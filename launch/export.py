@@ -13,7 +13,8 @@ import sys
 from absl import app
 from absl import flags
 
-from spiral_tf import run_dir  # No TensorFlow: the flags are checked before it loads.
+from spiral_tf import config as config_lib  # No TensorFlow in either: the flags are checked before it loads.
+from spiral_tf import run_dir
 
 flags.DEFINE_string('root_dir', None, 'Training run directory (config.json, checkpoints/).')
 flags.DEFINE_string('export_dir', None, 'Where to write the SavedModel (default: <root_dir>/export).')
@@ -36,7 +37,7 @@ def main(argv):
     return _fail(f'--root_dir={FLAGS.root_dir} is not a directory')
   if not run_dir.RunDir(FLAGS.root_dir).is_run():
     return _fail(f'--root_dir={FLAGS.root_dir} has no config.json: is it a training run directory?')
-  from spiral_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  # After the cheap checks: export imports TensorFlow, which takes seconds.
   from spiral_tf.inference import export  # pylint: disable=g-import-not-at-top
   try:
     path = export.export_from_checkpoint(FLAGS.root_dir, FLAGS.export_dir, FLAGS.checkpoint)

@@ -21,6 +21,10 @@ import sys
 from absl import app
 from absl import flags
 
+# Neither imports TensorFlow: bad flags, a bad model directory or target are reported without loading it.
+from spiral_tf.inference import image_io
+from spiral_tf.inference import painter as painter_lib
+
 flags.DEFINE_string('model', None, 'Exported SavedModel directory (e.g. <root_dir>/export).')
 flags.DEFINE_string('target', None, 'Image to reconstruct (conditional agents).')
 flags.DEFINE_string('out', 'painting.png', 'Where to write the painting.')
@@ -60,9 +64,6 @@ def main(argv):
     return _fail(f'--num_samples={FLAGS.num_samples} must be at least 1')
   if FLAGS.scale is not None and not 1 <= FLAGS.scale <= 64:
     return _fail(f'--scale={FLAGS.scale} must be between 1 and 64')
-  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
-
   # Everything that can fail on bad input happens before TensorFlow is imported and before any output.
   try:
     metadata = painter_lib.read_export_metadata(FLAGS.model)
@@ -92,6 +93,7 @@ def main(argv):
   except ValueError as e:
     return _fail(f'--out: {e}')
 
+  # Only now: every check on the input above answers without the seconds TensorFlow takes to import.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   # The oneDNN remapper trips over the loaded graph (harmless, but it floods stderr with warnings).
   tf.config.optimizer.set_experimental_options({'remapping': False})

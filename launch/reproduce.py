@@ -30,8 +30,10 @@ keeps in the repository what it needs of a run again — its figures in results.
 curves/<run>.json. A later `--stage=report --seeds=0,1` whose seed-0 directory is gone takes seed 0 from
 there (marked 'source': 'stored' in results.json) and evaluates the runs whose directories it has.
 """
+import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,6 +41,18 @@ import time
 
 from absl import app
 from absl import flags
+import numpy as np
+from tensorboard.backend.event_processing import event_accumulator
+import tensorflow as tf
+
+from spiral_tf import components
+from spiral_tf import dashboard
+from spiral_tf import data
+from spiral_tf import run_dir as run_dir_lib
+from spiral_tf.inference import digit_score
+from spiral_tf.inference import evaluation
+from spiral_tf.inference import image_io
+from spiral_tf.inference import painter as painter_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -141,10 +155,6 @@ SNAPSHOT_POLL_SECONDS = 30
 
 def snapshot_exports(run_dirs):
   """Copies each run's current export into its export history if that learner step is not there yet."""
-  import shutil  # pylint: disable=g-import-not-at-top
-
-  from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
   for directory in run_dirs:
     export = components.export_dir(directory)
     try:
@@ -173,8 +183,6 @@ def export_history(directory):
 
 def scalar_series(log_dir) -> dict:
   """{tag: [(learner_step, value), ...]} from the TensorBoard event files directly in `log_dir`."""
-  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if not os.path.isdir(log_dir):
     return {}  # E.g. no evaluator for an unconditional run.
   accumulator = event_accumulator.EventAccumulator(log_dir, size_guidance={event_accumulator.TENSORS: 0})
@@ -192,10 +200,6 @@ class Run:
   """One trained run: its config, learning curves (against frames) and export."""
 
   def __init__(self, config, seed):
-    from spiral_tf import components  # pylint: disable=g-import-not-at-top
-    from spiral_tf import dashboard  # pylint: disable=g-import-not-at-top
-    from spiral_tf import run_dir as run_dir_lib  # pylint: disable=g-import-not-at-top
-    from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
     self.name, self.seed, self.dir = _name(config), seed, run_dir(config, seed)
     self.key = _key(config, seed)
     self.export = components.export_dir(self.dir)
@@ -213,17 +217,14 @@ class Run:
     return [s * self.frames_per_step for s, _ in series], [v for _, v in series]
 
   def last_third_median(self, tag):
-    import numpy as np  # pylint: disable=g-import-not-at-top
     _, values = self.curve(tag)
     return float(np.median(values[len(values) * 2 // 3:])) if values else None
 
   def painter(self):
-    from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
     return painter_lib.Painter.from_saved_model(self.export)
 
 
 def _trained(config, seed):
-  from spiral_tf import components  # pylint: disable=g-import-not-at-top
   return os.path.isdir(components.export_dir(run_dir(config, seed)))
 
 
@@ -244,7 +245,6 @@ def _curves_path(key):
 
 def write_curves(run, tags):
   """Keeps `run`'s curves of `tags` ([(source, tag)], source 'train' or 'eval') against frames."""
-  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
   curves = {}
   for source, tag in tags:
     frames, values = run.curve(tag, source)
@@ -292,7 +292,6 @@ def stored_runs(reproduction, results):
 # --- figures -------------------------------------------------------------------------------------------
 
 def _smooth(values, window):
-  import numpy as np  # pylint: disable=g-import-not-at-top
   values = np.asarray(values, np.float64)
   if len(values) < window:
     return values
@@ -303,9 +302,11 @@ def _smooth(values, window):
 
 def plot_curves(curves, path, title, ylabel, smooth=1, logy=False):
   """curves: {label: (frames, values)} → one PNG line plot."""
+  # Here, not at the top: choosing the Agg backend is process-wide, so it waits until a figure is drawn
+  # (importing this module, as the tests do, leaves matplotlib alone).
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top  # after use('Agg')
   figure, axes = plt.subplots(figsize=(6, 3.6), dpi=110)
   for label, (frames, values) in curves.items():
     if len(frames):
@@ -325,7 +326,6 @@ def plot_curves(curves, path, title, ylabel, smooth=1, logy=False):
 
 def _sample_grid(samples, reals, columns=16):
   """float32 image: rows of agent samples, a grey band, rows of real images."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
   def rows(images):
     images = images[:len(images) // columns * columns]
     width = images.shape[1]
@@ -343,7 +343,6 @@ def _figure(name):
 # --- reports -------------------------------------------------------------------------------------------
 
 def _stats(values):
-  import numpy as np  # pylint: disable=g-import-not-at-top
   values = np.asarray(values, np.float64)
   return {'mean': float(values.mean()), 'sem': float(values.std(ddof=1) / np.sqrt(len(values)))
           if len(values) > 1 else 0.0}
@@ -351,7 +350,6 @@ def _stats(values):
 
 def _reconstruction_figures(runs, targets, baselines):
   """Held-out MSE of each run under each decoding, greedy search and the blank canvas (same targets)."""
-  from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
   figures, results = {}, {}
   for run in runs:
     painter = run.painter()
@@ -382,9 +380,6 @@ R1_CURVES = (('eval', 'eval/agent_mse'), ('train', 'entropy'), ('train', 'diagno
 
 def report_reconstruction(reproduction, results):
   """r1 (and its ablations): held-out MSE, search, blank, targets, curves. Stored runs from `results`."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  from spiral_tf import components  # pylint: disable=g-import-not-at-top
   stored = stored_runs(reproduction, results)
   runs = [Run(c, s) for c, s in _runs(reproduction) if _key(c, s) not in stored]
   if not runs:
@@ -392,7 +387,6 @@ def report_reconstruction(reproduction, results):
                          'results.json)')
   config = components.load_config(runs[0].dir)
   if FLAGS.data_dir:
-    import dataclasses  # pylint: disable=g-import-not-at-top
     config = dataclasses.replace(config, data_dir=FLAGS.data_dir)
   targets = components.load_targets(config, 'test', limit=FLAGS.num_targets)
   figures, per_run, search = _reconstruction_figures(runs, targets, {})
@@ -455,12 +449,6 @@ def report_reconstruction(reproduction, results):
 
 
 def report_r2():
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  from spiral_tf import data  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import digit_score  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import painter as painter_lib  # pylint: disable=g-import-not-at-top
   out = {'runs': {}}
   classifier = digit_score.train_classifier(FLAGS.data_dir)
   reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[:FLAGS.num_samples]
@@ -523,10 +511,6 @@ def report_r2():
 
 def report_strokes(reproduction):
   """r3's report (and the precision comparison's): held-out MSE on strokes targets, curves, frames/s."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  from spiral_tf import components  # pylint: disable=g-import-not-at-top
-  from spiral_tf.inference import evaluation  # pylint: disable=g-import-not-at-top
   out = {'runs': {}}
   runs = [Run(config, seed) for config, seed in _runs(reproduction)]
   for run in runs:
@@ -571,7 +555,6 @@ def report() -> int:
   os.makedirs(FLAGS.out, exist_ok=True)
   path = os.path.join(FLAGS.out, 'results.json')
   results = read_results()
-  from spiral_tf.inference import image_io  # pylint: disable=g-import-not-at-top
   reporters = {'r1': lambda: report_reconstruction('r1', results), 'r2': report_r2,
                'r3': lambda: report_strokes('r3'), 'precision': lambda: report_strokes('precision'),
                'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results)}

@@ -27,6 +27,8 @@ from absl import flags
 
 from spiral_tf import config as config_lib
 from spiral_tf.distributed import console
+from spiral_tf.distributed import placement  # TensorFlow-free, as is supervisor: --role=all never loads it.
+from spiral_tf.distributed import supervisor
 
 # TensorFlow's C++ info and warning lines (grappler, oneDNN, CUDA probing) drown the progress lines;
 # an explicit --verbosity sets the level instead (below), unless the environment already does.
@@ -50,9 +52,6 @@ def main(argv):
   if verbose and not _TF_CPP_LEVEL_GIVEN:  # Inherited by the roles' processes.
     os.environ['TF_CPP_MIN_LOG_LEVEL'] = console.tf_cpp_min_log_level(FLAGS.verbosity)
   if role == 'all':
-    # pylint: disable=g-import-not-at-top
-    from spiral_tf.distributed import placement
-    from spiral_tf.distributed import supervisor
     jit, note = placement.learner_jit(config.jit_compile, FLAGS['jit_compile'].present, config.strategy,
                                       placement.has_accelerator())
     learner_flags = () if jit == config.jit_compile else (f'--jit_compile={str(jit).lower()}',)

@@ -213,10 +213,12 @@ def test_packages_import_down_only():
 
 
 def test_every_lazy_import_says_why():
-  """An import inside a function (MuJoCo's GL backend, TensorFlow kept out of a process) has a comment: on
-  the line above it (or above the group of imports it opens) or after its pylint directive."""
+  """An import inside a function (MuJoCo's GL backend, TensorFlow kept out of a process or after a CLI's
+  flag checks) has a comment: on the line above it (or above the group of imports it opens) or after its
+  pylint directive. The library, the CLIs in launch/ and the benchmarks alike."""
   silent = []
-  for path in _library_modules():
+  scripts = sorted(f for f in _python_files() if f.split('/')[0] in ('launch', 'benchmarks'))
+  for path in _library_modules() + scripts:
     lines = (ROOT / path).read_text().splitlines()
     lazy = {node.lineno for function in ast.walk(ast.parse('\n'.join(lines), path))
             if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))

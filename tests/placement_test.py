@@ -11,6 +11,7 @@ import dataclasses
 import io
 import pathlib
 import re
+import sys
 import threading
 import time
 
@@ -384,6 +385,36 @@ def test_tee_keeps_reading_when_the_console_is_gone():
   console.Tee(source, Closed(), log, threading.Lock()).run()
   assert source.closed  # Read to the end: the learner's pipe never fills up.
   assert log.getvalue().count(b'[learner] step') == 1000
+
+
+def test_say_writes_whole_flushed_lines_to_stdout_or_stderr(monkeypatch):
+  class Recorder(io.StringIO):
+    flushed = ''
+
+    def flush(self):
+      self.flushed = self.getvalue()
+
+  out, err = Recorder(), Recorder()
+  monkeypatch.setattr(sys, 'stdout', out)
+  monkeypatch.setattr(sys, 'stderr', err)
+  console.say('[learner] stopped: max frames.\n[learner] checkpoint: ckpt-1')
+  console.say('train.py: configuration error: bad', error=True)
+  # Flushed at once: the supervisor and the tests read the pipe line by line.
+  assert out.flushed == '[learner] stopped: max frames.\n[learner] checkpoint: ckpt-1\n'
+  assert err.flushed == 'train.py: configuration error: bad\n'
+
+
+def test_say_lines_from_two_threads_never_interleave(monkeypatch):
+  out = io.StringIO()
+  monkeypatch.setattr(sys, 'stdout', out)
+  threads = [threading.Thread(target=lambda n=n: [console.say(f'[learner] {n} ' + 'x' * 200)
+                                                 for _ in range(200)]) for n in range(2)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  lines = out.getvalue().splitlines()
+  assert len(lines) == 400 and all(re.fullmatch(r'\[learner\] [01] x{200}', line) for line in lines)
 
 
 def test_verbosity_maps_to_tensorflows_cpp_level():

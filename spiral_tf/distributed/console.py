@@ -8,10 +8,14 @@ SavedModel writer's per-checkpoint "Assets written to ..."). The other roles wri
 only, as before. Passing `--verbosity` (absl's flag, any value) shows the learner's output unfiltered, and
 `--verbosity=0` or more also turns TensorFlow's C++ INFO lines back on (TF_CPP_MIN_LOG_LEVEL).
 
+Every console line a training process writes is written by `say` (its docstring is the contract).
+
 Usage:
+  say(f'[learner] stopped: {reason}.')
   tee = Tee(proc.stdout, sys.stdout, log_file, lock, show_all=False); tee.start(); ...; tee.join()
 """
 import re
+import sys
 import threading
 
 # TensorFlow's C++ logging: "2026-12-01 21:10:02.316668: E external/local_xla/...cuda_dnn.cc:9261] ...".
@@ -32,6 +36,38 @@ _ABSL_CPP_NOTICE = 'WARNING: All log messages before absl::InitializeLog() is ca
 # gym's banner at import (tf_agents imports gym).
 _GYM = ('Gym has been unmaintained since 2022', 'Please upgrade to Gymnasium',
         'See the migration guide at https://gymnasium.farama.org/')
+
+
+# Reentrant: a signal handler (the supervisor's) may say a line while the main thread is inside say.
+_SAY_LOCK = threading.RLock()
+
+
+def say(line: str, *, error: bool = False) -> None:
+  """Writes one console line of a training process to stdout (stderr if `error`) and flushes it.
+
+  This is the program's user interface, not logging: users read these lines on the console of
+  `--role=all` (the supervisor's own and the learner's, copied by `Tee`) and in `root_dir/logs/`, and the
+  tests and benchmarks parse some of them (tests/console_test.py, train_test.py, reliability_test.py,
+  tensorboard_test.py; benchmarks/pipeline_throughput.py reads `[learner] step `). Their wording is
+  therefore an interface: change it together with its readers. The lines:
+
+    [supervisor] ...       the plan, starts, exits, restarts, memory warnings, the stop   (supervisor.py)
+    [learner] ...          start-up progress, the run's settings, progress every N steps, waits for
+                           data, skipped non-finite updates, the stop with its checkpoint and export
+                           (learner.py, summaries.py, startup.py)
+    [reverb] serving on H, port P,  [actor k] k environments ...,  [evaluator] learner step ...
+                           each role's start or score, in its log            (roles.py, evaluator.py)
+    train.py: configuration error: ...   on stderr, as launch/train.py writes its own    (roles.py)
+
+  `line` may hold several lines (one per `\n`). It is written in one call and flushed at once, under a
+  lock: the supervisor reads a child's pipe line by line and tests wait for a line, so nothing may sit in
+  a buffer, and a heartbeat thread's line never interleaves with the main thread's. Diagnostics that
+  nobody reads this way go to absl logging instead.
+  """
+  stream = sys.stderr if error else sys.stdout
+  with _SAY_LOCK:
+    stream.write(line + '\n')
+    stream.flush()
 
 
 def is_noise(line: str) -> bool:

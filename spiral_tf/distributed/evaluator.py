@@ -21,6 +21,7 @@ import tensorflow as tf
 from spiral_tf import components
 from spiral_tf import config as config_lib
 from spiral_tf import dashboard
+from spiral_tf.distributed import console
 from spiral_tf.inference import evaluation
 from spiral_tf.inference import painter as painter_lib
 
@@ -65,6 +66,6 @@ def watch(config: config_lib.Config, stop: threading.Event) -> None:
     if step is not None and step != done:
       figures = evaluate_export(directory, targets, writer, seed=config.seed)
       done = step
-      print(f'[evaluator] learner step {step}: mse {figures["eval/agent_mse"]:.4f} '
-            f'(blank canvas {figures["eval/blank_mse"]:.4f}) on {len(targets)} held-out targets', flush=True)
+      console.say(f'[evaluator] learner step {step}: mse {figures["eval/agent_mse"]:.4f} '
+                  f'(blank canvas {figures["eval/blank_mse"]:.4f}) on {len(targets)} held-out targets')
     stop.wait(POLL_SECONDS)

@@ -48,6 +48,7 @@ from spiral_tf import components
 from spiral_tf import config as config_lib
 from spiral_tf import dashboard
 from spiral_tf import run_dir
+from spiral_tf.distributed import console
 from spiral_tf.distributed import startup
 from spiral_tf.distributed import summaries
 from spiral_tf.inference import export
@@ -129,8 +130,8 @@ class Learner:
       # A decayed rate moves a little every step: only a change of the schedule itself is news.
       tolerance = 0.01 if what == 'policy' and c.policy_learning_rate_decay != 'none' else 0.0
       if not np.isclose(restored, np.float32(flag_value), rtol=tolerance, atol=0):
-        print(f'[learner] {what} learning rate {_short(restored)} → {_short(flag_value)} (from the flags)',
-              flush=True)
+        console.say(f'[learner] {what} learning rate {_short(restored)} → {_short(flag_value)} '
+                    '(from the flags)')
 
   def _check_same_start(self):
     """Every worker must have restored the chief's step: a worker that cannot read the chief's --root_dir
@@ -247,9 +248,10 @@ class Learner:
   def run(self) -> str:
     c = self.config
     where = f'resumed from {self.restored_from}' if self.restored_from else 'starting fresh'
-    print(f'[learner] {where}: step {int(self.learner_step.numpy())}, frames {int(self.frames.numpy())}; '
-          f'agent {self.agent.num_parameters():,} parameters, D {self.discriminator.num_parameters():,}; '
-          f'strategy {c.strategy} × {self.strategy.num_replicas_in_sync}', flush=True)
+    console.say(f'[learner] {where}: step {int(self.learner_step.numpy())}, '
+                f'frames {int(self.frames.numpy())}; agent {self.agent.num_parameters():,} parameters, '
+                f'D {self.discriminator.num_parameters():,}; '
+                f'strategy {c.strategy} × {self.strategy.num_replicas_in_sync}')
     self.heartbeat.waiting(self._address)  # Until the first batch (the datasets load the real images).
     self._push_weights()  # Actors start acting with these.
     episodes, fakes, reals = self._datasets()
@@ -281,8 +283,7 @@ class Learner:
         pending, error = self._next_batches(episodes, fakes, reals)
       if self.workers.any_of(error is not None)[0]:
         if isinstance(error, (StopIteration, tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError)):
-          print(f'[learner] no episodes from the actors for {DATA_TIMEOUT_MS / 1000:.0f} s; waiting',
-                flush=True)
+          console.say(f'[learner] no episodes from the actors for {DATA_TIMEOUT_MS / 1000:.0f} s; waiting')
           episodes, fakes, reals = self._reconnect_if_down(self._datasets) or (episodes, fakes, reals)
         elif error is not None:
           episodes, fakes, reals = self._reconnect(error) or (episodes, fakes, reals)
@@ -337,16 +338,15 @@ class Learner:
       path = tf.train.latest_checkpoint(self.checkpoint_dir)
     else:
       path = self.save()
-    print(f'[learner] stopped: {reason}. Step {int(self.learner_step.numpy())}, '
-          f'frames {int(self.frames.numpy())}.', flush=True)
+    console.say(f'[learner] stopped: {reason}. Step {int(self.learner_step.numpy())}, '
+                f'frames {int(self.frames.numpy())}.')
     if not chief:
-      print(f'[learner] {self.workers.task} of {self.workers.num_workers} learner workers: the chief wrote '
-            'the checkpoint, the export and the logs', flush=True)
+      console.say(f'[learner] {self.workers.task} of {self.workers.num_workers} learner workers: the chief '
+                  'wrote the checkpoint, the export and the logs')
     else:
-      print(f'[learner] checkpoint: {path}\n[learner] SavedModel: '
-            f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: '
-            f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})',
-            flush=True)
+      console.say(f'[learner] checkpoint: {path}\n[learner] SavedModel: '
+                  f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: '
+                  f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})')
     # Kept alive past the return: destroying a Reverb dataset iterator waits for its in-flight samples
     # (minutes on a busy host); the learner role (spiral_tf/distributed/roles.py) ends the process without
     # destroying them.
@@ -372,9 +372,9 @@ class Learner:
   def _skipped_update(self, metrics):
     """Logs an undone non-finite update; returns the stop reason once too many came in a row."""
     g, step = self.guard, int(self.learner_step.numpy())
-    print(f'[learner] skipped a non-finite update at step {step} (non-finite: '
-          f'{", ".join(g.bad_metrics(metrics)) or "weights"}); weights and optimizer restored; '
-          f'{g.in_a_row} in a row (stop at --max_nonfinite_updates={g.max_in_a_row})', flush=True)
+    console.say(f'[learner] skipped a non-finite update at step {step} (non-finite: '
+                f'{", ".join(g.bad_metrics(metrics)) or "weights"}); weights and optimizer restored; '
+                f'{g.in_a_row} in a row (stop at --max_nonfinite_updates={g.max_in_a_row})')
     summaries.write_scalars(self.writer, step, {'nonfinite_updates_skipped': float(g.skipped)})
     if g.exhausted:
       return (f'{NONFINITE_STOP}={g.max_in_a_row}: {g.in_a_row} non-finite updates in a row '

@@ -29,6 +29,7 @@ from spiral_tf import components
 from spiral_tf import config as config_lib
 from spiral_tf import run_dir
 from spiral_tf.distributed import actor as actor_lib
+from spiral_tf.distributed import console
 from spiral_tf.distributed import evaluator as evaluator_lib
 from spiral_tf.distributed import learner as learner_lib
 from spiral_tf.distributed import listen
@@ -87,7 +88,7 @@ def run_reverb(config: config_lib.Config) -> int:
     raise RuntimeError(f'Reverb listens on {sorted(listening)}, not only on --reverb_bind_address={bind} '
                        f'port {port}')
   where = 'every interface' if listen.is_wildcard(bind) else bind
-  print(f'[reverb] serving on {where}, port {port}', flush=True)
+  console.say(f'[reverb] serving on {where}, port {port}')
   while not stop.wait(1.0):  # A timed wait: the signal handler always gets its turn.
     pass
   # The server holds nothing worth waiting for (a restarted one starts empty), and its gRPC shutdown
@@ -118,8 +119,8 @@ def run_actor(config: config_lib.Config, task: int) -> int:
   weights = actor_lib.WeightPuller(config.reverb_address, agent.variables, config.weight_pull_seconds)
   actor = actor_lib.Actor(envs, agent, reverb.Client(config.reverb_address), weights,
                           conditional=config.conditional, episode_length=config.episode_length)
-  print(f'[actor {task}] {k} environments (the run\'s {first}–{first + k - 1}), weights from learner step '
-        f'{weights.learner_step}', flush=True)
+  console.say(f'[actor {task}] {k} environments (the run\'s {first}–{first + k - 1}), '
+              f'weights from learner step {weights.learner_step}')
   actor.run()
   weights.stop()
   return EXIT_OK
@@ -142,7 +143,7 @@ def run_learner(config: config_lib.Config) -> int:
     learner = learner_lib.Learner(config, stop)
   except (strategy_lib.StrategyError, config_lib.ConfigError) as e:
     heartbeat.stop()
-    print(f'train.py: configuration error: {e}', file=sys.stderr, flush=True)
+    console.say(f'train.py: configuration error: {e}', error=True)
     return EXIT_CONFIGURATION
   handle_stop_signals(stop)
   learner.heartbeat = heartbeat

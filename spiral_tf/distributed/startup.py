@@ -16,6 +16,8 @@ Usage (spiral_tf/distributed/learner.py):
 import threading
 import time
 
+from spiral_tf.distributed import console
+
 # Learner seconds per frame (one action of one episode) on a 2-core AMD EPYC with the CelebA settings
 # (batch 64 × 19 frames): (network_size, jit_compile) → seconds per frame. XLA on the deepmind network:
 # benchmarks/run_on_host.py, configs/celeba.cfg, 2026-12-01 with load average 3–7 (15–18 s per step, the
@@ -63,7 +65,7 @@ class Heartbeat(threading.Thread):
                printer=None, server_info=None):
     super().__init__(daemon=True, name='learner-heartbeat')
     self._config, self._cores, self._interval_s, self._clock = config, cores, interval_s, clock
-    self._print = printer or (lambda line: print(line, flush=True))
+    self._print = printer or console.say
     self._server_info = server_info  # address → reverb server_info (tests pass a stand-in)
     self._lock = threading.Lock()
     self._done = threading.Event()

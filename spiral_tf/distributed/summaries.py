@@ -8,6 +8,8 @@ Usage:
 import numpy as np
 import tensorflow as tf
 
+from spiral_tf.distributed import console
+
 NUM_IMAGES = 4
 
 
@@ -51,4 +53,4 @@ def print_progress(step: int, frames: int, scalars: dict, eta_s) -> None:
                      ('reward_mean', 'reward'), ('busy_fraction', 'busy')):
     if key in scalars:
       parts.append(f'{label} {scalars[key]:.3f}')
-  print('[learner] ' + '  '.join(parts), flush=True)
+  console.say('[learner] ' + '  '.join(parts))

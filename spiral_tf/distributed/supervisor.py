@@ -123,7 +123,7 @@ class Supervisor:
                               env=env)
     self._procs[name] = proc
     self._started_at[name] = time.monotonic()
-    print(f'[supervisor] started {name} (pid {self._procs[name].pid})', flush=True)
+    console.say(f'[supervisor] started {name} (pid {self._procs[name].pid})')
 
   def _start_actor(self, i):
     self._start(f'actor-{i}', self._command(
@@ -139,7 +139,7 @@ class Supervisor:
   def _on_signal(self, signum, frame):
     del frame
     if not self._stopping:
-      print(f'[supervisor] {signal.Signals(signum).name}: stopping (learner checkpoints first)', flush=True)
+      console.say(f'[supervisor] {signal.Signals(signum).name}: stopping (learner checkpoints first)')
     self._stopping = True
 
   def run(self) -> int:
@@ -148,13 +148,13 @@ class Supervisor:
       self._port = self._config.reverb_port or listen.free_port(bind)
       self._reverb_env = listen.preload_env(bind)
     except RuntimeError as e:
-      print(f'[supervisor] {e}', file=sys.stderr, flush=True)
+      console.say(f'[supervisor] {e}', error=True)
       return 2
     host = '127.0.0.1' if listen.is_wildcard(bind) else bind
     self._address = f'[{host}]:{self._port}' if ':' in host else f'{host}:{self._port}'
     os.makedirs(self.log_dir, exist_ok=True)
     if self._plan is not None:
-      print(f'[supervisor] plan: {self._plan.describe()}', flush=True)
+      console.say(f'[supervisor] plan: {self._plan.describe()}')
     previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
       self._start_reverb()
@@ -166,7 +166,7 @@ class Supervisor:
         self._start_actor(i)
       if self._config.evaluator:
         self._start_evaluator()
-      print(f'[supervisor] logs of the other roles: {self.log_dir}', flush=True)
+      console.say(f'[supervisor] logs of the other roles: {self.log_dir}')
       return self._watch()
     finally:
       self._shutdown()
@@ -192,13 +192,13 @@ class Supervisor:
       code = learner.poll()
       if code is not None:
         self._join_tees()
-        print(f'[supervisor] learner exited with code {code}', flush=True)
+        console.say(f'[supervisor] learner exited with code {code}')
         return code
       for name in self._learners[1:]:
         code = self._procs[name].poll()
         if code not in (None, 0):  # 0: it stopped with the chief, which follows.
-          print(f'[supervisor] {name} exited with code {code}: stopping the learner (its workers train '
-                'only together)', flush=True)
+          console.say(f'[supervisor] {name} exited with code {code}: stopping the learner (its workers '
+                      'train only together)')
           self._stopping = True
       self._check_memory()
       for name, proc in list(self._procs.items()):
@@ -239,13 +239,13 @@ class Supervisor:
       return
     self._memory_warned_at = now
     roles = ', '.join(f'{name} {rss / placement.GIB:.1f}' for name, rss in self._resident().items())
-    print(f'[supervisor] warning: this host has {available / placement.GIB:.1f} GiB of memory available '
-          f'({available / total:.0%} of {total / placement.GIB:.1f} GiB; the floor is '
-          f'{placement.FLOOR_FRACTION:.0%}); resident GiB: {roles}. Fewer actor processes '
-          f'(--local_actors) or environments (--envs_per_actor) need less.', flush=True)
+    console.say(f'[supervisor] warning: this host has {available / placement.GIB:.1f} GiB of memory '
+                f'available ({available / total:.0%} of {total / placement.GIB:.1f} GiB; the floor is '
+                f'{placement.FLOOR_FRACTION:.0%}); resident GiB: {roles}. Fewer actor processes '
+                f'(--local_actors) or environments (--envs_per_actor) need less.')
     if critical and not self._stopping:
-      print(f'[supervisor] below {placement.CRITICAL_FRACTION:.0%} of memory available: stopping '
-            '(learner checkpoints first) before the kernel\'s OOM killer picks a process', flush=True)
+      console.say(f'[supervisor] below {placement.CRITICAL_FRACTION:.0%} of memory available: stopping '
+                  '(learner checkpoints first) before the kernel\'s OOM killer picks a process')
       self._stopping = True
 
   def _resident(self) -> dict:
@@ -266,12 +266,12 @@ class Supervisor:
     delay = restart_delay(quick, self._backoff_s, self._max_backoff_s)
     self._restart_at[name] = time.monotonic() + delay
     loop = f'; crash loop: {quick} quick exits in a row' if delay else ''
-    print(f'[supervisor] {name} exited with code {code} after {lived:.1f} s; restarting it in {delay:.1f} s'
-          f'{loop}', flush=True)
+    console.say(f'[supervisor] {name} exited with code {code} after {lived:.1f} s; '
+                f'restarting it in {delay:.1f} s{loop}')
 
   def _restart(self, name):
     self.restarts[name] = self.restarts.get(name, 0) + 1
-    print(f'[supervisor] restarting {name} (restart {self.restarts[name]})', flush=True)
+    console.say(f'[supervisor] restarting {name} (restart {self.restarts[name]})')
     if name == 'reverb':
       self._start_reverb()
     elif name == 'evaluator':
@@ -290,7 +290,7 @@ class Supervisor:
       try:
         proc.wait(max(0.1, deadline - time.monotonic()))
       except subprocess.TimeoutExpired:
-        print(f'[supervisor] {name} did not stop in time; killing it', flush=True)
+        console.say(f'[supervisor] {name} did not stop in time; killing it')
         proc.kill()
         proc.wait()
     self._join_tees()
