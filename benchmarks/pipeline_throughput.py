@@ -13,12 +13,17 @@ on this machine: more only take CPU from the learner.
   python benchmarks/pipeline_throughput.py --sizes=tiny --actors=1,2,3 --envs_per_actor=8 --seconds=120 \
       --nostop_at_target                                         # every setting, not only up to the target
   python benchmarks/pipeline_throughput.py --sizes=tiny --actors=1 --envs_per_actor=8 --learner_workers=1,2
+  python benchmarks/pipeline_throughput.py --precisions=float32,mixed_bfloat16 --envs_per_actor=2,4,8
 
 `--learner_workers=1,2` measures each setting with one learner (the default strategy) and with two
 MultiWorkerMirroredStrategy workers on this host (`--num_learner_workers=2`, the same global batch), and
 reports the learners' CPU seconds per update (all workers' processes, from /proc, over the measured
 window): on one host with 2 cores there is no speed-up to expect, so the difference is what the per-step
 all-reduces and votes of the multi-worker learner cost.
+
+`--precisions=float32,mixed_bfloat16` measures each setting with the learner in each `--precision`
+(the actors compute in float32 either way), one after the other in the same run, so that the end-to-end
+gain of bfloat16 is read on one machine in one state.
 
 The last line is one JSON object: "frames_per_s", "learner_busy_fraction", "num_actors",
 "envs_per_actor", "size" of that setting for the first size, "needed" (the same per size) and "runs"
@@ -39,6 +44,7 @@ import time
 from absl import app
 from absl import flags
 
+from spiral_tf import config
 from spiral_tf import dashboard
 from spiral_tf import run_dir
 
@@ -56,6 +62,7 @@ flags.DEFINE_bool('stop_at_target', True, 'Per size, stop at the first setting (
 flags.DEFINE_string('flagfile_base', 'configs/strokes.cfg', 'The run to measure.')
 flags.DEFINE_list('learner_workers', ['1'], 'Learner worker counts to try (> 1: --strategy=multi_worker '
                   '--num_learner_workers=N on this host).')
+flags.DEFINE_list('precisions', ['float32'], 'Learner --precision values to try, each with every setting.')
 flags.DEFINE_list('train_flags', [], 'More launch/train.py flags for every setting, without the leading '
                   '--, e.g. jit_compile=false.')
 FLAGS = flags.FLAGS
@@ -163,7 +170,7 @@ def _train(command, measure_s, warmup_s=0.0):
   return first_step_at, tail, cpu_per_step
 
 
-def measure(size, num_actors, envs_per_actor, learner_workers=1):
+def measure(size, num_actors, envs_per_actor, learner_workers=1, precision='float32'):
   with tempfile.TemporaryDirectory() as tmp:
     root = os.path.join(tmp, 'run')
     measure_s = FLAGS.warmup_seconds + FLAGS.seconds
@@ -175,7 +182,7 @@ def measure(size, num_actors, envs_per_actor, learner_workers=1):
                # No frame limit, so no schedule that ends at one (the rate does not change the speed).
                '--max_learner_steps=0', '--max_frames=0', '--policy_learning_rate_decay=none',
                '--log_every_seconds=5',
-               '--checkpoint_every_minutes=1000', '--evaluator=false',
+               '--checkpoint_every_minutes=1000', '--evaluator=false', f'--precision={precision}',
                *(f'--{f}' for f in FLAGS.train_flags)]
     if learner_workers > 1:
       command += ['--strategy=multi_worker', f'--num_learner_workers={learner_workers}']
@@ -192,7 +199,7 @@ def measure(size, num_actors, envs_per_actor, learner_workers=1):
                                   ('frames_per_s', 'busy_fraction', 'learner_steps_per_s', 'queue_size',
                                    'policy_lag_steps'))
   return {'size': size, 'learner': 'xla' if jit_compile else 'graph', 'num_actors': num_actors,
-          'envs_per_actor': envs_per_actor, 'learner_workers': learner_workers,
+          'envs_per_actor': envs_per_actor, 'learner_workers': learner_workers, 'precision': precision,
           'learner_cpu_s_per_update': cpu_per_step,
           'learner_steps': max(step for _, step, _ in rates), 'intervals': intervals,
           'frames_per_s': means['frames_per_s'], 'learner_busy_fraction': means['busy_fraction'],
@@ -215,6 +222,10 @@ def main(argv):
   actors = [int(a) for a in FLAGS.actors]
   envs = [int(e) for e in FLAGS.envs_per_actor]
   workers = [int(w) for w in FLAGS.learner_workers]
+  precisions = FLAGS.precisions
+  if not precisions or set(precisions) - set(config.PRECISIONS):
+    raise app.UsageError(f'--precisions: choose from {",".join(config.PRECISIONS)} '
+                         f'(got {",".join(precisions) or "nothing"})')
   for name, values in (('actors', actors), ('envs_per_actor', envs), ('learner_workers', workers)):
     if not values or min(values) < 1:
       raise app.UsageError(f'--{name} needs one or more counts >= 1, got {values}')
@@ -229,13 +240,15 @@ def main(argv):
   # Fewest environments first; with --stop_at_target a size is done at its first busy-enough setting.
   settings = sorted({(n, e) for n in actors for e in envs}, key=lambda s: (s[0] * s[1], s[0]))
   runs = []
+  # The learner variants of one size: worker counts × precisions, the first of each the reference.
+  variants = [(w, p) for w in workers for p in precisions]
   for size in sizes:
-    for w in workers:
+    for w, precision in variants:
       for n, e in settings:
-        run = measure(size, n, e, w)
+        run = measure(size, n, e, w, precision)
         runs.append(run)
         cpu = run['learner_cpu_s_per_update']
-        print(f'{size:9s} {run["learner"]:5s} learner × {w}, {n} actor(s) × {e:2d} env(s): '
+        print(f'{size:9s} {run["learner"]:5s} {precision} learner × {w}, {n} actor(s) × {e:2d} env(s): '
               f'{run["frames_per_s"]:8.1f} frames/s  '
               f'learner busy {100 * run["learner_busy_fraction"]:5.1f} %  '
               f'{run["learner_steps_per_s"]:5.2f} steps/s  queue {run["queue_size"]:5.1f}  '
@@ -246,15 +259,18 @@ def main(argv):
           break
   per_size = {}
   for size in sizes:
-    # The actors × envs a learner needs: that of the first --learner_workers count.
-    best = needed([r for r in runs if r['size'] == size and r['learner_workers'] == workers[0]],
-                  FLAGS.busy_target)
-    per_size[size] = {k: best[k] for k in ('num_actors', 'envs_per_actor', 'frames_per_s',
-                                           'learner_busy_fraction')}
-    reached = best['learner_busy_fraction'] >= FLAGS.busy_target
-    print(f'{size}: {"fewest" if reached else "no setting reached the target; busiest"}: '
-          f'{best["num_actors"]} actor(s) × {best["envs_per_actor"]} env(s) → {best["frames_per_s"]:.1f} '
-          f'frames/s, learner busy {100 * best["learner_busy_fraction"]:.1f} %', flush=True)
+    for w, precision in variants:
+      best = needed([r for r in runs if r['size'] == size and r['learner_workers'] == w
+                     and r['precision'] == precision], FLAGS.busy_target)
+      reached = best['learner_busy_fraction'] >= FLAGS.busy_target
+      print(f'{size} ({precision} learner × {w}): '
+            f'{"fewest" if reached else "no setting reached the target; busiest"}: '
+            f'{best["num_actors"]} actor(s) × {best["envs_per_actor"]} env(s) → '
+            f'{best["frames_per_s"]:.1f} frames/s, learner busy {100 * best["learner_busy_fraction"]:.1f} %',
+            flush=True)
+      if (w, precision) == variants[0]:  # The actors × envs a learner needs: the reference variant's.
+        per_size[size] = {k: best[k] for k in ('num_actors', 'envs_per_actor', 'frames_per_s',
+                                               'learner_busy_fraction')}
   first = per_size[sizes[0]]
   print(json.dumps({'frames_per_s': round(first['frames_per_s'], 1),
                     'learner_busy_fraction': round(first['learner_busy_fraction'], 3),
