@@ -2,7 +2,8 @@
 #   make train        — set up, then run the main job on the embedded default (no download)
 #   make test         — set up, then run the test suite
 #   make tensorboard  — set up, then serve the latest run's TensorBoard (RUN=runs/<name>: that run)
-#   make lint         — set up, then check the code with ruff (pyproject.toml; .ci/run runs it first)
+#   make lint         — set up, then check the code: pyink's format and ruff's rules (pyproject.toml;
+#                       .ci/run runs it first); `make format` rewrites the files into pyink's format
 # All install missing Debian packages and build .venv (pinned requirements + this package, whose
 # C extension is compiled against the system libmypaint).
 
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.installed
 # The pinned pip, setuptools and wheel of requirements.txt (their one place), installed before the rest.
 BUILD_TOOLS := $(shell grep -E '^(pip|setuptools|wheel)==' requirements.txt)
 
-.PHONY: train test lint tensorboard setup system-deps benchmarks clean
+.PHONY: train test lint format tensorboard setup system-deps benchmarks clean
 
 train: setup
 	$(PY) launch/train.py --flagfile=configs/strokes.cfg
@@ -21,9 +22,15 @@ train: setup
 test: setup
 	$(PY) -m pytest -q tests
 
-# pyflakes, pycodestyle and Google's import order (pyproject.toml says which rules, and why not `ruff format`).
+# Google's format (pyink), then pyflakes, pycodestyle and Google's import order (ruff); pyproject.toml says
+# which rules and why.
 lint: setup
+	$(VENV)/bin/pyink --check .
 	$(VENV)/bin/ruff check .
+
+format: setup
+	$(VENV)/bin/pyink .
+	$(VENV)/bin/ruff check --select I --fix .
 
 # The run under runs/ that logged last, or RUN=<run directory>; port 6006 or the next free one
 # (launch/serve_tensorboard.py).

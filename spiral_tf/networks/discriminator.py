@@ -96,7 +96,7 @@ class Discriminator(tf.Module):
     if precision_lib.compute_dtype(precision) != tf.float32 and dtype != tf.float32:
       raise ValueError(f'precision {precision!r} computes with float32 weights, not {dtype}')
     layer_dtype = dtype if precision == 'float32' else precision  # A Keras dtype policy's name.
-    wrap = (lambda layer: SpectralNormalized(layer, dtype=layer_dtype)) if spectral_norm else (lambda l: l)
+    wrap = (lambda layer: SpectralNormalized(layer, dtype=layer_dtype)) if spectral_norm else (lambda layer: layer)
     self._convs = [wrap(tf.keras.layers.Conv2D(n, 4, strides=2, padding='same', dtype=layer_dtype,
                                                name=f'conv_{i}')) for i, n in enumerate(channels)]
     self._out = wrap(tf.keras.layers.Dense(1, dtype=layer_dtype, name='out'))
