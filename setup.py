@@ -3,6 +3,7 @@
 The painter's C extension (`environments._mypaint`) is compiled against the system libmypaint found by
 `pkg-config libmypaint` (Debian: `libmypaint-dev`).
 """
+
 import subprocess
 
 import setuptools
@@ -12,8 +13,10 @@ def _pkg_config(*args):
   try:
     out = subprocess.run(['pkg-config', *args, 'libmypaint'], check=True, capture_output=True, text=True)
   except (OSError, subprocess.CalledProcessError) as e:
-    raise SystemExit('spiral_tf: pkg-config cannot find libmypaint; install the Debian package '
-                     f'libmypaint-dev (`make setup` does it): {e}')
+    raise SystemExit(
+        'spiral_tf: pkg-config cannot find libmypaint; install the Debian package '
+        f'libmypaint-dev (`make setup` does it): {e}'
+    )
   return out.stdout.split()
 
 
@@ -48,8 +51,7 @@ setuptools.setup(
     description='SPIRAL: Synthesizing Programs for Images using Reinforced Adversarial Learning (TF2)',
     python_requires='>=3.11,<3.12',
     # spiral_tf.* covers the sub-packages (networks, learning, replay, distributed, inference, data).
-    packages=setuptools.find_packages(include=['spiral_tf', 'spiral_tf.*', 'environments',
-                                               'environments.*']),
+    packages=setuptools.find_packages(include=['spiral_tf', 'spiral_tf.*', 'environments', 'environments.*']),
     # The bind-address shim is compiled from its source on first use (spiral_tf/distributed/listen.py).
     package_data={'spiral_tf.distributed': ['listen_shim.c']},
     ext_modules=[mypaint_extension],

@@ -13,6 +13,7 @@ other jobs share the machine.
 
 The last printed line is one JSON object.
 """
+
 import json
 import os
 import resource
@@ -67,14 +68,20 @@ def measure(config, k, episodes, rng):
   agent = components.make_agent(config)
   discriminator = components.make_discriminator(config)
   trajectory_spec, fake_spec = components.specs(config)
-  tables = replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
-                              queue_size=k * (episodes + 1) + 1,
-                              fakes_size=max(config.effective_fakes_replay_size, k))
+  tables = replay.make_tables(
+      trajectory_spec,
+      fake_spec,
+      agent.variables,
+      discriminator.variables,
+      queue_size=k * (episodes + 1) + 1,
+      fakes_size=max(config.effective_fakes_replay_size, k),
+  )
   server = reverb.Server(tables, port=None)
   try:
     client = reverb.Client(f'localhost:{server.port}')
-    actor = actor_lib.Actor(envs, agent, client, None, conditional=config.conditional,
-                            episode_length=config.episode_length)
+    actor = actor_lib.Actor(
+        envs, agent, client, None, conditional=config.conditional, episode_length=config.episode_length
+    )
     actor.run(num_episodes=1, log_every_s=1e9)  # Warm-up: traces the policy, opens the writer.
     wall, cpu = _timed(lambda: actor.run(num_episodes=episodes, log_every_s=1e9))
     queued = client.server_info()[replay.QUEUE].current_size
@@ -84,9 +91,13 @@ def measure(config, k, episodes, rng):
   env_wall, env_cpu = _timed(lambda: _random_steps(envs, episodes * config.frames_per_episode, rng))
   del tf
   return {
-      'envs_per_actor': k, 'frames': frames, 'episodes_in_queue': queued,
-      'actor_frames_per_s': frames / wall, 'actor_cpu_ms_per_frame': 1e3 * cpu / frames,
-      'renderer_cpu_ms_per_frame': 1e3 * env_cpu / frames, 'renderer_frames_per_s': frames / env_wall,
+      'envs_per_actor': k,
+      'frames': frames,
+      'episodes_in_queue': queued,
+      'actor_frames_per_s': frames / wall,
+      'actor_cpu_ms_per_frame': 1e3 * cpu / frames,
+      'renderer_cpu_ms_per_frame': 1e3 * env_cpu / frames,
+      'renderer_frames_per_s': frames / env_wall,
       'frames_per_cpu_second': frames / cpu,
   }
 
@@ -102,18 +113,27 @@ def main(argv):
   config = config_lib.from_flags(FLAGS)
   rng = np.random.default_rng(0)
   load = os.getloadavg()[0]
-  print(f'{config.environment}, {config.network_size} network, episode_length {config.episode_length}, '
-        f'{config.channels} channel(s), conditional={config.conditional}; load average {load:.2f}',
-        flush=True)
-  results = {'environment': config.environment, 'network_size': config.network_size,
-             'episode_length': config.episode_length, 'load_average_start': load, 'actors': []}
+  print(
+      f'{config.environment}, {config.network_size} network, episode_length {config.episode_length}, '
+      f'{config.channels} channel(s), conditional={config.conditional}; load average {load:.2f}',
+      flush=True,
+  )
+  results = {
+      'environment': config.environment,
+      'network_size': config.network_size,
+      'episode_length': config.episode_length,
+      'load_average_start': load,
+      'actors': [],
+  }
   for k in [int(x) for x in FLAGS.envs]:
     entry = measure(config, k, FLAGS.episodes, rng)
     results['actors'].append(entry)
-    print(f'  {k:3d} envs/actor: {entry["actor_frames_per_s"]:7.1f} frames/s wall, '
-          f'{entry["actor_cpu_ms_per_frame"]:7.2f} CPU-ms/frame ({entry["frames_per_cpu_second"]:6.1f} '
-          f'frames per CPU-second); renderer alone {entry["renderer_cpu_ms_per_frame"]:.3f} CPU-ms/frame',
-          flush=True)
+    print(
+        f'  {k:3d} envs/actor: {entry["actor_frames_per_s"]:7.1f} frames/s wall, '
+        f'{entry["actor_cpu_ms_per_frame"]:7.2f} CPU-ms/frame ({entry["frames_per_cpu_second"]:6.1f} '
+        f'frames per CPU-second); renderer alone {entry["renderer_cpu_ms_per_frame"]:.3f} CPU-ms/frame',
+        flush=True,
+    )
   # Peak resident memory of this process (one actor + its in-process server): what a core's actor costs in
   # RAM.
   results['max_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

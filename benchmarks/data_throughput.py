@@ -14,6 +14,7 @@ need 64 × that many images/s; `headroom` is the pipeline rate over that need.
 generated (a small set, into a temporary directory) when the data directory has none; strokes need
 nothing. The last printed line is one JSON object keyed by dataset.
 """
+
 import argparse
 import json
 import os
@@ -44,8 +45,9 @@ def _measure(name, split, args, cache_dir, data_dir, options):
   load = lambda: data.load_images(name, split, data_dir, channels, cache_dir=cache_dir, **options)
   images, cold = _timed(load)
   _, warm = _timed(load)
-  dataset = data.real_dataset(name, split, args.batch_size, data_dir, channels, cache_dir=cache_dir,
-                              **options)
+  dataset = data.real_dataset(
+      name, split, args.batch_size, data_dir, channels, cache_dir=cache_dir, **options
+  )
   iterator = iter(dataset)
   for _ in range(20):  # warm-up: graph tracing, prefetch buffers
     next(iterator)
@@ -55,11 +57,15 @@ def _measure(name, split, args, cache_dir, data_dir, options):
   batch.numpy()
   rate = args.batches * args.batch_size / (time.perf_counter() - start)
   need = args.batch_size * args.learner_steps_per_second
-  return {'split': split, 'images': len(images), 'channels': channels,
-          'first_load_images_per_second': round(len(images) / cold),
-          'cached_load_images_per_second': round(len(images) / warm),
-          'pipeline_images_per_second': round(rate),
-          'headroom': round(rate / need, 1)}
+  return {
+      'split': split,
+      'images': len(images),
+      'channels': channels,
+      'first_load_images_per_second': round(len(images) / cold),
+      'cached_load_images_per_second': round(len(images) / warm),
+      'pipeline_images_per_second': round(rate),
+      'headroom': round(rate / need, 1),
+  }
 
 
 def main():
@@ -85,6 +91,7 @@ def main():
       if name == 'scenes' and not os.path.isdir(os.path.join(data_dir, 'scenes')):
         # Lazy: MuJoCo picks its GL backend when imported; only a missing scenes set needs it.
         from spiral_tf.data import scenes_dataset  # pylint: disable=g-import-not-at-top
+
         data_dir = os.path.join(work, 'data')
         scenes_dataset.generate(os.path.join(data_dir, 'scenes'), num_scenes=args.num_scenes, seed=0)
       results[name] = _measure(name, split, args, cache_dir, data_dir, options)
@@ -92,8 +99,10 @@ def main():
   finally:
     shutil.rmtree(work, ignore_errors=True)
   need = args.batch_size * args.learner_steps_per_second
-  print(f'learner need: batch {args.batch_size} × {args.learner_steps_per_second:g} steps/s = '
-        f'{need:.0f} images/s')
+  print(
+      f'learner need: batch {args.batch_size} × {args.learner_steps_per_second:g} steps/s = '
+      f'{need:.0f} images/s'
+  )
   print(json.dumps(results))
 
 

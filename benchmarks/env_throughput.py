@@ -14,6 +14,7 @@ after a move (nothing to convert); and the time spent inside libmypaint itself p
 (the C extension times its stroke_to and end_atomic calls), which is the floor for a paint step.
 The last printed line is one JSON object.
 """
+
 import argparse
 import json
 import os
@@ -24,10 +25,18 @@ import numpy as np
 
 from environments.libmypaint import LibMyPaint
 
-NOTEBOOK = dict(episode_length=20, canvas_width=64, grid_width=32, brush_type='classic/dry_brush',
-                brush_sizes=[1, 2, 4, 8, 12, 24], use_color=True, use_pressure=True)
-DEEPMIND = dict(random_steps_per_s=1165, paint_steps_per_s=862, move_steps_per_s=1932, reset_ms=0.49,
-                canvas_read_ms=0.36)  # docs/design.md §7, DeepMind's env on these machines
+NOTEBOOK = dict(
+    episode_length=20,
+    canvas_width=64,
+    grid_width=32,
+    brush_type='classic/dry_brush',
+    brush_sizes=[1, 2, 4, 8, 12, 24],
+    use_color=True,
+    use_pressure=True,
+)
+DEEPMIND = dict(
+    random_steps_per_s=1165, paint_steps_per_s=862, move_steps_per_s=1932, reset_ms=0.49, canvas_read_ms=0.36
+)  # docs/design.md §7, DeepMind's env on these machines
 
 
 def _actions(env, rng, n, flag):
@@ -108,8 +117,10 @@ def main():
     results[f'{name}_steps_per_s'] = round(median, 1)
     if name == 'paint':
       results['libmypaint_ms_per_paint_step'] = round(inside_ms, 4)
-    print(f'{name:>6}: median {median:9.1f} steps/s over {args.repeats} x {args.steps} steps '
-          f'(each: {", ".join(f"{r:.0f}" for r in rates)}); DeepMind: {DEEPMIND[name + "_steps_per_s"]}')
+    print(
+        f'{name:>6}: median {median:9.1f} steps/s over {args.repeats} x {args.steps} steps '
+        f'(each: {", ".join(f"{r:.0f}" for r in rates)}); DeepMind: {DEEPMIND[name + "_steps_per_s"]}'
+    )
   results['reset_ms'] = round(_reset_ms(env, rng), 4)
   dirty_ms, clean_ms = _canvas_read_ms(env, rng)
   results['canvas_read_ms'] = round(dirty_ms, 4)
@@ -117,18 +128,24 @@ def main():
   paint_ms = 1e3 / results['paint_steps_per_s']
   results['env_overhead_ms_per_paint_step'] = round(paint_ms - results['libmypaint_ms_per_paint_step'], 4)
   print(f' reset: {results["reset_ms"]:.3f} ms (DeepMind {DEEPMIND["reset_ms"]} ms)')
-  print(f'  read: {dirty_ms:.4f} ms after a paint, {clean_ms:.4f} ms after a move '
-        f'(DeepMind converts in numpy: {DEEPMIND["canvas_read_ms"]} ms every step)')
-  print(f' paint: {paint_ms:.3f} ms per step, of which libmypaint itself '
-        f'{results["libmypaint_ms_per_paint_step"]:.3f} ms (brush dynamics + dabs), environment '
-        f'{results["env_overhead_ms_per_paint_step"]:.3f} ms')
+  print(
+      f'  read: {dirty_ms:.4f} ms after a paint, {clean_ms:.4f} ms after a move '
+      f'(DeepMind converts in numpy: {DEEPMIND["canvas_read_ms"]} ms every step)'
+  )
+  print(
+      f' paint: {paint_ms:.3f} ms per step, of which libmypaint itself '
+      f'{results["libmypaint_ms_per_paint_step"]:.3f} ms (brush dynamics + dabs), environment '
+      f'{results["env_overhead_ms_per_paint_step"]:.3f} ms'
+  )
 
   # SPIRAL++: render at 256², observe an area-averaged 64².
   big = LibMyPaint(render_width=256, **NOTEBOOK)
   median, _, inside_ms = _steps_per_second(big, rng, max(args.steps // 4, 1), 3, None)
   results['random_steps_per_s_render256'] = round(median, 1)
-  print(f'render 256 -> observe 64, random: {median:.1f} steps/s '
-        f'(libmypaint {inside_ms:.3f} ms per paint step)')
+  print(
+      f'render 256 -> observe 64, random: {median:.1f} steps/s '
+      f'(libmypaint {inside_ms:.3f} ms per paint step)'
+  )
   results['load_average_after'] = round(os.getloadavg()[0], 2)
   print(json.dumps(results))
 

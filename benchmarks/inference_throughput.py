@@ -7,6 +7,7 @@ exports it as the learner does after a checkpoint (`export_saved_model`, twice: 
 loads it with `Painter.from_saved_model`, and paints batches of episodes. The weights are untrained:
 the costs do not depend on them. The last line printed is one JSON object.
 """
+
 import json
 import os
 import tempfile
@@ -43,19 +44,29 @@ def _best(fn, repeats):
 def main(argv):
   del argv
   tf.config.optimizer.set_experimental_options({'remapping': False})
-  figures = {'network_size': FLAGS.network_size, 'episode_length': FLAGS.episode_length,
-             'load_average_1min': os.getloadavg()[0]}
+  figures = {
+      'network_size': FLAGS.network_size,
+      'episode_length': FLAGS.episode_length,
+      'load_average_1min': os.getloadavg()[0],
+  }
   with tempfile.TemporaryDirectory() as tmp:
-    config = config_lib.validate(config_lib.Config(
-        root_dir=tmp, network_size=FLAGS.network_size, episode_length=FLAGS.episode_length,
-        use_color=False, grid_width=32))
+    config = config_lib.validate(
+        config_lib.Config(
+            root_dir=tmp,
+            network_size=FLAGS.network_size,
+            episode_length=FLAGS.episode_length,
+            use_color=False,
+            grid_width=32,
+        )
+    )
     agent = components.make_agent(config)
     export_dir = os.path.join(tmp, 'export')
     start = time.perf_counter()
     export.export_saved_model(agent, config, export_dir, learner_step=0)
     figures['export_first_s'] = time.perf_counter() - start
     figures['export_repeat_s'] = _best(
-        lambda: export.export_saved_model(agent, config, export_dir, learner_step=1), FLAGS.repeats)
+        lambda: export.export_saved_model(agent, config, export_dir, learner_step=1), FLAGS.repeats
+    )
     start = time.perf_counter()
     painter = painter_lib.Painter.from_saved_model(export_dir)
     figures['load_s'] = time.perf_counter() - start
@@ -69,7 +80,8 @@ def main(argv):
     photo = os.path.join(tmp, 'photo.jpg')
     Image.fromarray(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)).save(photo, quality=90)
     figures['read_and_prepare_12mpix_jpeg_s'] = _best(
-        lambda: image_io.prepare_target(image_io.read_image(photo), 64, 1), FLAGS.repeats)
+        lambda: image_io.prepare_target(image_io.read_image(photo), 64, 1), FLAGS.repeats
+    )
   for key, value in figures.items():
     print(f'{key:36s} {value:.3f}' if isinstance(value, float) else f'{key:36s} {value}')
   print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}))

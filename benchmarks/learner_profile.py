@@ -18,6 +18,7 @@ needed) and prints, per computation:
 The last printed line is one JSON object. Op time is measured by the trace, so it includes the
 profiler's own overhead per op (≈ µs): many small ops look slightly larger than they are.
 """
+
 import collections
 import glob
 import json
@@ -130,16 +131,20 @@ def summarise(title, seconds, ops, calls, top):
     for table, key in ((by_type, op_type), (by_kind, kind_of(name, op_type)), (by_part, part_of(name))):
       table[key][0] += t
       table[key][1] += 1
-  print(f'{title}: {seconds * 1e3:.1f} ms per call (wall), op time {ms(total):.1f} ms per call = '
-        f'{ms(total) / (seconds * 1e3):.2f} cores busy in ops', flush=True)
+  print(
+      f'{title}: {seconds * 1e3:.1f} ms per call (wall), op time {ms(total):.1f} ms per call = '
+      f'{ms(total) / (seconds * 1e3):.2f} cores busy in ops',
+      flush=True,
+  )
   result = {'wall_ms': seconds * 1e3, 'op_ms': ms(total)}
   for label, table, limit in (('op type', by_type, top), ('kind', by_kind, None), ('part', by_part, None)):
     rows = sorted(table.items(), key=lambda kv: -kv[1][0])[:limit]
     print(f'  {"by " + label:52s} {"ms/call":>9s} {"share":>7s} {"ops/call":>9s}')
     for key, (t, n) in rows:
       print(f'  {key:52s} {ms(t):9.2f} {t / total:7.1%} {n / calls:9.0f}')
-    result[label] = {key: {'ms': ms(t), 'share': t / total, 'ops_per_call': n / calls}
-                     for key, (t, n) in rows}
+    result[label] = {
+        key: {'ms': ms(t), 'share': t / total, 'ops_per_call': n / calls} for key, (t, n) in rows
+    }
   return result
 
 
@@ -147,28 +152,38 @@ def main(argv):
   del argv
   rng = np.random.default_rng(0)
   peak = network_throughput.matmul_peak()
-  print(f'matmul peak {peak / 1e9:.1f} GFLOP/s (float32, 2048²); precision {FLAGS.precision}; '
-        f'load average {os.getloadavg()[0]:.2f}', flush=True)
+  print(
+      f'matmul peak {peak / 1e9:.1f} GFLOP/s (float32, 2048²); precision {FLAGS.precision}; '
+      f'load average {os.getloadavg()[0]:.2f}',
+      flush=True,
+  )
   results = {'precision': FLAGS.precision, 'matmul_peak_flops': peak}
   # The CelebA painter's specs (64², colour, grid 32, conditional), as network_throughput.py measures.
-  action_spec, observation_spec = components.environment_specs(config_lib.Config(
-      dataset='celeba', canvas_width=64, grid_width=32, use_color=True, conditional=True))
+  action_spec, observation_spec = components.environment_specs(
+      config_lib.Config(dataset='celeba', canvas_width=64, grid_width=32, use_color=True, conditional=True)
+  )
   for size in FLAGS.sizes:
-    agent = agent_lib.Agent(action_spec, observation_spec, size=size, conditional=True,
-                            precision=FLAGS.precision)
+    agent = agent_lib.Agent(
+        action_spec, observation_spec, size=size, conditional=True, precision=FLAGS.precision
+    )
     d = d_lib.Discriminator(size, input_shape=[64, 64, 6], precision=FLAGS.precision)
     results[size] = {}
     batch, length = FLAGS.batch_size, FLAGS.episode_length
-    episodes = tf.nest.map_structure(tf.constant, network_throughput._episodes(  # pylint: disable=protected-access
-        action_spec, observation_spec, batch, length, agent.lstm_size, rng))
+    episodes = tf.nest.map_structure(
+        tf.constant,
+        network_throughput._episodes(  # pylint: disable=protected-access
+            action_spec, observation_spec, batch, length, agent.lstm_size, rng
+        ),
+    )
     if FLAGS.policy_batch:
       policy_batch = FLAGS.policy_batch
       step = tf.function(agent.step)
       obs = tf.nest.map_structure(lambda x: x[:policy_batch, 1], episodes['observation'])
       step_type, state = tf.fill([policy_batch], int(dm_env.StepType.MID)), agent.initial_state(policy_batch)
       seconds, ops = profile(lambda: step(step_type, obs, state)[0].action['end'].numpy(), FLAGS.calls)  # pylint: disable=cell-var-from-loop
-      results[size]['policy'] = summarise(f'[{size}] policy forward, batch {policy_batch}', seconds, ops,
-                                          FLAGS.calls, FLAGS.top)
+      results[size]['policy'] = summarise(
+          f'[{size}] policy forward, batch {policy_batch}', seconds, ops, FLAGS.calls, FLAGS.top
+      )
     real = tf.constant(rng.uniform(size=[batch, 64, 64, 3]).astype(np.float32))
     settings = config_lib.LearnerConfig(reward='spiral', d_conditioning='pair')
     learner = learner_step.LearnerUpdate(agent, d, settings, conditional=True)
@@ -177,7 +192,12 @@ def main(argv):
     results[size]['learner'] = summarise(
         f'[{size}] learner update, {batch}×{length - 1} frames '
         f'({batch * (length - 1) / seconds:.0f} frames/s '
-        'under the profiler)', seconds, ops, FLAGS.calls, FLAGS.top)
+        'under the profiler)',
+        seconds,
+        ops,
+        FLAGS.calls,
+        FLAGS.top,
+    )
   print(json.dumps(results))
 
 

@@ -19,6 +19,7 @@ how much faster than float32 matmuls it ran.
 
 The last printed line is one JSON object.
 """
+
 import json
 import os
 import time
@@ -40,11 +41,18 @@ flags.DEFINE_list('policy_batches', ['1', '16', '64'], 'Batch sizes of the polic
 flags.DEFINE_integer('batch_size', 64, 'Learner batch (episodes).')
 flags.DEFINE_integer('episode_length', 20, 'Observations per episode (episode_length − 1 frames).')
 flags.DEFINE_integer('learner_steps', 2, 'Timed learner updates (after the compiling one).')
-flags.DEFINE_list('learner_modes', ['graph', 'xla'], 'graph: tf.function (TF kernels, oneDNN on CPU); '
-                  'xla: tf.function(jit_compile=True).')
+flags.DEFINE_list(
+    'learner_modes',
+    ['graph', 'xla'],
+    'graph: tf.function (TF kernels, oneDNN on CPU); ' 'xla: tf.function(jit_compile=True).',
+)
 flags.DEFINE_float('policy_seconds', 3.0, 'Time spent measuring each policy batch size.')
-flags.DEFINE_list('precisions', ['float32'], 'Compute precisions to measure side by side '
-                  '(spiral_tf/networks/precision.py): float32, mixed_bfloat16.')
+flags.DEFINE_list(
+    'precisions',
+    ['float32'],
+    'Compute precisions to measure side by side '
+    '(spiral_tf/networks/precision.py): float32, mixed_bfloat16.',
+)
 flags.DEFINE_bool('conv_paths', True, 'Also time single convolutions, TF kernels vs XLA (off: quicker).')
 FLAGS = flags.FLAGS
 
@@ -71,7 +79,7 @@ def matmul_peak(n=2048):
 
   chain(a).numpy()
   best = min(_timed(lambda: chain(a), min_seconds=1.0)[0] for _ in range(3))
-  return 8 * 2 * n ** 3 / best
+  return 8 * 2 * n**3 / best
 
 
 def conv_paths(peak, batch=256, width=32, channels=32):
@@ -89,11 +97,12 @@ def conv_paths(peak, batch=256, width=32, channels=32):
         tape.watch([inputs, w])
         y = tf.reduce_sum(conv(inputs))
       return tape.gradient(y, [inputs, w])
+
     return fn
 
   flop = 2 * batch * (width // 2) ** 2 * 16 * channels * channels  # One 4×4/2 conv (= its transpose).
   cases = {
-      'conv 3x3/1 forward': (lambda: plain(x), 2 * batch * width ** 2 * 9 * channels ** 2),
+      'conv 3x3/1 forward': (lambda: plain(x), 2 * batch * width**2 * 9 * channels**2),
       'conv 4x4/2 forward': (lambda: strided(x), flop),
       'conv 4x4/2 backward (input + filter grads)': (backward(strided, x), 2 * flop),
       'conv-transpose 4x4/2 forward': (lambda: transposed(small), flop),
@@ -105,9 +114,11 @@ def conv_paths(peak, batch=256, width=32, channels=32):
       tf.nest.map_structure(lambda t: t.numpy(), compiled())
       seconds, _ = _timed(compiled, min_seconds=1.0)
       result[f'{name} [{mode}]'] = flops / seconds
-      print(f'  {name:44s} {mode:5s} {flops / seconds / 1e9:7.1f} GFLOP/s  '
-            f'{flops / seconds / peak:6.1%} of peak',
-            flush=True)
+      print(
+          f'  {name:44s} {mode:5s} {flops / seconds / 1e9:7.1f} GFLOP/s  '
+          f'{flops / seconds / peak:6.1%} of peak',
+          flush=True,
+      )
   return result
 
 
@@ -120,10 +131,12 @@ def graph_flops(concrete_function):
 def _random_observation(observation_spec, batch, rng):
   """A batched observation: random canvases, targets and noise; every sub-action had an effect."""
   width, _, channels = observation_spec['canvas'].shape
-  return {'canvas': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
-          'target': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
-          'action_mask': {k: np.ones(batch, np.float32) for k in observation_spec['action_mask']},
-          'noise_sample': rng.normal(size=(batch, 10)).astype(np.float32)}
+  return {
+      'canvas': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
+      'target': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
+      'action_mask': {k: np.ones(batch, np.float32) for k in observation_spec['action_mask']},
+      'noise_sample': rng.normal(size=(batch, 10)).astype(np.float32),
+  }
 
 
 def _episodes(action_spec, observation_spec, batch, length, lstm_size, rng):
@@ -131,11 +144,14 @@ def _episodes(action_spec, observation_spec, batch, length, lstm_size, rng):
   width, _, channels = observation_spec['canvas'].shape
   step_type = np.full([batch, length], int(dm_env.StepType.MID), np.int32)
   step_type[:, 0], step_type[:, -1] = int(dm_env.StepType.FIRST), int(dm_env.StepType.LAST)
-  action = {k: rng.integers(0, s.num_values, size=[batch, length]).astype(np.int32)
-            for k, s in action_spec.items()}
+  action = {
+      k: rng.integers(0, s.num_values, size=[batch, length]).astype(np.int32) for k, s in action_spec.items()
+  }
   flags_prev = np.concatenate([np.ones([batch, 1]), action['flag'][:, :-1]], 1)
-  mask = {k: (np.ones_like(flags_prev) if k in ('end', 'flag') else flags_prev).astype(np.float32)
-          for k in action_spec}
+  mask = {
+      k: (np.ones_like(flags_prev) if k in ('end', 'flag') else flags_prev).astype(np.float32)
+      for k in action_spec
+  }
   target = rng.uniform(size=[batch, 1, width, width, channels]).astype(np.float32)
   return {
       'step_type': step_type,
@@ -143,12 +159,13 @@ def _episodes(action_spec, observation_spec, batch, length, lstm_size, rng):
           'canvas': rng.uniform(size=[batch, length, width, width, channels]).astype(np.float32),
           'target': np.repeat(target, length, 1),
           'noise_sample': np.repeat(rng.normal(size=[batch, 1, 10]).astype(np.float32), length, 1),
-          'action_mask': mask},
+          'action_mask': mask,
+      },
       'action': action,
-      'behaviour_log_prob': {k: np.full([batch, length], -np.log(s.num_values), np.float32)
-                             for k, s in action_spec.items()},
-      'core_state': {k: np.zeros([batch, lstm_size], np.float32)
-                     for k in ('h', 'c')},
+      'behaviour_log_prob': {
+          k: np.full([batch, length], -np.log(s.num_values), np.float32) for k, s in action_spec.items()
+      },
+      'core_state': {k: np.zeros([batch, lstm_size], np.float32) for k in ('h', 'c')},
   }
 
 
@@ -160,12 +177,15 @@ def label_of(size, precision):
 def measure(size, peak, rng, precision='float32'):
   # The CelebA painter's specs (configs/celeba.cfg: 64², grid 32, colour, pressure, 6 brush sizes).
   action_spec, observation_spec = components.environment_specs(
-      config_lib.Config(canvas_width=64, grid_width=32, use_color=True, use_pressure=True, conditional=True))
+      config_lib.Config(canvas_width=64, grid_width=32, use_color=True, use_pressure=True, conditional=True)
+  )
   agent = agent_lib.Agent(action_spec, observation_spec, size=size, conditional=True, precision=precision)
   d = d_lib.Discriminator(size, input_shape=[64, 64, 6], precision=precision)
   size = label_of(size, precision)
-  print(f'[{size}] agent {agent.num_parameters():,} parameters, discriminator {d.num_parameters():,}',
-        flush=True)
+  print(
+      f'[{size}] agent {agent.num_parameters():,} parameters, discriminator {d.num_parameters():,}',
+      flush=True,
+  )
   result = {'agent_parameters': agent.num_parameters(), 'd_parameters': d.num_parameters(), 'policy': {}}
 
   step = tf.function(agent.step)
@@ -177,16 +197,25 @@ def measure(size, peak, rng, precision='float32'):
     step(step_type, obs, state)
     seconds, _ = _timed(lambda: step(step_type, obs, state)[0].action, FLAGS.policy_seconds)
     flops = graph_flops(step.get_concrete_function(step_type, obs, state))
-    entry = {'frames_per_s': batch / seconds, 'ms_per_step': 1e3 * seconds, 'flops_per_frame': flops / batch,
-             'flops_per_s': flops / seconds, 'fraction_of_peak': flops / seconds / peak}
+    entry = {
+        'frames_per_s': batch / seconds,
+        'ms_per_step': 1e3 * seconds,
+        'flops_per_frame': flops / batch,
+        'flops_per_s': flops / seconds,
+        'fraction_of_peak': flops / seconds / peak,
+    }
     result['policy'][batch] = entry
-    print(f'[{size}] policy batch {batch:3d}: {entry["frames_per_s"]:9.1f} frames/s  '
-          f'{entry["ms_per_step"]:8.2f} ms/step  {flops / batch / 1e6:7.1f} MFLOP/frame  '
-          f'{entry["fraction_of_peak"]:6.1%} of peak', flush=True)
+    print(
+        f'[{size}] policy batch {batch:3d}: {entry["frames_per_s"]:9.1f} frames/s  '
+        f'{entry["ms_per_step"]:8.2f} ms/step  {flops / batch / 1e6:7.1f} MFLOP/frame  '
+        f'{entry["fraction_of_peak"]:6.1%} of peak',
+        flush=True,
+    )
 
   batch, length = FLAGS.batch_size, FLAGS.episode_length
-  episodes = tf.nest.map_structure(tf.constant, _episodes(action_spec, observation_spec, batch, length,
-                                                                   agent.lstm_size, rng))
+  episodes = tf.nest.map_structure(
+      tf.constant, _episodes(action_spec, observation_spec, batch, length, agent.lstm_size, rng)
+  )
   real = tf.constant(rng.uniform(size=[batch, 64, 64, 3]).astype(np.float32))
   frames = batch * (length - 1)
   for mode in FLAGS.learner_modes:
@@ -200,18 +229,30 @@ def measure(size, peak, rng, precision='float32'):
     start = time.perf_counter()
     update(episodes, real, None, noise)['d_loss'].numpy()
     compile_s = time.perf_counter() - start
-    seconds, calls = _timed(lambda: update(episodes, real, None, noise)['d_loss'],  # pylint: disable=cell-var-from-loop
-                            min_seconds=0.0, min_calls=FLAGS.learner_steps)
+    seconds, calls = _timed(
+        lambda: update(episodes, real, None, noise)['d_loss'],  # pylint: disable=cell-var-from-loop
+        min_seconds=0.0,
+        min_calls=FLAGS.learner_steps,
+    )
     if 'flops_per_step' not in result:  # Counted on this precision's graph (the same FLOPs as float32).
       result['flops_per_step'] = graph_flops(
-          tf.function(learner.gradients).get_concrete_function(episodes, real, None, noise))
+          tf.function(learner.gradients).get_concrete_function(episodes, real, None, noise)
+      )
     flops = result['flops_per_step']
-    result['learner_' + mode] = {'frames_per_s': frames / seconds, 's_per_step': seconds,
-                                 'steps_timed': calls, 'first_call_s': compile_s,
-                                 'flops_per_s': flops / seconds, 'fraction_of_peak': flops / seconds / peak}
-    print(f'[{size}] learner ({mode}) {batch}×{length - 1}: {frames / seconds:8.1f} frames/s  '
-          f'{seconds:6.2f} s/step (first call {compile_s:.0f} s)  {flops / 1e9:7.1f} GFLOP/step  '
-          f'{flops / seconds / 1e9:6.1f} GFLOP/s  {flops / seconds / peak:6.1%} of peak', flush=True)
+    result['learner_' + mode] = {
+        'frames_per_s': frames / seconds,
+        's_per_step': seconds,
+        'steps_timed': calls,
+        'first_call_s': compile_s,
+        'flops_per_s': flops / seconds,
+        'fraction_of_peak': flops / seconds / peak,
+    }
+    print(
+        f'[{size}] learner ({mode}) {batch}×{length - 1}: {frames / seconds:8.1f} frames/s  '
+        f'{seconds:6.2f} s/step (first call {compile_s:.0f} s)  {flops / 1e9:7.1f} GFLOP/step  '
+        f'{flops / seconds / 1e9:6.1f} GFLOP/s  {flops / seconds / peak:6.1%} of peak',
+        flush=True,
+    )
   return result
 
 
@@ -221,8 +262,11 @@ def main(argv):
   load = os.getloadavg()[0]
   # Other processes share these cores: the peak is measured before each part and the best one is used.
   peaks = [matmul_peak()]
-  print(f'matmul peak {peaks[0] / 1e9:.1f} GFLOP/s (float32, 2048², {os.cpu_count()} cores); '
-        f'load average at start {load:.2f}', flush=True)
+  print(
+      f'matmul peak {peaks[0] / 1e9:.1f} GFLOP/s (float32, 2048², {os.cpu_count()} cores); '
+      f'load average at start {load:.2f}',
+      flush=True,
+  )
   results = {'load_average_start': load}
   if FLAGS.conv_paths:
     print('convolutions, batch 256 at 32² × 32 channels:')
@@ -238,17 +282,22 @@ def main(argv):
   peak = max(peaks)
   results['matmul_peak_flops'] = peak
   results['matmul_peaks_measured'] = peaks
-  print(f'matmul peak: {", ".join(f"{p / 1e9:.0f}" for p in peaks)} GFLOP/s over the run '
-        f'(best {peak / 1e9:.0f}); '
-        f'load average at the end {os.getloadavg()[0]:.2f}')
+  print(
+      f'matmul peak: {", ".join(f"{p / 1e9:.0f}" for p in peaks)} GFLOP/s over the run '
+      f'(best {peak / 1e9:.0f}); '
+      f'load average at the end {os.getloadavg()[0]:.2f}'
+  )
   print('summary (fractions of the best matmul peak):')
   for size in labels:
     for key, entry in list(results[size]['policy'].items()) + [
-        (k, v) for k, v in results[size].items() if k.startswith('learner_')]:
+        (k, v) for k, v in results[size].items() if k.startswith('learner_')
+    ]:
       entry['fraction_of_peak'] = entry['flops_per_s'] / peak
       name = f'policy batch {key}' if not str(key).startswith('learner') else key
-      print(f'  {size:23s} {name:16s} {entry["frames_per_s"]:9.1f} frames/s  '
-            f'{entry["flops_per_s"] / 1e9:6.1f} GFLOP/s  {entry["fraction_of_peak"]:6.1%}')
+      print(
+          f'  {size:23s} {name:16s} {entry["frames_per_s"]:9.1f} frames/s  '
+          f'{entry["flops_per_s"] / 1e9:6.1f} GFLOP/s  {entry["fraction_of_peak"]:6.1%}'
+      )
   print(json.dumps(results))
 
 

@@ -13,6 +13,7 @@ code. Nothing here changes the run: it is the same command a user types.
 
 The last printed line is one JSON object. Not part of `run_all.py` (minutes per config).
 """
+
 import argparse
 import json
 import os
@@ -103,6 +104,7 @@ def main():
       m = STARTED.match(line)
       if m:
         roles[int(m.group(2))] = m.group(1).split('-')[0]  # actor-3 → actor
+
   reader = threading.Thread(target=read, daemon=True)
   reader.start()
   peak = {'rss': 0, 'pss': 0}
@@ -142,7 +144,9 @@ def main():
   steps = [(t, STEP.match(line)) for t, line in lines if STEP.match(line)]
   first_step_s = steps[0][0] if steps else None
   result = {
-      'config': args.config, 'flags': train_flags, 'seconds': args.seconds,
+      'config': args.config,
+      'flags': train_flags,
+      'seconds': args.seconds,
       'plan': [line for line in text if line.startswith('[supervisor] plan') or 'actor process' in line][:3],
       'first_line_after_supervisor_s': own[0][0] if own else None,
       'first_line': own[0][1] if own else None,
@@ -151,17 +155,29 @@ def main():
       'frames': int(steps[-1][1].group(2).replace(',', '')) if steps else 0,
       'last_frames_per_s': float(steps[-1][1].group(3)) if steps else None,
       'last_busy': float(steps[-1][1].group(4)) if steps and steps[-1][1].group(4) else None,
-      'peak_rss_gib': peak['rss'] / 2**30, 'peak_pss_gib': peak['pss'] / 2**30,
+      'peak_rss_gib': peak['rss'] / 2**30,
+      'peak_pss_gib': peak['pss'] / 2**30,
       'peak_pss_gib_by_role': {k: round(v / 2**30, 3) for k, v in sorted(peak_role_pss.items())},
-      'mem_available_start_gib': available_at_start / 2**30, 'mem_available_min_gib': min_available / 2**30,
-      'samples': samples, 'stop_s': None if stop_sent is None else end - stop_sent, 'exit_code': code,
+      'mem_available_start_gib': available_at_start / 2**30,
+      'mem_available_min_gib': min_available / 2**30,
+      'samples': samples,
+      'stop_s': None if stop_sent is None else end - stop_sent,
+      'exit_code': code,
       'console_lines': len(text),
       # CPU the run got (sampled; the last few seconds of each process are missed): cores on average.
       'cpu_cores_used': sum(cpu.values()) / max(end, 1e-9),
       'cpu_cores_used_by_role': {
-          role: round(sum(v for pid, v in cpu.items()
-                          if roles.get(pid, 'supervisor' if pid == proc.pid else 'other') == role) / end, 3)
-          for role in sorted(set(roles.values()) | {'supervisor'})},
+          role: round(
+              sum(
+                  v
+                  for pid, v in cpu.items()
+                  if roles.get(pid, 'supervisor' if pid == proc.pid else 'other') == role
+              )
+              / end,
+              3,
+          )
+          for role in sorted(set(roles.values()) | {'supervisor'})
+      },
       'load_average_end': os.getloadavg()[0],
   }
   if len(steps) >= 2:

@@ -20,6 +20,7 @@ Measured (medians over --repeats; actions drawn before the clock starts):
                    meshes), render; checked to give the environment's pixels
 The last printed line is one JSON object.
 """
+
 import argparse
 import json
 import statistics
@@ -83,8 +84,10 @@ def _add_steps(env, rng, steps, repeats):
 
 
 def _random_objects(rng, n):
-  return [SceneObject(*(int(rng.integers(mujoco_scenes.NUM_VALUES[k]))
-                        for k in SceneObject._fields)) for _ in range(n)]
+  return [
+      SceneObject(*(int(rng.integers(mujoco_scenes.NUM_VALUES[k])) for k in SceneObject._fields))
+      for _ in range(n)
+  ]
 
 
 def _render_ms(rng, width, repeats, renders=500):
@@ -157,8 +160,7 @@ def _xml_rebuild_shared_gl_ms(rng, episodes, width=64):
         scene = mujoco.MjvScene(model, maxgeom=100)
         context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_150)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, context)
-        mujoco.mjv_updateScene(model, data, option, None, camera, mujoco.mjtCatBit.mjCAT_ALL,
-                               scene)
+        mujoco.mjv_updateScene(model, data, option, None, camera, mujoco.mjtCatBit.mjCAT_ALL, scene)
         mujoco.mjr_render(rect, scene, context)
         mujoco.mjr_readPixels(image, None, rect, context)
         context.free()
@@ -177,8 +179,12 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--steps', type=int, default=2000)
   parser.add_argument('--repeats', type=int, default=5)
-  parser.add_argument('--rebuild_episodes', type=int, default=3,
-                      help='episodes of 19 add steps timed with the XML-rebuild path')
+  parser.add_argument(
+      '--rebuild_episodes',
+      type=int,
+      default=3,
+      help='episodes of 19 add steps timed with the XML-rebuild path',
+  )
   args = parser.parse_args()
   for name in ('steps', 'repeats', 'rebuild_episodes'):
     if getattr(args, name) < 1:
@@ -205,22 +211,37 @@ def main():
   print(f'render 64²            {render_ms:10.3f} ms  ({1e3 / render_ms:,.0f} renders/s)')
   print(f'render 256²           {render_256_ms:10.3f} ms')
   print(f'reset                 {reset_ms:10.3f} ms')
-  print(f'render in an add step {render_in_step_ms:10.3f} ms  (scenes of 0-19 objects); the rest, '
-        f'{add_step_ms - render_in_step_ms:.3f} ms, is validation, slot edit, float conversion, '
-        f'dm_env')
-  print(f'XML rebuild per step  {rebuild_ms:10.3f} ms  (compile alone {compile_ms:.3f} ms): '
-        f'{rebuild_ms / add_step_ms:.1f}x an in-place add step')
-  print(f'  same, one GL context  {rebuild_shared_ms:10.3f} ms: '
-        f'{rebuild_shared_ms / add_step_ms:.1f}x an in-place add step')
-  print(json.dumps({
-      'steps_per_s': round(random_rate, 1), 'add_steps_per_s': round(add_rate, 1),
-      'skip_steps_per_s': round(skip_rate, 1), 'render_ms': round(render_ms, 4),
-      'renders_per_s': round(1e3 / render_ms, 1), 'render_256_ms': round(render_256_ms, 4),
-      'reset_ms': round(reset_ms, 4), 'add_step_ms': round(add_step_ms, 4),
-      'render_in_add_step_ms': round(render_in_step_ms, 4),
-      'xml_rebuild_step_ms': round(rebuild_ms, 4), 'xml_compile_ms': round(compile_ms, 4),
-      'xml_rebuild_shared_gl_step_ms': round(rebuild_shared_ms, 4),
-  }))
+  print(
+      f'render in an add step {render_in_step_ms:10.3f} ms  (scenes of 0-19 objects); the rest, '
+      f'{add_step_ms - render_in_step_ms:.3f} ms, is validation, slot edit, float conversion, '
+      f'dm_env'
+  )
+  print(
+      f'XML rebuild per step  {rebuild_ms:10.3f} ms  (compile alone {compile_ms:.3f} ms): '
+      f'{rebuild_ms / add_step_ms:.1f}x an in-place add step'
+  )
+  print(
+      f'  same, one GL context  {rebuild_shared_ms:10.3f} ms: '
+      f'{rebuild_shared_ms / add_step_ms:.1f}x an in-place add step'
+  )
+  print(
+      json.dumps(
+          {
+              'steps_per_s': round(random_rate, 1),
+              'add_steps_per_s': round(add_rate, 1),
+              'skip_steps_per_s': round(skip_rate, 1),
+              'render_ms': round(render_ms, 4),
+              'renders_per_s': round(1e3 / render_ms, 1),
+              'render_256_ms': round(render_256_ms, 4),
+              'reset_ms': round(reset_ms, 4),
+              'add_step_ms': round(add_step_ms, 4),
+              'render_in_add_step_ms': round(render_in_step_ms, 4),
+              'xml_rebuild_step_ms': round(rebuild_ms, 4),
+              'xml_compile_ms': round(compile_ms, 4),
+              'xml_rebuild_shared_gl_step_ms': round(rebuild_shared_ms, 4),
+          }
+      )
+  )
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ renders.
 Usage:
   spec = observation_spec((64, 64, 1), action_spec.keys())
 """
+
 import abc
 import collections
 from typing import Iterable, Mapping
@@ -29,13 +30,16 @@ import numpy as np
 def observation_spec(canvas_shape: tuple, action_keys: Iterable[str]) -> collections.OrderedDict:
   """The renderers' observation spec (module docstring), `action_mask` in the order of `action_keys`."""
   mask = collections.OrderedDict(
-      (k, specs.Array((), np.float32, name=f'action_mask_{k}')) for k in action_keys)
-  return collections.OrderedDict([
-      ('canvas', specs.Array(tuple(canvas_shape), np.float32, name='canvas')),
-      ('episode_step', specs.Array((), np.int32, name='episode_step')),
-      ('episode_length', specs.Array((), np.int32, name='episode_length')),
-      ('action_mask', mask),
-  ])
+      (k, specs.Array((), np.float32, name=f'action_mask_{k}')) for k in action_keys
+  )
+  return collections.OrderedDict(
+      [
+          ('canvas', specs.Array(tuple(canvas_shape), np.float32, name='canvas')),
+          ('episode_step', specs.Array((), np.int32, name='episode_step')),
+          ('episode_length', specs.Array((), np.int32, name='episode_length')),
+          ('action_mask', mask),
+      ]
+  )
 
 
 def _scalar(value, dtype):
@@ -64,11 +68,14 @@ class CanvasEnvironment(dm_env.Environment, abc.ABC):
   action_mask, e.g. `self._mask_of(keys that had an effect)`) and `_canvas()` (the picture now).
   """
 
-  def __init__(self, episode_length: int, action_spec: Mapping[str, specs.DiscreteArray],
-               canvas_shape: tuple):
+  def __init__(
+      self, episode_length: int, action_spec: Mapping[str, specs.DiscreteArray], canvas_shape: tuple
+  ):
     if not isinstance(episode_length, (int, np.integer)) or episode_length < 2:
-      raise ValueError(f'episode_length must be an integer >= 2 (it gives episode_length - 1 '
-                       f'actions), got {episode_length!r}')
+      raise ValueError(
+          f'episode_length must be an integer >= 2 (it gives episode_length - 1 '
+          f'actions), got {episode_length!r}'
+      )
     self._episode_length = int(episode_length)
     self._action_spec = action_spec
     self._canvas_shape = tuple(canvas_shape)
@@ -132,7 +139,8 @@ class CanvasEnvironment(dm_env.Environment, abc.ABC):
     """An action_mask in spec order: 1 for the keys in `effective_keys`, 0 for the others."""
     effective = set(effective_keys)
     return collections.OrderedDict(
-        (k, self._one if k in effective else self._zero) for k in self._action_spec)
+        (k, self._one if k in effective else self._zero) for k in self._action_spec
+    )
 
   # --- internals ------------------------------------------------------------------------------
 
@@ -141,8 +149,9 @@ class CanvasEnvironment(dm_env.Environment, abc.ABC):
     try:
       keys = action.keys()
     except AttributeError:
-      raise ValueError(f'action must be a mapping with keys {list(self._action_spec)}, '
-                       f'got {type(action).__name__}') from None
+      raise ValueError(
+          f'action must be a mapping with keys {list(self._action_spec)}, ' f'got {type(action).__name__}'
+      ) from None
     # Every step comes here: the set arithmetic runs only when the key count already says something is off.
     if len(keys) != len(self._limits) and self._unknown_keys(keys):
       raise ValueError(self._unknown_keys(keys))
@@ -152,16 +161,19 @@ class CanvasEnvironment(dm_env.Environment, abc.ABC):
         value = action[key]
       except KeyError:
         # A renamed key: the unknown name says more than the missing one.
-        raise ValueError(self._unknown_keys(keys) or f'action is missing key {key!r} (an integer in '
-                         f'[0, {num_values - 1}])') from None
+        raise ValueError(
+            self._unknown_keys(keys)
+            or f'action is missing key {key!r} (an integer in ' f'[0, {num_values - 1}])'
+        ) from None
       if type(value) is not int:  # pylint: disable=unidiomatic-typecheck  # the common case, fast
         try:
           if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
             raise TypeError
           value = int(value.__index__())
         except (TypeError, AttributeError):
-          raise ValueError(f'action[{key!r}] must be an integer in [0, {num_values - 1}], got '
-                           f'{value!r}') from None
+          raise ValueError(
+              f'action[{key!r}] must be an integer in [0, {num_values - 1}], got ' f'{value!r}'
+          ) from None
       if not 0 <= value < num_values:
         raise ValueError(f'action[{key!r}] = {value} is outside [0, {num_values - 1}]')
       out[key] = value
@@ -175,9 +187,11 @@ class CanvasEnvironment(dm_env.Environment, abc.ABC):
     return f'action has unknown keys {unknown}; this environment takes {list(self._action_spec)}'
 
   def _observation(self, mask):
-    return collections.OrderedDict([
-        ('canvas', self._canvas()),
-        ('episode_step', self._steps[self._episode_step]),
-        ('episode_length', self._length),
-        ('action_mask', collections.OrderedDict(mask)),
-    ])
+    return collections.OrderedDict(
+        [
+            ('canvas', self._canvas()),
+            ('episode_step', self._steps[self._episode_step]),
+            ('episode_length', self._length),
+            ('action_mask', collections.OrderedDict(mask)),
+        ]
+    )

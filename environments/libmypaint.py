@@ -46,6 +46,7 @@ to episode and is not reproducible. `seed` is accepted for interface uniformity 
 Threads: the C stroke releases the GIL while libmypaint works, so environments in different threads
 paint in parallel; one environment must be stepped by one thread at a time.
 """
+
 import collections
 import math
 import os
@@ -86,7 +87,8 @@ def find_brush(brush_type, brushes_basedir=None):
   raise FileNotFoundError(
       f'libmypaint brush {brush_type!r} not found{hint}; looked in ({origin}): {", ".join(tried)}. '
       f'Install the Debian package mypaint-brushes, or pass brushes_basedir= / set '
-      f'${BRUSHES_DIR_ENV} to a directory that contains brushes/{brush_type}.myb.')
+      f'${BRUSHES_DIR_ENV} to a directory that contains brushes/{brush_type}.myb.'
+  )
 
 
 def action_spec(grid_width=32, use_pressure=True, brush_sizes=(1, 2, 4, 8, 12, 24), use_color=True):
@@ -111,8 +113,16 @@ def channels(use_color=True, use_alpha=False) -> int:
   return 1 if not use_color else (4 if use_alpha else 3)
 
 
-def specs_of(episode_length=20, canvas_width=64, grid_width=32, brush_sizes=(1, 2, 4, 8, 12, 24),
-             use_color=True, use_pressure=True, use_alpha=False, **unused_settings):
+def specs_of(
+    episode_length=20,
+    canvas_width=64,
+    grid_width=32,
+    brush_sizes=(1, 2, 4, 8, 12, 24),
+    use_color=True,
+    use_pressure=True,
+    use_alpha=False,
+    **unused_settings,
+):
   """(action spec, observation spec) of `LibMyPaint(**settings)`, without building one (no libmypaint).
 
   Takes the constructor's keyword arguments; those that do not change the specs (brush, background,
@@ -127,18 +137,33 @@ def specs_of(episode_length=20, canvas_width=64, grid_width=32, brush_sizes=(1, 
 class LibMyPaint(canvas.CanvasEnvironment):
   """libmypaint painter with DeepMind's SPIRAL action space; episodes as canvas.CanvasEnvironment."""
 
-  def __init__(self, episode_length=20, canvas_width=64, grid_width=32,
-               brush_type='classic/dry_brush', brush_sizes=(1, 2, 4, 8, 12, 24), use_color=True,
-               use_pressure=True, use_alpha=False, background='white', brushes_basedir=None,
-               render_width=None, seed=None):
+  def __init__(
+      self,
+      episode_length=20,
+      canvas_width=64,
+      grid_width=32,
+      brush_type='classic/dry_brush',
+      brush_sizes=(1, 2, 4, 8, 12, 24),
+      use_color=True,
+      use_pressure=True,
+      use_alpha=False,
+      background='white',
+      brushes_basedir=None,
+      render_width=None,
+      seed=None,
+  ):
     for name, value in (('canvas_width', canvas_width), ('grid_width', grid_width)):
       if not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f'{name} must be a positive integer, got {value!r}')
     render_width = canvas_width if render_width is None else render_width
-    if (not isinstance(render_width, (int, np.integer)) or render_width < canvas_width
-        or render_width % canvas_width):
-      raise ValueError(f'render_width must be a positive multiple of canvas_width={canvas_width}, '
-                       f'got {render_width!r}')
+    if (
+        not isinstance(render_width, (int, np.integer))
+        or render_width < canvas_width
+        or render_width % canvas_width
+    ):
+      raise ValueError(
+          f'render_width must be a positive multiple of canvas_width={canvas_width}, ' f'got {render_width!r}'
+      )
     brush_sizes = tuple(float(s) for s in brush_sizes)
     if not brush_sizes or min(brush_sizes) <= 0:
       raise ValueError(f'brush_sizes must be a non-empty sequence of positive radii, got {brush_sizes}')
@@ -154,15 +179,19 @@ class LibMyPaint(canvas.CanvasEnvironment):
     self._use_alpha = bool(use_alpha)
     self._seed = seed  # Accepted for uniformity; the renderer is deterministic (module docstring).
     self._channels = channels(use_color, use_alpha)
-    super().__init__(episode_length, action_spec(grid_width, use_pressure, brush_sizes, use_color),
-                     (self._canvas_width, self._canvas_width, self._channels))
+    super().__init__(
+        episode_length,
+        action_spec(grid_width, use_pressure, brush_sizes, use_color),
+        (self._canvas_width, self._canvas_width, self._channels),
+    )
 
     path = find_brush(brush_type, brushes_basedir)
     with open(path, encoding='utf-8') as f:
       brush_json = f.read()
     try:
-      self._painter = _mypaint.Painter(self._render_width, brush_json, background == 'white',
-                                       self._channels, self._canvas_width)
+      self._painter = _mypaint.Painter(
+          self._render_width, brush_json, background == 'white', self._channels, self._canvas_width
+      )
     except ValueError as e:
       raise ValueError(f'{path}: {e}') from None
 
@@ -234,8 +263,9 @@ class LibMyPaint(canvas.CanvasEnvironment):
     x_e, y_e = self._locations[action['end']]
     new_stroke = not self._pen_down
     start_pressure = pressure if new_stroke else self._pen_pressure
-    self._painter.stroke(x_s, y_s, x_c, y_c, x_e, y_e, start_pressure, pressure, log_size,
-                         red, green, blue, new_stroke)
+    self._painter.stroke(
+        x_s, y_s, x_c, y_c, x_e, y_e, start_pressure, pressure, log_size, red, green, blue, new_stroke
+    )
     self._pen = (x_e, y_e)
     self._pen_pressure = pressure
     self._pen_down = True

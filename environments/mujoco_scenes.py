@@ -49,6 +49,7 @@ Headless rendering uses EGL: MUJOCO_GL is set to 'egl' when unset, before mujoco
 naming the Debian packages to install: ImportError when mujoco cannot load its GL backend at
 import, RuntimeError when no offscreen context can be created.
 """
+
 import collections
 import os
 import sys
@@ -66,14 +67,20 @@ _GL_PACKAGES = 'libegl1 libegl-mesa0 libgl1-mesa-dri'
 
 
 def _gl_error(what, error):
-  early = (' mujoco had been imported before environments.mujoco_scenes, with MUJOCO_GL unset, so '
-           'it chose its default (GLFW, which needs a display); import this module first or set '
-           'MUJOCO_GL=egl.' if _IMPORTED_BEFORE_SETTING_GL else '')
-  return (f'{what} (MUJOCO_GL={os.environ.get("MUJOCO_GL")!r}): {type(error).__name__}: {error}.'
-          f'{early} '
-          f'Headless rendering needs EGL: install the Debian packages {_GL_PACKAGES} (apt-get '
-          f'install {_GL_PACKAGES}) and leave MUJOCO_GL unset or set it to egl before mujoco is '
-          f'imported.')
+  early = (
+      ' mujoco had been imported before environments.mujoco_scenes, with MUJOCO_GL unset, so '
+      'it chose its default (GLFW, which needs a display); import this module first or set '
+      'MUJOCO_GL=egl.'
+      if _IMPORTED_BEFORE_SETTING_GL
+      else ''
+  )
+  return (
+      f'{what} (MUJOCO_GL={os.environ.get("MUJOCO_GL")!r}): {type(error).__name__}: {error}.'
+      f'{early} '
+      f'Headless rendering needs EGL: install the Debian packages {_GL_PACKAGES} (apt-get '
+      f'install {_GL_PACKAGES}) and leave MUJOCO_GL unset or set it to egl before mujoco is '
+      f'imported.'
+  )
 
 
 try:
@@ -89,9 +96,15 @@ SIZES = (0.08, 0.12, 0.17)  # metres: sphere radius; a grid cell is 0.125 wide
 COLOR_VALUES = np.linspace(0.0, 1.0, 4)
 ADD, SKIP, MODIFY = 0, 1, 2
 MODE_NAMES = ('add', 'skip', 'modify')
-NUM_VALUES = {'type': len(TYPE_NAMES), 'location': GRID_WIDTH * GRID_WIDTH, 'size': len(SIZES),
-               'red': len(COLOR_VALUES), 'green': len(COLOR_VALUES), 'blue': len(COLOR_VALUES),
-               'mode': len(MODE_NAMES)}
+NUM_VALUES = {
+    'type': len(TYPE_NAMES),
+    'location': GRID_WIDTH * GRID_WIDTH,
+    'size': len(SIZES),
+    'red': len(COLOR_VALUES),
+    'green': len(COLOR_VALUES),
+    'blue': len(COLOR_VALUES),
+    'mode': len(MODE_NAMES),
+}
 
 # Camera: 4.5 m from the floor's centre on the near side (negative y), 55 degrees above the
 # floor; with a 30 degree field of view the whole grid, and the tallest object on its far row,
@@ -101,8 +114,12 @@ CAMERA_TARGET = (0.0, 0.0, 0.0)
 CAMERA_FOVY = 30.0
 FLOOR_RGB = (0.62, 0.6, 0.55)
 _HIDDEN_GROUP = 3  # geom group of unused slots; the renderer's scene option turns it off
-_GEOM_TYPES = (mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_BOX,
-               mujoco.mjtGeom.mjGEOM_CYLINDER, mujoco.mjtGeom.mjGEOM_CAPSULE)
+_GEOM_TYPES = (
+    mujoco.mjtGeom.mjGEOM_SPHERE,
+    mujoco.mjtGeom.mjGEOM_BOX,
+    mujoco.mjtGeom.mjGEOM_CYLINDER,
+    mujoco.mjtGeom.mjGEOM_CAPSULE,
+)
 
 
 class SceneObject(collections.namedtuple('SceneObject', 'type location size red green blue')):
@@ -159,9 +176,11 @@ def _fmt(values):
 def _object_geom_xml(name, obj, group=0):
   size, z = geom_size(obj.type, obj.size)
   x, y = cell_center(obj.location)
-  return (f'<geom name="{name}" type="{TYPE_NAMES[obj.type]}" size="{_fmt(size)}" '
-          f'pos="{_fmt((x, y, z))}" quat="{_fmt(geom_quat(obj.type))}" '
-          f'rgba="{_fmt(object_rgba(obj))}" group="{group}"/>')
+  return (
+      f'<geom name="{name}" type="{TYPE_NAMES[obj.type]}" size="{_fmt(size)}" '
+      f'pos="{_fmt((x, y, z))}" quat="{_fmt(geom_quat(obj.type))}" '
+      f'rgba="{_fmt(object_rgba(obj))}" group="{group}"/>'
+  )
 
 
 def scene_xml(objects=(), image_width=64, num_slots=0):
@@ -288,7 +307,8 @@ def _bounding_radius(type_index, size):
 def action_spec():
   """The action spec of MujocoScenes (the same for every setting)."""
   return collections.OrderedDict(
-      (k, specs.DiscreteArray(NUM_VALUES[k], dtype=np.int32, name=k)) for k in ACTION_KEYS)
+      (k, specs.DiscreteArray(NUM_VALUES[k], dtype=np.int32, name=k)) for k in ACTION_KEYS
+  )
 
 
 def specs_of(episode_length=20, image_width=64, seed=None):
@@ -322,8 +342,9 @@ class MujocoScenes(canvas.CanvasEnvironment):
     mode = action['mode']
     changed = mode == ADD or (mode == MODIFY and self.objects)
     if changed:
-      obj = SceneObject(action['type'], action['location'], action['size'], action['red'],
-                        action['green'], action['blue'])
+      obj = SceneObject(
+          action['type'], action['location'], action['size'], action['red'], action['green'], action['blue']
+      )
       if mode == ADD:
         self.objects.append(obj)
       else:
@@ -358,8 +379,7 @@ def replay(program, image_width=256, episode_length=20):
   Returns:
     float32 [image_width, image_width, 3] canvas: the same scene at another resolution.
   """
-  env = MujocoScenes(episode_length=max(int(episode_length), len(program) + 1),
-                     image_width=image_width)
+  env = MujocoScenes(episode_length=max(int(episode_length), len(program) + 1), image_width=image_width)
   try:
     timestep = env.reset()
     for action in program:

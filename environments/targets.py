@@ -14,6 +14,7 @@ Usage:
   timestep = env.reset()       # timestep.observation['target'], ['noise_sample'], ['canvas'], ...
   env.target_index             # which image this episode reconstructs
 """
+
 import collections
 
 import dm_env
@@ -55,7 +56,8 @@ class ConditionalTargets(dm_env.Environment):
     observation_spec(base_spec)  # Refuses a renderer that already has the wrapper's keys.
     self._images = self._checked_images(images_uint8, base_spec) if self._conditional else None
     self._observation_spec = observation_spec(
-        base_spec, self._images.shape[1:] if self._conditional else None)
+        base_spec, self._images.shape[1:] if self._conditional else None
+    )
 
   # --- dm_env.Environment ---------------------------------------------------------------------
 
@@ -110,13 +112,16 @@ class ConditionalTargets(dm_env.Environment):
       raise ValueError('ConditionalTargets(conditional=True) needs target images (uint8 [N, H, W, C])')
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or len(images) == 0:
-      raise ValueError(f'target images must be a non-empty uint8 array [N, H, W, C], got '
-                       f'{images.dtype} {images.shape}')
+      raise ValueError(
+          f'target images must be a non-empty uint8 array [N, H, W, C], got ' f'{images.dtype} {images.shape}'
+      )
     canvas = base_spec.get('canvas')
     if canvas is not None and tuple(canvas.shape) != images.shape[1:]:
-      raise ValueError(f'target images are {images.shape[1:]} but the canvas is {tuple(canvas.shape)}; '
-                       f'load targets with the canvas size and channels (load_images(..., '
-                       f'channels={canvas.shape[-1]}))')
+      raise ValueError(
+          f'target images are {images.shape[1:]} but the canvas is {tuple(canvas.shape)}; '
+          f'load targets with the canvas size and channels (load_images(..., '
+          f'channels={canvas.shape[-1]}))'
+      )
     return images
 
   def _new_episode(self):

@@ -13,6 +13,7 @@ and prints the mean squared error per pixel of both (and of a blank canvas):
 one JSON object: the first decoding's figures at the top level, every decoding's under "decodings".
 Exit status 0, or 1 with a message on bad input.
 """
+
 import dataclasses
 import json
 import sys
@@ -27,8 +28,12 @@ from spiral_tf.inference import painter as painter_lib
 
 flags.DEFINE_string('model', None, 'Exported SavedModel directory (e.g. <root_dir>/export).')
 flags.DEFINE_integer('num_targets', 100, 'How many held-out targets (the first ones of the split).')
-flags.DEFINE_integer('num_samples', 4, 'Episodes per target for best_of_n (the best counts); the '
-                     'baseline then gets as many random strokes per step.')
+flags.DEFINE_integer(
+    'num_samples',
+    4,
+    'Episodes per target for best_of_n (the best counts); the '
+    'baseline then gets as many random strokes per step.',
+)
 flags.DEFINE_list('decodings', ['sample', 'greedy', 'best_of_n'], 'Which decodings to report (see above).')
 flags.DEFINE_string('split', 'test', 'Held-out split of the dataset.')
 flags.DEFINE_string('data_dir', None, "Dataset directory (default: the run's --data_dir).")
@@ -60,14 +65,17 @@ def main(argv):
     return _fail('--decodings=best_of_n needs --num_samples > 1')
   # Here, after the flag checks: components imports TensorFlow, and a bad flag should not wait for it.
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
+
   try:
     metadata = painter_lib.read_export_metadata(FLAGS.model)
     config = painter_lib.config_of(metadata, FLAGS.model)
   except painter_lib.ModelError as e:
     return _fail(str(e))
   if metadata.get('renderer') != painter_lib.RENDERER:
-    return _fail(f'{FLAGS.model} was trained for the {metadata.get("renderer")!r} renderer; evaluate.py '
-                 f'drives {painter_lib.RENDERER}')
+    return _fail(
+        f'{FLAGS.model} was trained for the {metadata.get("renderer")!r} renderer; evaluate.py '
+        f'drives {painter_lib.RENDERER}'
+    )
   if not config.conditional:
     return _fail(f'{FLAGS.model} is an unconditional agent; evaluate.py measures reconstructions')
   if FLAGS.data_dir:
@@ -91,25 +99,40 @@ def main(argv):
       decoding, num_samples = ('sample', FLAGS.num_samples) if name == 'best_of_n' else (name, 1)
       if num_samples not in baselines:
         baselines[num_samples] = evaluation.greedy_search_baseline(painter, targets, num_samples, FLAGS.seed)
-      results[name] = evaluation.evaluate(painter, targets, num_samples=num_samples, seed=FLAGS.seed,
-                                          decoding=decoding, baseline=baselines[num_samples])
+      results[name] = evaluation.evaluate(
+          painter,
+          targets,
+          num_samples=num_samples,
+          seed=FLAGS.seed,
+          decoding=decoding,
+          baseline=baselines[num_samples],
+      )
   except (painter_lib.ModelError, ValueError) as e:
     return _fail(str(e))
   summaries = {name: result.summary() for name, result in results.items()}
   summary = dict(summaries[decodings[0]])
-  summary.update(model=FLAGS.model, dataset=config.dataset, split=FLAGS.split,
-                 learner_step=metadata.get('learner_step'), decodings=summaries)
+  summary.update(
+      model=FLAGS.model,
+      dataset=config.dataset,
+      split=FLAGS.split,
+      learner_step=metadata.get('learner_step'),
+      decodings=summaries,
+  )
   if FLAGS.grid:
     try:
       summary['grid'] = evaluation.write_grid(FLAGS.grid, results[decodings[0]], FLAGS.grid_columns)
     except (OSError, ValueError) as e:
       return _fail(f'--grid: cannot write {FLAGS.grid}: {e}')
-  print(f'{summary["num_targets"]} held-out {config.dataset} targets ({FLAGS.split}); mean squared error '
-        f'per pixel (blank canvas {summary["blank_mse"]:.5f}):')
+  print(
+      f'{summary["num_targets"]} held-out {config.dataset} targets ({FLAGS.split}); mean squared error '
+      f'per pixel (blank canvas {summary["blank_mse"]:.5f}):'
+  )
   for name, s in summaries.items():
-    print(f'  {name:<10} agent {s["agent_mse"]:.5f} ± {s["agent_mse_stderr"]:.5f}, greedy search with the '
-          f'same {s["renders_per_target"]} renders {s["baseline_mse"]:.5f} ± {s["baseline_mse_stderr"]:.5f}; '
-          f'agent better on {s["agent_wins"]} of {s["num_targets"]} targets')
+    print(
+        f'  {name:<10} agent {s["agent_mse"]:.5f} ± {s["agent_mse_stderr"]:.5f}, greedy search with the '
+        f'same {s["renders_per_target"]} renders {s["baseline_mse"]:.5f} ± {s["baseline_mse_stderr"]:.5f}; '
+        f'agent better on {s["agent_wins"]} of {s["num_targets"]} targets'
+    )
   print(json.dumps(summary))
   return 0
 

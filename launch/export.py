@@ -7,6 +7,7 @@ Reads `<root_dir>/config.json` and the latest checkpoint in `<root_dir>/checkpoi
 and writes the export atomically (spiral_tf/inference/export.py describes its signatures). The learner exports
 after every checkpoint as well. Exit status: 0 on success, 1 with a message on bad input.
 """
+
 import os
 import sys
 
@@ -39,6 +40,7 @@ def main(argv):
     return _fail(f'--root_dir={FLAGS.root_dir} has no config.json: is it a training run directory?')
   # After the cheap checks: export imports TensorFlow, which takes seconds.
   from spiral_tf.inference import export  # pylint: disable=g-import-not-at-top
+
   try:
     path = export.export_from_checkpoint(FLAGS.root_dir, FLAGS.export_dir, FLAGS.checkpoint)
   except (FileNotFoundError, export.ExportError, config_lib.ConfigError, ValueError, TypeError) as e:

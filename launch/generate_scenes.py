@@ -7,6 +7,7 @@ Scene i depends only on (--seed, i) and its split only on i (spiral_tf/data/scen
 the set is reproducible. Takes about 1.5 ms per scene on one core (≈ 75 s and ≈ 20 MB for 50k).
 --grid_png also saves the first --grid_rows × --grid_cols training scenes as one image.
 """
+
 import sys
 import time
 
@@ -35,9 +36,12 @@ FLAGS = flags.FLAGS
 def save_grid(images, path, rows, cols, zoom, gutter=4):
   """Tiles images uint8 [N, W, W, 3] row-major on a white page, each zoomed by pixel replication."""
   from PIL import Image  # pylint: disable=g-import-not-at-top  # only needed for the grid
+
   if len(images) < rows * cols:
-    raise ValueError(f'--grid_png needs {rows * cols} training scenes (--grid_rows × '
-                     f'--grid_cols), the dataset has {len(images)}')
+    raise ValueError(
+        f'--grid_png needs {rows * cols} training scenes (--grid_rows × '
+        f'--grid_cols), the dataset has {len(images)}'
+    )
   width = images.shape[1] * zoom
   step = width + gutter
   page = np.full((rows * step + gutter, cols * step + gutter, 3), 255, np.uint8)
@@ -45,7 +49,7 @@ def save_grid(images, path, rows, cols, zoom, gutter=4):
     r, c = divmod(n, cols)
     tile = images[n].repeat(zoom, axis=0).repeat(zoom, axis=1)
     top, left = gutter + r * step, gutter + c * step
-    page[top:top + width, left:left + width] = tile
+    page[top : top + width, left : left + width] = tile
   Image.fromarray(page).save(path)
 
 
@@ -55,10 +59,16 @@ def main(argv):
   start = time.time()
   try:
     metadata = scenes_dataset.generate(
-        FLAGS.out_dir, num_scenes=FLAGS.num_scenes, seed=FLAGS.seed, shard_size=FLAGS.shard_size,
-        image_width=FLAGS.image_width, max_objects=FLAGS.max_objects,
-        test_fraction=FLAGS.test_fraction, overwrite=FLAGS.overwrite,
-        log=lambda message: print(message, flush=True))
+        FLAGS.out_dir,
+        num_scenes=FLAGS.num_scenes,
+        seed=FLAGS.seed,
+        shard_size=FLAGS.shard_size,
+        image_width=FLAGS.image_width,
+        max_objects=FLAGS.max_objects,
+        test_fraction=FLAGS.test_fraction,
+        overwrite=FLAGS.overwrite,
+        log=lambda message: print(message, flush=True),
+    )
   except (ValueError, FileExistsError) as e:
     print(f'generate_scenes.py: {e}', file=sys.stderr)
     return 2
@@ -67,8 +77,7 @@ def main(argv):
   if FLAGS.grid_png:
     images, _ = scenes_dataset.load(FLAGS.out_dir, 'train')
     save_grid(images, FLAGS.grid_png, FLAGS.grid_rows, FLAGS.grid_cols, FLAGS.grid_zoom)
-    print(f'saved a {FLAGS.grid_rows}×{FLAGS.grid_cols} grid of training scenes to '
-          f'{FLAGS.grid_png}')
+    print(f'saved a {FLAGS.grid_rows}×{FLAGS.grid_cols} grid of training scenes to ' f'{FLAGS.grid_png}')
   return 0
 
 

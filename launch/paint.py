@@ -14,6 +14,7 @@ Outputs (written only after the whole painting succeeded, each via a temporary f
 With --num_samples=N > 1 every output name gets `_<i>` before its extension.
 Exit status 0, or 1 with a message on bad input (missing model, unreadable image, wrong renderer).
 """
+
 import json
 import os
 import sys
@@ -71,8 +72,10 @@ def main(argv):
   except painter_lib.ModelError as e:
     return _fail(str(e))
   if metadata.get('renderer') != painter_lib.RENDERER:
-    return _fail(f'{FLAGS.model} was trained for the {metadata.get("renderer")!r} renderer; paint.py '
-                 f'paints with {painter_lib.RENDERER}')
+    return _fail(
+        f'{FLAGS.model} was trained for the {metadata.get("renderer")!r} renderer; paint.py '
+        f'paints with {painter_lib.RENDERER}'
+    )
   conditional = bool(metadata.get('conditional'))
   if conditional and not FLAGS.target:
     return _fail(f'{FLAGS.model} is a conditional agent: pass the image to reconstruct with --target')
@@ -100,7 +103,7 @@ def main(argv):
   try:
     painter = painter_lib.Painter.from_saved_model(FLAGS.model)
     paintings = painter.paint(pixels, num_samples=FLAGS.num_samples, seed=FLAGS.seed)
-    scaled = ([p.replay(FLAGS.scale) for p in paintings] if FLAGS.scale and FLAGS.scale > 1 else None)
+    scaled = [p.replay(FLAGS.scale) for p in paintings] if FLAGS.scale and FLAGS.scale > 1 else None
   except (painter_lib.ModelError, ValueError, FileNotFoundError) as e:
     return _fail(str(e))
 
@@ -116,13 +119,20 @@ def main(argv):
       if FLAGS.program:
         written.append(image_io.write_text(_numbered(FLAGS.program, i, count), painting.to_json_text()))
       if FLAGS.strokes:
-        written.append(image_io.write_gif(_numbered(FLAGS.strokes, i, count),
-                                          image_io.upscale_nearest(painting.canvases, zoom)))
+        written.append(
+            image_io.write_gif(
+                _numbered(FLAGS.strokes, i, count), image_io.upscale_nearest(painting.canvases, zoom)
+            )
+        )
   except (OSError, ValueError) as e:
     return _fail(f'cannot write the outputs: {e}')
-  summary = {'model': FLAGS.model, 'target': FLAGS.target, 'written': written,
-             'mse': [p.mse for p in paintings] if conditional else None,
-             'strokes': [sum(r['type'] == 'paint' for r in p.records) for p in paintings]}
+  summary = {
+      'model': FLAGS.model,
+      'target': FLAGS.target,
+      'written': written,
+      'mse': [p.mse for p in paintings] if conditional else None,
+      'strokes': [sum(r['type'] == 'paint' for r in p.records) for p in paintings],
+  }
   for path in written:
     print(f'wrote {path}')
   print(json.dumps(summary))

@@ -30,6 +30,7 @@ keeps in the repository what it needs of a run again — its figures in results.
 curves/<run>.json. A later `--stage=report --seeds=0,1` whose seed-0 directory is gone takes seed 0 from
 there (marked 'source': 'stored' in results.json) and evaluates the runs whose directories it has.
 """
+
 import dataclasses
 import json
 import os
@@ -67,10 +68,15 @@ REPRODUCTIONS = {
 # Reproductions reported by held-out reconstruction of MNIST test digits (report_reconstruction): their
 # runs' figures in results.json can stand in for a run trained in an earlier session.
 RECONSTRUCTION = ('r1', 'r1_entropy_cost')
-LABELS = {'mnist_d': 'D reward (SPIRAL++)', 'mnist_l2': 'l2 reward', 'strokes': 'make train agent',
-          'mnist_unconditional': 'unconditional MNIST', 'strokes_constant_lr': 'constant learning rate',
-          'strokes_mixed_bfloat16': 'mixed_bfloat16 learner',
-          'mnist_d_entropy_cost_half': 'D reward, entropy cost 0.005'}
+LABELS = {
+    'mnist_d': 'D reward (SPIRAL++)',
+    'mnist_l2': 'l2 reward',
+    'strokes': 'make train agent',
+    'mnist_unconditional': 'unconditional MNIST',
+    'strokes_constant_lr': 'constant learning rate',
+    'strokes_mixed_bfloat16': 'mixed_bfloat16 learner',
+    'mnist_d_entropy_cost_half': 'D reward, entropy cost 0.005',
+}
 
 flags.DEFINE_enum('stage', 'report', ['train', 'report'], 'Train the runs, or report on trained runs.')
 flags.DEFINE_list('reproductions', ['r1', 'r3'], f'Which of {sorted(REPRODUCTIONS)}.')
@@ -80,7 +86,7 @@ flags.DEFINE_string('data_dir', None, 'Dataset directory holding mnist/ (MNIST i
 flags.DEFINE_string('out', os.path.join(ROOT, 'docs', 'results'), 'Where the report writes its files.')
 flags.DEFINE_integer('num_targets', 500, 'Held-out targets for the reconstruction figures.')
 flags.DEFINE_integer('num_samples', 1000, 'Unconditional samples scored (r2).')
-flags.DEFINE_integer('num_curve_samples', 200, 'Samples scored per kept export for r2\'s curves.')
+flags.DEFINE_integer('num_curve_samples', 200, "Samples scored per kept export for r2's curves.")
 flags.DEFINE_list('train_flags', [], 'Extra train.py flags for every run (e.g. --max_minutes=30).')
 FLAGS = flags.FLAGS
 
@@ -110,8 +116,11 @@ def runs_to_train(results):
     for config, seed in _runs(reproduction):
       key = _key(config, seed)
       if key in stored:
-        print(f'[reproduce] {key}: not trained again, results.json has it ({stored[key]["source"]}; '
-              'delete that entry to retrain)', flush=True)
+        print(
+            f'[reproduce] {key}: not trained again, results.json has it ({stored[key]["source"]}; '
+            'delete that entry to retrain)',
+            flush=True,
+        )
       elif (config, seed) not in runs:  # A run two reproductions share (r1's D agent and its ablation).
         runs.append((config, seed))
   return runs
@@ -123,15 +132,21 @@ def train() -> int:
   procs = {}
   for config, seed in runs_to_train(read_results()):
     directory = run_dir(config, seed)
-    command = [sys.executable, os.path.join(ROOT, 'launch', 'train.py'),
-               f'--flagfile={os.path.join(ROOT, "configs", config + ".cfg")}', f'--root_dir={directory}',
-               f'--seed={seed}', *FLAGS.train_flags]
+    command = [
+        sys.executable,
+        os.path.join(ROOT, 'launch', 'train.py'),
+        f'--flagfile={os.path.join(ROOT, "configs", config + ".cfg")}',
+        f'--root_dir={directory}',
+        f'--seed={seed}',
+        *FLAGS.train_flags,
+    ]
     if FLAGS.data_dir:
       command.append(f'--data_dir={FLAGS.data_dir}')
     log = open(directory + '.out', 'ab')  # pylint: disable=consider-using-with
     procs[directory] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    print(f'[reproduce] {os.path.basename(directory)}: pid {procs[directory].pid}, log {log.name}',
-          flush=True)
+    print(
+        f'[reproduce] {os.path.basename(directory)}: pid {procs[directory].pid}, log {log.name}', flush=True
+    )
   try:
     while any(proc.poll() is None for proc in procs.values()):
       snapshot_exports(procs)
@@ -174,12 +189,16 @@ def snapshot_exports(run_dirs):
 def export_history(directory):
   """[(learner step, export directory)] of `directory`'s export history, oldest first."""
   root = os.path.join(directory, EXPORT_HISTORY)
-  names = sorted(n for n in os.listdir(root) if n.startswith('step_') and '.' not in n) \
-      if os.path.isdir(root) else []
-  return [(int(n[len('step_'):]), os.path.join(root, n)) for n in names]
+  names = (
+      sorted(n for n in os.listdir(root) if n.startswith('step_') and '.' not in n)
+      if os.path.isdir(root)
+      else []
+  )
+  return [(int(n[len('step_') :]), os.path.join(root, n)) for n in names]
 
 
 # --- reading runs --------------------------------------------------------------------------------------
+
 
 def scalar_series(log_dir) -> dict:
   """{tag: [(learner_step, value), ...]} from the TensorBoard event files directly in `log_dir`."""
@@ -218,7 +237,7 @@ class Run:
 
   def last_third_median(self, tag):
     _, values = self.curve(tag)
-    return float(np.median(values[len(values) * 2 // 3:])) if values else None
+    return float(np.median(values[len(values) * 2 // 3 :])) if values else None
 
   def painter(self):
     return painter_lib.Painter.from_saved_model(self.export)
@@ -230,8 +249,7 @@ def _trained(config, seed):
 
 def _missing(reproduction, stored=()):
   """Run directories of `reproduction` with no export here and no entry in `stored` (keys name-seedN)."""
-  return [run_dir(c, s) for c, s in _runs(reproduction)
-          if not _trained(c, s) and _key(c, s) not in stored]
+  return [run_dir(c, s) for c, s in _runs(reproduction) if not _trained(c, s) and _key(c, s) not in stored]
 
 
 # --- runs reported by an earlier call (their directories are elsewhere) -------------------------------
@@ -285,18 +303,22 @@ def stored_runs(reproduction, results):
       for key, entry in earlier.get('runs', {}).items():
         if 'heldout' in entry:
           pool[key] = dict(entry, source=entry.get('source', f'stored (evaluated {earlier.get("written")})'))
-  return {_key(c, s): pool[_key(c, s)] for c, s in _runs(reproduction)
-          if not _trained(c, s) and _key(c, s) in pool}
+  return {
+      _key(c, s): pool[_key(c, s)]
+      for c, s in _runs(reproduction)
+      if not _trained(c, s) and _key(c, s) in pool
+  }
 
 
 # --- figures -------------------------------------------------------------------------------------------
+
 
 def _smooth(values, window):
   values = np.asarray(values, np.float64)
   if len(values) < window:
     return values
   kernel = np.ones(window) / window
-  head = [values[:i + 1].mean() for i in range(window - 1)]
+  head = [values[: i + 1].mean() for i in range(window - 1)]
   return np.concatenate([head, np.convolve(values, kernel, mode='valid')])
 
 
@@ -305,8 +327,10 @@ def plot_curves(curves, path, title, ylabel, smooth=1, logy=False):
   # Here, not at the top: choosing the Agg backend is process-wide, so it waits until a figure is drawn
   # (importing this module, as the tests do, leaves matplotlib alone).
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top  # after use('Agg')
+
   figure, axes = plt.subplots(figsize=(6, 3.6), dpi=110)
   for label, (frames, values) in curves.items():
     if len(frames):
@@ -326,11 +350,16 @@ def plot_curves(curves, path, title, ylabel, smooth=1, logy=False):
 
 def _sample_grid(samples, reals, columns=16):
   """float32 image: rows of agent samples, a grey band, rows of real images."""
+
   def rows(images):
-    images = images[:len(images) // columns * columns]
+    images = images[: len(images) // columns * columns]
     width = images.shape[1]
-    return images.reshape(-1, columns, width, width, images.shape[-1]).transpose(0, 2, 1, 3, 4).reshape(
-        -1, columns * width, images.shape[-1])
+    return (
+        images.reshape(-1, columns, width, width, images.shape[-1])
+        .transpose(0, 2, 1, 3, 4)
+        .reshape(-1, columns * width, images.shape[-1])
+    )
+
   top, bottom = rows(samples), rows(reals)
   band = np.full((4, top.shape[1], top.shape[2]), 0.5, np.float32)
   return np.concatenate([top, band, bottom], 0)
@@ -342,10 +371,13 @@ def _figure(name):
 
 # --- reports -------------------------------------------------------------------------------------------
 
+
 def _stats(values):
   values = np.asarray(values, np.float64)
-  return {'mean': float(values.mean()), 'sem': float(values.std(ddof=1) / np.sqrt(len(values)))
-          if len(values) > 1 else 0.0}
+  return {
+      'mean': float(values.mean()),
+      'sem': float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0,
+  }
 
 
 def _reconstruction_figures(runs, targets, baselines):
@@ -359,23 +391,36 @@ def _reconstruction_figures(runs, targets, baselines):
     decodings = {'sample': ('sample', 1), 'greedy': ('greedy', 1), 'best_of_4': ('sample', 4)}
     out = {}
     for name, (decoding, n) in decodings.items():
-      result = evaluation.evaluate(painter, targets, num_samples=n, seed=0, decoding=decoding,
-                                   baseline=baselines[n])
-      out[name] = dict(_stats(result.agent_mse), renders_per_target=result.renders_per_target,
-                       beats_search_fraction=float((result.agent_mse < result.baseline_mse).mean()))
+      result = evaluation.evaluate(
+          painter, targets, num_samples=n, seed=0, decoding=decoding, baseline=baselines[n]
+      )
+      out[name] = dict(
+          _stats(result.agent_mse),
+          renders_per_target=result.renders_per_target,
+          beats_search_fraction=float((result.agent_mse < result.baseline_mse).mean()),
+      )
       if name == 'greedy':
         figures[f'{run.key}_grid'] = evaluation.write_grid(_figure(f'{run.key}_grid'), result)
     out['blank'] = _stats(result.blank_mse)
     results[run.key] = out
-    print(f'[reproduce] {run.name} seed {run.seed}: ' + ', '.join(
-        f'{k} {v["mean"]:.4f}±{v["sem"]:.4f}' for k, v in out.items()), flush=True)
+    print(
+        f'[reproduce] {run.name} seed {run.seed}: '
+        + ', '.join(f'{k} {v["mean"]:.4f}±{v["sem"]:.4f}' for k, v in out.items()),
+        flush=True,
+    )
   search = {f'greedy_search_n{n}': _stats(b[1]) for n, b in sorted(baselines.items())}
   return figures, results, search
 
 
 # What report_reconstruction draws of each run, kept in curves/<run>.json for a later report.
-R1_CURVES = (('eval', 'eval/agent_mse'), ('train', 'entropy'), ('train', 'diagnostics/normaliser_std'),
-             ('train', 'l2_to_target'), ('train', 'd_score_real'), ('train', 'd_score_fake'))
+R1_CURVES = (
+    ('eval', 'eval/agent_mse'),
+    ('train', 'entropy'),
+    ('train', 'diagnostics/normaliser_std'),
+    ('train', 'l2_to_target'),
+    ('train', 'd_score_real'),
+    ('train', 'd_score_fake'),
+)
 
 
 def report_reconstruction(reproduction, results):
@@ -383,8 +428,9 @@ def report_reconstruction(reproduction, results):
   stored = stored_runs(reproduction, results)
   runs = [Run(c, s) for c, s in _runs(reproduction) if _key(c, s) not in stored]
   if not runs:
-    raise app.UsageError(f'{reproduction}: no run directory here to evaluate (every run would come from '
-                         'results.json)')
+    raise app.UsageError(
+        f'{reproduction}: no run directory here to evaluate (every run would come from ' 'results.json)'
+    )
   config = components.load_config(runs[0].dir)
   if FLAGS.data_dir:
     config = dataclasses.replace(config, data_dir=FLAGS.data_dir)
@@ -395,15 +441,19 @@ def report_reconstruction(reproduction, results):
   per_run.update({key: entry['heldout'] for key, entry in stored.items()})
   for key, entry in stored.items():
     print(f'[reproduce] {key}: from results.json, {entry["source"]}', flush=True)
-  runs += [StoredRun(c, s, stored[_key(c, s)]) for c, s in _runs(reproduction)
-           if _key(c, s) in stored]
+  runs += [StoredRun(c, s, stored[_key(c, s)]) for c, s in _runs(reproduction) if _key(c, s) in stored]
   by_config = {}
   for run in runs:
     by_config.setdefault(run.name, []).append(per_run[run.key])
   summary = {}
   for name, seeds in by_config.items():
-    summary[name] = {k: {'mean_over_seeds': float(np.mean([s[k]['mean'] for s in seeds])),
-                         'per_seed': [s[k]['mean'] for s in seeds]} for k in seeds[0]}
+    summary[name] = {
+        k: {
+            'mean_over_seeds': float(np.mean([s[k]['mean'] for s in seeds])),
+            'per_seed': [s[k]['mean'] for s in seeds],
+        }
+        for k in seeds[0]
+    }
   blank = per_run[next(iter(per_run))]['blank']['mean']
   d, l2 = summary.get('mnist_d'), summary.get('mnist_l2')
   targets_met = {}
@@ -419,39 +469,79 @@ def report_reconstruction(reproduction, results):
   frames = max((max(r.curve('eval/agent_mse', 'eval')[0] or [0]) for r in runs), default=0)
   curves['blank canvas'] = ([0, frames], [blank, blank])
   figures[f'{reproduction}_heldout_mse'] = plot_curves(
-      curves, _figure(f'{reproduction}_heldout_mse'),
-      'Conditional MNIST: held-out MSE (128 test digits, sampled)', 'mean squared error per pixel')
+      curves,
+      _figure(f'{reproduction}_heldout_mse'),
+      'Conditional MNIST: held-out MSE (128 test digits, sampled)',
+      'mean squared error per pixel',
+  )
   for tag, title, ylabel, name, smooth, logy in (
       ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'entropy', 5, False),
       # Log scale: D's returns and −l2's differ by two orders of magnitude.
-      ('diagnostics/normaliser_std', 'running std of episode returns (reward scale)', 'σ of returns',
-       'reward_std', 1, True),
-      ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'train_l2',
-       10, False)):
+      (
+          'diagnostics/normaliser_std',
+          'running std of episode returns (reward scale)',
+          'σ of returns',
+          'reward_std',
+          1,
+          True,
+      ),
+      (
+          'l2_to_target',
+          'l2 of the final canvas (training episodes)',
+          'mean squared error',
+          'train_l2',
+          10,
+          False,
+      ),
+  ):
     name = f'{reproduction}_{name}'
-    figures[name] = plot_curves({f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
-                                _figure(name), 'Conditional MNIST: ' + title, ylabel, smooth=smooth,
-                                logy=logy)
+    figures[name] = plot_curves(
+        {f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
+        _figure(name),
+        'Conditional MNIST: ' + title,
+        ylabel,
+        smooth=smooth,
+        logy=logy,
+    )
   figures[f'{reproduction}_d_scores'] = plot_curves(
-      {f'{LABELS.get(r.name, r.name)} s{r.seed}: D({what})': r.curve(f'd_score_{what}')
-       for r in runs for what in ('real', 'fake')}, _figure(f'{reproduction}_d_scores'),
-      'Conditional MNIST: D scores', 'mean D output', smooth=10)
-  return {'runs': {r.key: r.entry if isinstance(r, StoredRun) else {
-      'frames': r.frames, 'learner_steps': r.learner_steps, 'heldout': per_run[r.key],
-      'entropy_last_third_median': r.last_third_median('entropy'),
-      'd_real_last_third_median': r.last_third_median('d_score_real'),
-      'd_fake_last_third_median': r.last_third_median('d_score_fake'),
-      'normaliser_std_last_third_median': r.last_third_median('diagnostics/normaliser_std')}
-      for r in runs},
-          'summary': summary, 'search': search, 'blank': blank, 'num_targets': len(targets),
-          'targets_met': targets_met,
-          'figures': {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}}
+      {
+          f'{LABELS.get(r.name, r.name)} s{r.seed}: D({what})': r.curve(f'd_score_{what}')
+          for r in runs
+          for what in ('real', 'fake')
+      },
+      _figure(f'{reproduction}_d_scores'),
+      'Conditional MNIST: D scores',
+      'mean D output',
+      smooth=10,
+  )
+  return {
+      'runs': {
+          r.key: r.entry
+          if isinstance(r, StoredRun)
+          else {
+              'frames': r.frames,
+              'learner_steps': r.learner_steps,
+              'heldout': per_run[r.key],
+              'entropy_last_third_median': r.last_third_median('entropy'),
+              'd_real_last_third_median': r.last_third_median('d_score_real'),
+              'd_fake_last_third_median': r.last_third_median('d_score_fake'),
+              'normaliser_std_last_third_median': r.last_third_median('diagnostics/normaliser_std'),
+          }
+          for r in runs
+      },
+      'summary': summary,
+      'search': search,
+      'blank': blank,
+      'num_targets': len(targets),
+      'targets_met': targets_met,
+      'figures': {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()},
+  }
 
 
 def report_r2():
   out = {'runs': {}}
   classifier = digit_score.train_classifier(FLAGS.data_dir)
-  reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[:FLAGS.num_samples]
+  reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[: FLAGS.num_samples]
   out['real_test_digits'] = digit_score.score(classifier.model, reals.astype(np.float32) / 255)
   out['classifier_test_accuracy'] = classifier.test_accuracy
   runs = [Run(config, seed) for config, seed in _runs('r2')]
@@ -459,12 +549,16 @@ def report_r2():
   for run in runs:
     key = run.key
     samples = np.stack([p.canvas for p in run.painter().paint(None, num_samples=FLAGS.num_samples, seed=0)])
-    out['runs'][key] = dict(digit_score.score(classifier.model, samples), frames=run.frames,
-                            learner_steps=run.learner_steps,
-                            entropy_last_third_median=run.last_third_median('entropy'))
+    out['runs'][key] = dict(
+        digit_score.score(classifier.model, samples),
+        frames=run.frames,
+        learner_steps=run.learner_steps,
+        entropy_last_third_median=run.last_third_median('entropy'),
+    )
     figures[f'r2_samples_seed{run.seed}'] = image_io.write_png(
-        _figure(f'r2_samples_seed{run.seed}'), image_io.upscale_nearest(
-            _sample_grid(samples[:64], reals[:32].astype(np.float32) / 255), 2))
+        _figure(f'r2_samples_seed{run.seed}'),
+        image_io.upscale_nearest(_sample_grid(samples[:64], reals[:32].astype(np.float32) / 255), 2),
+    )
     # Along the way: the exports train() kept, FLAGS.num_curve_samples samples each.
     history = []
     for step, export in export_history(run.dir):
@@ -472,39 +566,70 @@ def report_r2():
       paintings = painter.paint(None, num_samples=FLAGS.num_curve_samples, seed=0)
       canvases = np.stack([p.canvas for p in paintings])
       history.append(dict(digit_score.score(classifier.model, canvases), frames=step * run.frames_per_step))
-      print(f'[reproduce] r2 {key} at {history[-1]["frames"]:,} frames: confidence '
-            f'{history[-1]["mean_confidence"]:.3f}, {history[-1]["classes_with_2_percent"]} classes',
-            flush=True)
-    out['runs'][key]['history'] = [{k: h[k] for k in ('frames', 'mean_confidence', 'classes_with_2_percent',
-                                                      'class_fractions')} for h in history]
+      print(
+          f'[reproduce] r2 {key} at {history[-1]["frames"]:,} frames: confidence '
+          f'{history[-1]["mean_confidence"]:.3f}, {history[-1]["classes_with_2_percent"]} classes',
+          flush=True,
+      )
+    out['runs'][key]['history'] = [
+        {k: h[k] for k in ('frames', 'mean_confidence', 'classes_with_2_percent', 'class_fractions')}
+        for h in history
+    ]
     label = f'{LABELS.get(run.name, run.name)}, seed {run.seed}'
     curves['confidence'][label] = ([h['frames'] for h in history], [h['mean_confidence'] for h in history])
-    curves['classes'][label] = ([h['frames'] for h in history],
-                                [h['classes_with_2_percent'] for h in history])
+    curves['classes'][label] = (
+        [h['frames'] for h in history],
+        [h['classes_with_2_percent'] for h in history],
+    )
   frames = max((max(c[0] or [0]) for c in curves['confidence'].values()), default=0)
   curves['confidence']['real test digits'] = ([0, frames], [out['real_test_digits']['mean_confidence']] * 2)
-  curves['classes']['real test digits'] = ([0, frames],
-                                           [out['real_test_digits']['classes_with_2_percent']] * 2)
+  curves['classes']['real test digits'] = (
+      [0, frames],
+      [out['real_test_digits']['classes_with_2_percent']] * 2,
+  )
   figures['r2_confidence'] = plot_curves(
-      curves['confidence'], _figure('r2_confidence'),
-      f'Unconditional MNIST: classifier confidence ({FLAGS.num_curve_samples} samples)', 'mean max-softmax')
+      curves['confidence'],
+      _figure('r2_confidence'),
+      f'Unconditional MNIST: classifier confidence ({FLAGS.num_curve_samples} samples)',
+      'mean max-softmax',
+  )
   figures['r2_classes'] = plot_curves(
-      curves['classes'], _figure('r2_classes'),
-      f'Unconditional MNIST: classes with ≥ 2 % of {FLAGS.num_curve_samples} samples', 'digit classes')
+      curves['classes'],
+      _figure('r2_classes'),
+      f'Unconditional MNIST: classes with ≥ 2 % of {FLAGS.num_curve_samples} samples',
+      'digit classes',
+  )
   for tag, title, ylabel, name, smooth, logy in (
       ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'r2_entropy', 5, False),
-      ('diagnostics/normaliser_std', 'running std of episode returns (reward scale)', 'σ of returns',
-       'r2_reward_std', 1, True)):
-    figures[name] = plot_curves({f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
-                                _figure(name), 'Unconditional MNIST: ' + title, ylabel, smooth=smooth,
-                                logy=logy)
+      (
+          'diagnostics/normaliser_std',
+          'running std of episode returns (reward scale)',
+          'σ of returns',
+          'r2_reward_std',
+          1,
+          True,
+      ),
+  ):
+    figures[name] = plot_curves(
+        {f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
+        _figure(name),
+        'Unconditional MNIST: ' + title,
+        ylabel,
+        smooth=smooth,
+        logy=logy,
+    )
   figures['r2_d_scores'] = plot_curves(
       {f's{r.seed}: D({what})': r.curve(f'd_score_{what}') for r in runs for what in ('real', 'fake')},
-      _figure('r2_d_scores'), 'Unconditional MNIST: D scores', 'mean D output', smooth=10)
+      _figure('r2_d_scores'),
+      'Unconditional MNIST: D scores',
+      'mean D output',
+      smooth=10,
+  )
   seeds = list(out['runs'].values())
   out['targets_met'] = {
       'classes_ge_8 (every seed)': all(r['classes_with_2_percent'] >= 8 for r in seeds),
-      'mean_confidence_ge_0.8 (every seed)': all(r['mean_confidence'] >= 0.8 for r in seeds)}
+      'mean_confidence_ge_0.8 (every seed)': all(r['mean_confidence'] >= 0.8 for r in seeds),
+  }
   out['figures'] = {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}
   return out
 
@@ -517,27 +642,37 @@ def report_strokes(reproduction):
     painter = run.painter()
     targets = components.load_targets(components.load_config(run.dir), 'test', limit=FLAGS.num_targets)
     result = evaluation.evaluate(painter, targets, decoding='greedy', seed=0)
-    sampled = evaluation.evaluate(painter, targets, decoding='sample', seed=0,
-                                  baseline=(result.baseline_canvases, result.baseline_mse))
+    sampled = evaluation.evaluate(
+        painter, targets, decoding='sample', seed=0, baseline=(result.baseline_canvases, result.baseline_mse)
+    )
     evaluation.write_grid(_figure(f'{reproduction}_{run.name}_grid_seed{run.seed}'), result)
     blank = float(result.blank_mse.mean())
     out['runs'][run.key] = {
-        'frames': run.frames, 'greedy': _stats(result.agent_mse), 'sample': _stats(sampled.agent_mse),
-        'blank': blank, 'greedy_over_blank': float(result.agent_mse.mean()) / blank,
+        'frames': run.frames,
+        'greedy': _stats(result.agent_mse),
+        'sample': _stats(sampled.agent_mse),
+        'blank': blank,
+        'greedy_over_blank': float(result.agent_mse.mean()) / blank,
         'target_met (greedy ≤ 0.7 × blank)': float(result.agent_mse.mean()) <= 0.7 * blank,
-        'num_targets': len(targets), 'entropy_last_third_median': run.last_third_median('entropy'),
-        'learner_frames_per_s_median': float(np.median(run.curve('frames_per_s')[1] or [np.nan]))}
-    print(f'[reproduce] {reproduction} {run.name} seed {run.seed}: '
-          f'{out["runs"][run.key]}',
-          flush=True)
+        'num_targets': len(targets),
+        'entropy_last_third_median': run.last_third_median('entropy'),
+        'learner_frames_per_s_median': float(np.median(run.curve('frames_per_s')[1] or [np.nan])),
+    }
+    print(f'[reproduce] {reproduction} {run.name} seed {run.seed}: ' f'{out["runs"][run.key]}', flush=True)
   figures = {}
   for tag, title, ylabel, name, smooth in (
       ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'train_l2', 10),
       ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'entropy', 10),
-      ('policy_learning_rate', 'policy learning rate', 'learning rate', 'learning_rate', 1)):
+      ('policy_learning_rate', 'policy learning rate', 'learning rate', 'learning_rate', 1),
+  ):
     name = f'{reproduction}_{name}'
-    figures[name] = plot_curves({f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
-                                _figure(name), 'Quick start: ' + title, ylabel, smooth=smooth)
+    figures[name] = plot_curves(
+        {f'{LABELS.get(r.name, r.name)}, seed {r.seed}': r.curve(tag) for r in runs},
+        _figure(name),
+        'Quick start: ' + title,
+        ylabel,
+        smooth=smooth,
+    )
   out['figures'] = {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}
   return out
 
@@ -555,15 +690,20 @@ def report() -> int:
   os.makedirs(FLAGS.out, exist_ok=True)
   path = os.path.join(FLAGS.out, 'results.json')
   results = read_results()
-  reporters = {'r1': lambda: report_reconstruction('r1', results), 'r2': report_r2,
-               'r3': lambda: report_strokes('r3'), 'precision': lambda: report_strokes('precision'),
-               'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results)}
+  reporters = {
+      'r1': lambda: report_reconstruction('r1', results),
+      'r2': report_r2,
+      'r3': lambda: report_strokes('r3'),
+      'precision': lambda: report_strokes('precision'),
+      'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results),
+  }
   reported = 0
   for reproduction in FLAGS.reproductions:
     missing = _missing(reproduction, stored_runs(reproduction, results))
     if missing:
-      print(f'[reproduce] {reproduction}: skipped, no export in {missing} (run --stage=train first)',
-            flush=True)
+      print(
+          f'[reproduce] {reproduction}: skipped, no export in {missing} (run --stage=train first)', flush=True
+      )
       continue
     start = time.monotonic()
     results[reproduction] = reporters[reproduction]()

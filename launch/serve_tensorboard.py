@@ -11,6 +11,7 @@ the OS picks), prints the URL and the Custom Scalars page, then becomes the venv
 tensorboard unchanged. No logs where it looks: a message naming the place, exit status 1. (Not called
 tensorboard.py: a script's directory comes first on sys.path, and that name would hide the package.)
 """
+
 import glob
 import os
 import socket
@@ -22,8 +23,12 @@ from absl import flags
 from spiral_tf import dashboard
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-flags.DEFINE_string('run', None, 'A run directory (with tensorboard/), or any directory holding TensorBoard '
-                    'logs; default: the run under --runs_dir that logged last.')
+flags.DEFINE_string(
+    'run',
+    None,
+    'A run directory (with tensorboard/), or any directory holding TensorBoard '
+    'logs; default: the run under --runs_dir that logged last.',
+)
 flags.DEFINE_string('runs_dir', os.path.join(ROOT, 'runs'), 'Where to look for the latest run.')
 flags.DEFINE_string('host', '127.0.0.1', 'Address to listen on (loopback: only this machine).')
 flags.DEFINE_integer('port', 6006, 'First port to try (the next free one is used); 0: any free port.')
@@ -60,8 +65,10 @@ def latest_run(runs_dir):
     run = _run_of(path, runs_dir)
     newest[run] = max(newest.get(run, 0.0), os.path.getmtime(path))
   if not newest:
-    raise LaunchError(f'no TensorBoard logs under {_show(runs_dir)}: train a run first (make train), or '
-                      'name one with RUN=<run directory>')
+    raise LaunchError(
+        f'no TensorBoard logs under {_show(runs_dir)}: train a run first (make train), or '
+        'name one with RUN=<run directory>'
+    )
   return max(newest, key=newest.get), len(newest)
 
 
@@ -72,8 +79,10 @@ def log_dir_of(run):
   candidate = dashboard.log_dir(run)
   directory = candidate if os.path.isdir(candidate) else run
   if not _event_files(directory):
-    raise LaunchError(f'no TensorBoard logs under {_show(directory)} (a training run writes them to '
-                      f'<run>/{dashboard.LOG_DIR}/ once its learner starts)')
+    raise LaunchError(
+        f'no TensorBoard logs under {_show(directory)} (a training run writes them to '
+        f'<run>/{dashboard.LOG_DIR}/ once its learner starts)'
+    )
   return directory
 
 
@@ -104,8 +113,10 @@ def main(argv):
   passthrough = argv[1:]  # After `--`: tensorboard's own flags.
   binary = os.path.join(os.path.dirname(sys.executable), 'tensorboard')
   if not os.access(binary, os.X_OK):
-    print(f'serve_tensorboard.py: error: no tensorboard beside {sys.executable} (run make setup)',
-          file=sys.stderr)
+    print(
+        f'serve_tensorboard.py: error: no tensorboard beside {sys.executable} (run make setup)',
+        file=sys.stderr,
+    )
     return 1
   try:
     if FLAGS.run:
@@ -120,17 +131,22 @@ def main(argv):
     return 1
   host = f'[{FLAGS.host}]' if ':' in FLAGS.host else FLAGS.host
   url = f'http://{host}:{port}/'
-  print(f'[tensorboard] {_show(log_dir)} (runs: {", ".join(tensorboard_runs(log_dir))}){where}\n'
-        f'[tensorboard] starting at {url}  (Custom Scalars: {url}#custom_scalars; Ctrl-C stops it)',
-        flush=True)
+  print(
+      f'[tensorboard] {_show(log_dir)} (runs: {", ".join(tensorboard_runs(log_dir))}){where}\n'
+      f'[tensorboard] starting at {url}  (Custom Scalars: {url}#custom_scalars; Ctrl-C stops it)',
+      flush=True,
+  )
   # tensorboard 2.15 imports pkg_resources, which warns on every start; requirements.txt pins a setuptools
   # that still has it, so the warning says nothing to act on here.
   env = dict(os.environ)
   env['PYTHONWARNINGS'] = ','.join(filter(None, [env.get('PYTHONWARNINGS'), PKG_RESOURCES_WARNING]))
   # exec, not a child: the printed process is TensorBoard itself, and Ctrl-C or a kill of its pid ends it.
   # The logdir as shown above (relative to here when below here): TensorBoard prints it in its side bar.
-  os.execve(binary, [binary, f'--logdir={_show(log_dir)}', f'--host={FLAGS.host}', f'--port={port}',
-                     *passthrough], env)
+  os.execve(
+      binary,
+      [binary, f'--logdir={_show(log_dir)}', f'--host={FLAGS.host}', f'--port={port}', *passthrough],
+      env,
+  )
 
 
 if __name__ == '__main__':

@@ -18,6 +18,7 @@ on loopback unless `--reverb_bind_address` says otherwise (see README, Operation
   hostB$ python launch/train.py --flagfile=F --role=learner --reverb_address=10.0.0.1:8000
   hostC$ python launch/train.py --flagfile=F --role=actor --task=0 --reverb_address=10.0.0.1:8000
 """
+
 import dataclasses
 import os
 import sys
@@ -52,24 +53,33 @@ def main(argv):
   if verbose and not _TF_CPP_LEVEL_GIVEN:  # Inherited by the roles' processes.
     os.environ['TF_CPP_MIN_LOG_LEVEL'] = console.tf_cpp_min_log_level(FLAGS.verbosity)
   if role == 'all':
-    jit, note = placement.learner_jit(config.jit_compile, FLAGS['jit_compile'].present, config.strategy,
-                                      placement.has_accelerator())
+    jit, note = placement.learner_jit(
+        config.jit_compile, FLAGS['jit_compile'].present, config.strategy, placement.has_accelerator()
+    )
     learner_flags = () if jit == config.jit_compile else (f'--jit_compile={str(jit).lower()}',)
     try:  # How many actor processes this host holds, and whether the run fits in its memory.
-      plan = placement.plan(placement.host_facts(), config.num_actors, config.envs_per_actor,
-                            placement.footprint(dataclasses.replace(config, jit_compile=jit)),
-                            local_actors=config.local_actors, evaluator=config.evaluator,
-                            notes=(note,) if note else (), learner_flags=learner_flags)
+      plan = placement.plan(
+          placement.host_facts(),
+          config.num_actors,
+          config.envs_per_actor,
+          placement.footprint(dataclasses.replace(config, jit_compile=jit)),
+          local_actors=config.local_actors,
+          evaluator=config.evaluator,
+          notes=(note,) if note else (),
+          learner_flags=learner_flags,
+      )
     except placement.PlacementError as e:
       print(f'train.py: {e}', file=sys.stderr)
       return 2
-    return supervisor.Supervisor(os.path.abspath(__file__), sys.argv[1:], config, plan=plan,
-                                 show_all=verbose).run()
+    return supervisor.Supervisor(
+        os.path.abspath(__file__), sys.argv[1:], config, plan=plan, show_all=verbose
+    ).run()
   if role in ('learner', 'actor') and not config.reverb_address:  # The evaluator reads exports only.
     print(f'train.py: --role={role} needs --reverb_address=host:port', file=sys.stderr)
     return 2
   # TensorFlow is imported only from here on, in the process of one role.
   from spiral_tf.distributed import roles  # pylint: disable=g-import-not-at-top
+
   return roles.run(role, config, task=FLAGS.task)
 
 

@@ -10,6 +10,7 @@ Usage:
   discriminator = make_discriminator(config)
   trajectory_spec, fake_spec = specs(config)    # the Reverb tables' signatures
 """
+
 import json
 import os
 
@@ -38,46 +39,76 @@ def make_renderer(config: config_lib.Config, seed: int | None = None) -> dm_env.
     return libmypaint.LibMyPaint(**config.libmypaint_settings(), seed=seed)
   # Lazy: MuJoCo picks its GL backend when imported, and only scene runs load it.
   from environments import mujoco_scenes  # pylint: disable=g-import-not-at-top
-  return mujoco_scenes.MujocoScenes(episode_length=config.episode_length,
-                                    image_width=config.canvas_width, seed=seed)
+
+  return mujoco_scenes.MujocoScenes(
+      episode_length=config.episode_length, image_width=config.canvas_width, seed=seed
+  )
 
 
 def dataset_options(config: config_lib.Config) -> dict:
   """Procedural strokes are painted with the agent's own painter settings (so they are reachable)."""
   if config.dataset != 'strokes':
     return {}
-  return dict(episode_length=config.episode_length, canvas_width=config.canvas_width,
-              grid_width=config.grid_width, brush_type=config.brush_type, brush_sizes=config.brush_sizes,
-              use_pressure=config.use_pressure)
+  return dict(
+      episode_length=config.episode_length,
+      canvas_width=config.canvas_width,
+      grid_width=config.grid_width,
+      brush_type=config.brush_type,
+      brush_sizes=config.brush_sizes,
+      use_pressure=config.use_pressure,
+  )
 
 
 def load_targets(config: config_lib.Config, split: str, limit: int | None = None):
   """The dataset's images (uint8 [N, 64, 64, C], ink on white) for the given split."""
-  return data.load_images(config.dataset, split=split, data_dir=config.data_dir, channels=config.channels,
-                          limit=limit, **dataset_options(config))
+  return data.load_images(
+      config.dataset,
+      split=split,
+      data_dir=config.data_dir,
+      channels=config.channels,
+      limit=limit,
+      **dataset_options(config),
+  )
 
 
 def real_dataset(config: config_lib.Config, batch_size: int, worker: int = 0):
   """Endless float32 batches of real training images for D; each learner `worker` its own order."""
-  return data.real_dataset(config.dataset, 'train', batch_size, data_dir=config.data_dir,
-                           channels=config.channels, seed=config.seed + 7919 * worker,
-                           **dataset_options(config))
+  return data.real_dataset(
+      config.dataset,
+      'train',
+      batch_size,
+      data_dir=config.data_dir,
+      channels=config.channels,
+      seed=config.seed + 7919 * worker,
+      **dataset_options(config),
+  )
 
 
 def make_learner_update(config: config_lib.Config, agent, discriminator, strategy):
   """The compiled update of policy, critic and D (spiral_tf/learning/learner_step.py), in strategy scope."""
-  return learner_step.LearnerUpdate(agent, discriminator, config.learner, strategy,
-                                    conditional=config.conditional, jit_compile=config.jit_compile,
-                                    seed=config.seed)
+  return learner_step.LearnerUpdate(
+      agent,
+      discriminator,
+      config.learner,
+      strategy,
+      conditional=config.conditional,
+      jit_compile=config.jit_compile,
+      seed=config.seed,
+  )
 
 
-def make_environment(config: config_lib.Config, split: str = 'train', seed: int | None = None,
-                     images=None) -> dm_env.Environment:
+def make_environment(
+    config: config_lib.Config, split: str = 'train', seed: int | None = None, images=None
+) -> dm_env.Environment:
   """Renderer + per-episode target (when conditional) + per-episode noise sample."""
   if config.conditional and images is None:
     images = load_targets(config, split)
-  return targets_lib.ConditionalTargets(make_renderer(config, seed), images if config.conditional else None,
-                                        conditional=config.conditional, seed=seed)
+  return targets_lib.ConditionalTargets(
+      make_renderer(config, seed),
+      images if config.conditional else None,
+      conditional=config.conditional,
+      seed=seed,
+  )
 
 
 # MuJoCo scenes: first what to do (add, skip, modify), then which object, where, how big, which colour.
@@ -95,6 +126,7 @@ def environment_specs(config: config_lib.Config) -> tuple:
   else:
     # Lazy: MuJoCo picks its GL backend when imported, and only scene runs load it.
     from environments import mujoco_scenes  # pylint: disable=g-import-not-at-top
+
     action_spec, renderer_spec = mujoco_scenes.specs_of(config.episode_length, config.canvas_width)
   target_shape = renderer_spec['canvas'].shape if config.conditional else None
   return action_spec, targets_lib.observation_spec(renderer_spec, target_shape)
@@ -109,25 +141,37 @@ def make_agent(config: config_lib.Config, precision: str = 'float32') -> agent_l
   """
   action_spec, observation_spec = environment_specs(config)
   order = SCENES_ORDER if config.environment == 'mujoco_scenes' else None  # None: the painter's order.
-  return agent_lib.Agent(action_spec, observation_spec, size=config.network_size, order=order,
-                         conditional=config.conditional, precision=precision)
+  return agent_lib.Agent(
+      action_spec,
+      observation_spec,
+      size=config.network_size,
+      order=order,
+      conditional=config.conditional,
+      precision=precision,
+  )
 
 
-def make_discriminator(config: config_lib.Config,
-                       precision: str = 'float32') -> discriminator_lib.Discriminator:
+def make_discriminator(
+    config: config_lib.Config, precision: str = 'float32'
+) -> discriminator_lib.Discriminator:
   """D on renders, or on (render, target) channel pairs when conditional; built (variables exist)."""
   channels = config.channels * (2 if config.conditional else 1)
   return discriminator_lib.Discriminator(
-      size=config.network_size, spectral_norm=config.learner.d_loss == 'sn-gan', precision=precision,
-      input_shape=(config.canvas_width, config.canvas_width, channels))
+      size=config.network_size,
+      spectral_norm=config.learner.d_loss == 'sn-gan',
+      precision=precision,
+      input_shape=(config.canvas_width, config.canvas_width, channels),
+  )
 
 
 def specs(config: config_lib.Config):
   """(trajectory spec, fake spec) of the Reverb tables, from the config alone."""
   action_spec, observation_spec = environment_specs(config)
   lstm_size = agent_lib.SIZES[config.network_size].lstm_size
-  return (trajectory.trajectory_spec(observation_spec, action_spec, lstm_size, config.episode_length),
-          trajectory.fake_spec(observation_spec['canvas'], config.conditional))
+  return (
+      trajectory.trajectory_spec(observation_spec, action_spec, lstm_size, config.episode_length),
+      trajectory.fake_spec(observation_spec['canvas'], config.conditional),
+  )
 
 
 def save_config(config: config_lib.Config, root_dir: str) -> str:

@@ -12,6 +12,7 @@ Usage:
   cfg.learner.policy_learning_rate
   same = config.validate(config.from_dict(config.to_dict(cfg)))
 """
+
 import dataclasses
 import ipaddress
 import math
@@ -57,6 +58,7 @@ class LearnerConfig:
   A field is the flag of the same name unless it is `_fixed`. The values are checked here, when they are
   built (from the flags, a saved config.json or a test), and only here; an error names the flag.
   """
+
   reward: str = 'spiral'
   discount: float | None = None  # None: SPIRAL_PP_DISCOUNT for spiral++, 1 otherwise.
   d_loss: str = 'wgan-gp'
@@ -88,22 +90,41 @@ class LearnerConfig:
         raise ConfigError(f'{where}: {message}')
 
     need(self.reward in REWARDS, 'reward', f'{self.reward!r} is not one of {REWARDS}')
-    need(self.d_conditioning in D_CONDITIONINGS, 'd_conditioning',
-         f'{self.d_conditioning!r} is not one of {D_CONDITIONINGS}')
+    need(
+        self.d_conditioning in D_CONDITIONINGS,
+        'd_conditioning',
+        f'{self.d_conditioning!r} is not one of {D_CONDITIONINGS}',
+    )
     need(self.d_loss in D_LOSSES, 'd_loss', f'{self.d_loss!r} is not one of {D_LOSSES}')
-    need(self.discount is None or 0.0 <= self.discount <= 1.0, 'discount',
-         f'{self.discount} is not in [0, 1]')
-    need(self.reward_normalisation in REWARD_NORMALISATIONS, 'reward_normalisation',
-         f'{self.reward_normalisation!r} is not one of {REWARD_NORMALISATIONS}')
-    need(math.isfinite(self.max_gradient_norm) and self.max_gradient_norm >= 0, 'max_gradient_norm',
-         f'{self.max_gradient_norm} must be ≥ 0 (0: no clipping)')
-    need(self.d_steps_per_policy_step >= 1, 'd_steps_per_policy_step',
-         f'{self.d_steps_per_policy_step} < 1 (every policy update comes with at least one D update)')
+    need(
+        self.discount is None or 0.0 <= self.discount <= 1.0, 'discount', f'{self.discount} is not in [0, 1]'
+    )
+    need(
+        self.reward_normalisation in REWARD_NORMALISATIONS,
+        'reward_normalisation',
+        f'{self.reward_normalisation!r} is not one of {REWARD_NORMALISATIONS}',
+    )
+    need(
+        math.isfinite(self.max_gradient_norm) and self.max_gradient_norm >= 0,
+        'max_gradient_norm',
+        f'{self.max_gradient_norm} must be ≥ 0 (0: no clipping)',
+    )
+    need(
+        self.d_steps_per_policy_step >= 1,
+        'd_steps_per_policy_step',
+        f'{self.d_steps_per_policy_step} < 1 (every policy update comes with at least one D update)',
+    )
     for name in ('policy_learning_rate', 'd_learning_rate'):
       value = getattr(self, name)
       need(math.isfinite(value) and value > 0, name, f'{value} must be a positive number')
-    for name in ('gradient_penalty_weight', 'entropy_cost', 'baseline_cost', 'stroke_penalty',
-                 'blank_penalty', 'centring_weight'):
+    for name in (
+        'gradient_penalty_weight',
+        'entropy_cost',
+        'baseline_cost',
+        'stroke_penalty',
+        'blank_penalty',
+        'centring_weight',
+    ):
       value = getattr(self, name)
       need(math.isfinite(value) and value >= 0, name, f'{value} must be ≥ 0')
     need(self.algorithm in ('vtrace', 'a2c'), 'algorithm', "not 'vtrace' or 'a2c'")
@@ -119,6 +140,7 @@ class LearnerConfig:
 @dataclasses.dataclass(frozen=True)
 class Config:
   """All settings of a training run (see `define_flags` for their meaning)."""
+
   root_dir: str = 'runs/strokes'
   # Task.
   environment: str = 'libmypaint'
@@ -216,28 +238,50 @@ def validate(config: Config) -> Config:
   `config.learner` checked its own values when it was built; here are the rest and the ones that depend on
   several parts (an l2 reward needs a target).
   """
+
   def need(ok, flag, message):
     if not ok:
       raise ConfigError(f'--{flag}: {message}')
 
-  need(config.environment in ENVIRONMENTS, 'environment',
-       f'{config.environment!r} is not one of {ENVIRONMENTS}')
+  need(
+      config.environment in ENVIRONMENTS,
+      'environment',
+      f'{config.environment!r} is not one of {ENVIRONMENTS}',
+  )
   need(config.dataset in DATASETS, 'dataset', f'unknown dataset {config.dataset!r}; one of {DATASETS}')
   need(config.strategy in STRATEGIES, 'strategy', f'{config.strategy!r} is not one of {STRATEGIES}')
-  need(config.network_size in ('tiny', 'deepmind'), 'network_size',
-       f'{config.network_size!r} is not tiny or deepmind')
+  need(
+      config.network_size in ('tiny', 'deepmind'),
+      'network_size',
+      f'{config.network_size!r} is not tiny or deepmind',
+  )
   need(config.episode_length >= 2, 'episode_length', f'{config.episode_length} < 2 (no action fits)')
-  need(config.canvas_width > 0 and config.canvas_width % 64 == 0, 'canvas_width',
-       f'{config.canvas_width} is not a positive multiple of 64')
+  need(
+      config.canvas_width > 0 and config.canvas_width % 64 == 0,
+      'canvas_width',
+      f'{config.canvas_width} is not a positive multiple of 64',
+  )
   if config.environment == 'libmypaint':
-    need(0 < config.grid_width <= config.canvas_width, 'grid_width',
-         f'grid {config.grid_width} must be between 1 and the canvas width {config.canvas_width}')
-    need(config.grid_width in (16, 32), 'grid_width',
-         f'{config.grid_width}: the location head decodes 16×16 or 32×32 grids')
-    need(config.render_width is None or config.render_width % config.canvas_width == 0, 'render_width',
-         f'{config.render_width} is not a multiple of --canvas_width={config.canvas_width}')
-    need(len(config.brush_sizes) > 0 and all(s > 0 for s in config.brush_sizes), 'brush_sizes',
-         f'{config.brush_sizes}: need at least one positive size')
+    need(
+        0 < config.grid_width <= config.canvas_width,
+        'grid_width',
+        f'grid {config.grid_width} must be between 1 and the canvas width {config.canvas_width}',
+    )
+    need(
+        config.grid_width in (16, 32),
+        'grid_width',
+        f'{config.grid_width}: the location head decodes 16×16 or 32×32 grids',
+    )
+    need(
+        config.render_width is None or config.render_width % config.canvas_width == 0,
+        'render_width',
+        f'{config.render_width} is not a multiple of --canvas_width={config.canvas_width}',
+    )
+    need(
+        len(config.brush_sizes) > 0 and all(s > 0 for s in config.brush_sizes),
+        'brush_sizes',
+        f'{config.brush_sizes}: need at least one positive size',
+    )
   if config.environment == 'mujoco_scenes':
     need(config.dataset == 'scenes', 'dataset', 'the mujoco_scenes environment reconstructs `scenes`')
   if config.learner.reward == 'l2':
@@ -245,42 +289,72 @@ def validate(config: Config) -> Config:
   need(config.batch_size > 0, 'batch_size', f'{config.batch_size} must be positive')
   need(config.num_cpu_replicas >= 1, 'num_cpu_replicas', f'{config.num_cpu_replicas} < 1')
   need(config.num_learner_workers >= 1, 'num_learner_workers', f'{config.num_learner_workers} < 1')
-  need(config.num_learner_workers == 1 or config.strategy == 'multi_worker', 'num_learner_workers',
-       f'{config.num_learner_workers} learner workers need --strategy=multi_worker (got '
-       f'--strategy={config.strategy})')
-  need(config.batch_size % config.num_replicas == 0, 'batch_size',
-       f'{config.batch_size} is not divisible by the {config.num_replicas} replicas of '
-       f'--strategy={config.strategy}')
+  need(
+      config.num_learner_workers == 1 or config.strategy == 'multi_worker',
+      'num_learner_workers',
+      f'{config.num_learner_workers} learner workers need --strategy=multi_worker (got '
+      f'--strategy={config.strategy})',
+  )
+  need(
+      config.batch_size % config.num_replicas == 0,
+      'batch_size',
+      f'{config.batch_size} is not divisible by the {config.num_replicas} replicas of '
+      f'--strategy={config.strategy}',
+  )
   if config.tpu:
-    need(config.strategy == 'tpu', 'tpu', f'{config.tpu!r} is set but --strategy={config.strategy}; the '
-         'TPU address is used by --strategy=tpu only')
-    need(_is_tpu_address(config.tpu), 'tpu',
-         f'{config.tpu!r} is not a TPU name, grpc://host:port or local')
-  need(config.policy_learning_rate_decay in LEARNING_RATE_DECAYS, 'policy_learning_rate_decay',
-       f'{config.policy_learning_rate_decay!r} is not one of {LEARNING_RATE_DECAYS}')
-  need(config.policy_learning_rate_decay == 'none' or config.max_frames > 0, 'policy_learning_rate_decay',
-       f'{config.policy_learning_rate_decay!r} decays to 0 at --max_frames, which is 0 (no limit): set it')
+    need(
+        config.strategy == 'tpu',
+        'tpu',
+        f'{config.tpu!r} is set but --strategy={config.strategy}; the '
+        'TPU address is used by --strategy=tpu only',
+    )
+    need(_is_tpu_address(config.tpu), 'tpu', f'{config.tpu!r} is not a TPU name, grpc://host:port or local')
+  need(
+      config.policy_learning_rate_decay in LEARNING_RATE_DECAYS,
+      'policy_learning_rate_decay',
+      f'{config.policy_learning_rate_decay!r} is not one of {LEARNING_RATE_DECAYS}',
+  )
+  need(
+      config.policy_learning_rate_decay == 'none' or config.max_frames > 0,
+      'policy_learning_rate_decay',
+      f'{config.policy_learning_rate_decay!r} decays to 0 at --max_frames, which is 0 (no limit): set it',
+  )
   need(config.precision in PRECISIONS, 'precision', f'{config.precision!r} is not one of {PRECISIONS}')
   need(config.num_actors >= 1, 'num_actors', f'{config.num_actors} < 1')
   need(config.envs_per_actor >= 1, 'envs_per_actor', f'{config.envs_per_actor} < 1')
-  need(config.fakes_replay_size == 0 or config.fakes_replay_size >= config.batch_size,
-       'fakes_replay_size', f'{config.fakes_replay_size} is smaller than a batch ({config.batch_size})')
+  need(
+      config.fakes_replay_size == 0 or config.fakes_replay_size >= config.batch_size,
+      'fakes_replay_size',
+      f'{config.fakes_replay_size} is smaller than a batch ({config.batch_size})',
+  )
   need(config.eval_targets >= 1, 'eval_targets', f'{config.eval_targets} < 1')
-  need(0 <= config.local_actors <= config.num_actors * config.envs_per_actor, 'local_actors',
-       f'{config.local_actors} is not between 0 (sized to the host) and the run\'s '
-       f'{config.num_actors * config.envs_per_actor} environments (--num_actors × --envs_per_actor)')
+  need(
+      0 <= config.local_actors <= config.num_actors * config.envs_per_actor,
+      'local_actors',
+      f"{config.local_actors} is not between 0 (sized to the host) and the run's "
+      f'{config.num_actors * config.envs_per_actor} environments (--num_actors × --envs_per_actor)',
+  )
   need(config.first_env >= -1, 'first_env', f'{config.first_env} < -1')
   need(config.root_dir != '', 'root_dir', 'must name a directory')
   _validate_root_dir(config.root_dir)
-  need(_is_ip(config.reverb_bind_address), 'reverb_bind_address',
-       f'{config.reverb_bind_address!r} is not an IP address (127.0.0.1: this host only; 0.0.0.0: every '
-       'interface; or one of this host\'s addresses)')
+  need(
+      _is_ip(config.reverb_bind_address),
+      'reverb_bind_address',
+      f'{config.reverb_bind_address!r} is not an IP address (127.0.0.1: this host only; 0.0.0.0: every '
+      "interface; or one of this host's addresses)",
+  )
   need(0 <= config.reverb_port <= 65535, 'reverb_port', f'{config.reverb_port} is not a port (0–65535)')
   if config.reverb_address is not None:
-    need(_is_host_port(config.reverb_address), 'reverb_address',
-         f'{config.reverb_address!r} is not host:port (e.g. localhost:8000 or 10.0.0.2:8000)')
-  need(config.max_nonfinite_updates >= 1, 'max_nonfinite_updates',
-       f'{config.max_nonfinite_updates} < 1 (updates with a NaN/Inf loss allowed in a row)')
+    need(
+        _is_host_port(config.reverb_address),
+        'reverb_address',
+        f'{config.reverb_address!r} is not host:port (e.g. localhost:8000 or 10.0.0.2:8000)',
+    )
+  need(
+      config.max_nonfinite_updates >= 1,
+      'max_nonfinite_updates',
+      f'{config.max_nonfinite_updates} < 1 (updates with a NaN/Inf loss allowed in a row)',
+  )
   if config.data_dir is not None and config.dataset != 'strokes':
     need(os.path.isdir(config.data_dir), 'data_dir', f'{config.data_dir} is not a directory')
   return config
@@ -296,13 +370,14 @@ def check_replicas(config: Config, num_replicas: int) -> None:
     raise ConfigError(
         f'--batch_size: {config.batch_size} is not divisible by the {num_replicas} replicas of '
         f'--strategy={config.strategy} (each replica takes an equal share of the batch); '
-        f'pick a multiple of {num_replicas}')
+        f'pick a multiple of {num_replicas}'
+    )
 
 
 def _is_tpu_address(tpu: str) -> bool:
   """A Cloud TPU name, grpc://host:port, or `local` (the TPU of this TPU VM)."""
   if tpu.startswith('grpc://'):
-    return _is_host_port(tpu[len('grpc://'):])
+    return _is_host_port(tpu[len('grpc://') :])
   return '://' not in tpu and not any(c.isspace() for c in tpu) and ':' not in tpu
 
 
@@ -317,8 +392,13 @@ def _is_ip(address: str) -> bool:
 def _is_host_port(address: str) -> bool:
   host, sep, port = address.rpartition(':')
   host = host[1:-1] if host.startswith('[') and host.endswith(']') else host  # [::1]:8000
-  return (bool(sep) and bool(host) and not any(c.isspace() for c in host) and port.isdigit()
-          and 0 < int(port) <= 65535)
+  return (
+      bool(sep)
+      and bool(host)
+      and not any(c.isspace() for c in host)
+      and port.isdigit()
+      and 0 < int(port) <= 65535
+  )
 
 
 def _validate_root_dir(root_dir: str) -> None:
@@ -340,15 +420,24 @@ def _validate_root_dir(root_dir: str) -> None:
 def _flag_defaults() -> dict:
   """{flag name: default} of every setting with a flag: Config's own fields and Config.learner's."""
   config = Config()
-  return {field.name: getattr(settings, field.name)
-          for settings in (config, config.learner) for field in dataclasses.fields(settings)
-          if field.name != 'learner' and _is_flag(field)}
+  return {
+      field.name: getattr(settings, field.name)
+      for settings in (config, config.learner)
+      for field in dataclasses.fields(settings)
+      if field.name != 'learner' and _is_flag(field)
+  }
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Defines one absl flag per setting (defaults from Config and LearnerConfig), plus --role and --task."""
-  flags.DEFINE_enum('role', 'all', ROLES, 'Which part of the system this process runs; `all` starts and '
-                    'supervises the others as subprocesses.', flag_values=flag_values)
+  flags.DEFINE_enum(
+      'role',
+      'all',
+      ROLES,
+      'Which part of the system this process runs; `all` starts and '
+      'supervises the others as subprocesses.',
+      flag_values=flag_values,
+  )
   flags.DEFINE_integer('task', 0, 'Index of this actor (role=actor).', flag_values=flag_values)
   help_text = {
       'root_dir': 'Run directory: checkpoints, TensorBoard logs, exports. An existing run resumes.',
@@ -361,55 +450,55 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       'reward': 'spiral: D(final) at the last step; spiral++: D differences; l2: −‖final − target‖².',
       'd_loss': 'wgan-gp (SPIRAL) or sn-gan (SPIRAL++: spectral norm + non-saturating loss).',
       'd_conditioning': 'Conditional D input: pair (render, target) — real = (target, target) — or '
-                        'complement (SPIRAL++: D judges one half of the render beside the other half of '
-                        'the target).',
-      'd_steps_per_policy_step': 'Discriminator updates per policy update (≥ 1; WGAN\'s n_critic): each '
-                                 'learner step trains D this many times, each on a fresh batch of real '
-                                 'images against a fresh batch of replayed fakes.',
+      'complement (SPIRAL++: D judges one half of the render beside the other half of '
+      'the target).',
+      'd_steps_per_policy_step': "Discriminator updates per policy update (≥ 1; WGAN's n_critic): each "
+      'learner step trains D this many times, each on a fresh batch of real '
+      'images against a fresh batch of replayed fakes.',
       'stroke_penalty': 'Auxiliary reward: −this for every new disjoint stroke (the paper, MNIST).',
       'blank_penalty': 'Auxiliary reward: −this when the final canvas shows nothing (the paper, MNIST).',
       'fakes_replay_size': 'D samples fakes uniformly from the most recent this many renders (0: the last '
-                           f'{FAKES_REPLAY_BATCHES} batches, as in the paper).',
+      f'{FAKES_REPLAY_BATCHES} batches, as in the paper).',
       'discount': f'γ of the return (default: {SPIRAL_PP_DISCOUNT} for --reward=spiral++, 1 otherwise).',
-      'gradient_penalty_weight': 'WGAN-GP weight λ (10: keeps D\'s outputs O(1–10) on 64² images; '
-                                 'DeepMind\'s released agents: 1).',
+      'gradient_penalty_weight': "WGAN-GP weight λ (10: keeps D's outputs O(1–10) on 64² images; "
+      "DeepMind's released agents: 1).",
       'policy_learning_rate_decay': 'none: constant; linear: falls to 0 at --max_frames (IMPALA), so the '
-                                    'final weights come from small steps. D\'s rate stays constant.',
+      "final weights come from small steps. D's rate stays constant.",
       'reward_normalisation': 'Rewards before V-trace: none; std (÷ a running std of episode returns); '
-                              'standardise (also centred). See spiral_tf/learning/normalisation.py.',
+      'standardise (also centred). See spiral_tf/learning/normalisation.py.',
       'max_gradient_norm': 'Global-norm clipping of the policy + critic gradients (0: none).',
       'strategy': f'tf.distribute strategy: {STRATEGIES}.',
       'precision': 'float32, or mixed_bfloat16: the networks compute in bfloat16 (variables, logits, '
-                   'losses and V-trace stay float32; TPUs, and CPUs with AMX/AVX-512 BF16).',
+      'losses and V-trace stay float32; TPUs, and CPUs with AMX/AVX-512 BF16).',
       'num_cpu_replicas': 'With --strategy=mirrored and no accelerator: split the CPU into this many '
-                          'logical devices.',
+      'logical devices.',
       'tpu': 'With --strategy=tpu: which TPU. A Cloud TPU name (looked up through the Cloud TPU API), '
-             'grpc://host:port (a TPU node\'s address, e.g. grpc://10.0.0.2:8470), or local (the TPU '
-             'attached to this TPU VM). Empty (default): the name in the TPU_NAME environment variable.',
+      "grpc://host:port (a TPU node's address, e.g. grpc://10.0.0.2:8470), or local (the TPU "
+      'attached to this TPU VM). Empty (default): the name in the TPU_NAME environment variable.',
       'envs_per_actor': 'Environments each actor steps in lockstep with one batched policy call.',
       'weight_pull_seconds': 'How often an actor fetches fresh weights (in the background).',
       'queue_size': 'Episodes buffered in Reverb between actors and learner (0: 2 × batch).',
       'reverb_address': 'host:port of the Reverb server (default: started by --role=all on loopback).',
       'reverb_port': 'Port for --role=reverb (0: pick a free one; the server prints it).',
       'reverb_bind_address': 'The address the Reverb server listens on: 127.0.0.1 (this host only), '
-                             '0.0.0.0 (every interface: actors on other hosts) or one address of this '
-                             'host (see README, Operations).',
+      '0.0.0.0 (every interface: actors on other hosts) or one address of this '
+      'host (see README, Operations).',
       'max_nonfinite_updates': 'Stop the run (the last good checkpoint stays) after this many updates '
-                               'in a row with a NaN/Inf loss or weights; each one is skipped and logged.',
+      'in a row with a NaN/Inf loss or weights; each one is skipped and logged.',
       'max_frames': 'Stop after this many environment frames (0: no limit).',
       'max_learner_steps': 'Stop after this many learner steps (0: no limit).',
       'max_minutes': 'Stop after this many minutes of training (0: no limit).',
       'evaluator': 'With --role=all: also run the evaluator (scores each export on held-out targets).',
       'eval_targets': 'Held-out targets the evaluator paints per export.',
-      'local_actors': 'With --role=all: how many actor processes share the run\'s --num_actors × '
-                      '--envs_per_actor environments on this host (0: as many as its cores and memory '
-                      'hold; the plan is printed before anything starts). --role=actor ignores it.',
+      'local_actors': "With --role=all: how many actor processes share the run's --num_actors × "
+      '--envs_per_actor environments on this host (0: as many as its cores and memory '
+      'hold; the plan is printed before anything starts). --role=actor ignores it.',
       'num_learner_workers': 'With --role=all and --strategy=multi_worker: how many learner processes '
-                             'train together (MultiWorkerMirroredStrategy, TF_CONFIG generated on loopback '
-                             'ports; worker 0, the chief, alone writes to --root_dir). On a cluster each '
-                             'learner host runs --role=learner with its own TF_CONFIG instead.',
-      'first_env': 'Index of this actor\'s first environment among the run\'s, for their seeds '
-                   '(-1: --task × --envs_per_actor). Set by --role=all for the actors it starts.',
+      'train together (MultiWorkerMirroredStrategy, TF_CONFIG generated on loopback '
+      'ports; worker 0, the chief, alone writes to --root_dir). On a cluster each '
+      'learner host runs --role=learner with its own TF_CONFIG instead.',
+      'first_env': "Index of this actor's first environment among the run's, for their seeds "
+      '(-1: --task × --envs_per_actor). Set by --role=all for the actors it starts.',
   }
   for name, default in _flag_defaults().items():
     text = help_text.get(name, name.replace('_', ' ') + '.')

@@ -20,6 +20,7 @@ Usage:
   dashboard.eval_log_dir(root_dir)          # where the evaluator writes
   dashboard.layout()                        # the layout_pb2.Layout itself
 """
+
 import glob
 import os
 
@@ -34,30 +35,53 @@ EVAL_RUN = 'eval'
 
 # (category, [(chart title, [tag regexes])]). `^…$` pins an exact tag; an open end admits a family.
 LAYOUT = (
-    ('Discriminator', [
-        ('D(real) and D(fake)', [r'^d_score_real$', r'^d_score_fake$']),
-        ('D losses and gradient penalty', [r'^d_loss$', r'^d_loss_real$', r'^d_loss_fake$',
-                                           r'^gradient_penalty$']),
-    ]),
-    ('Reconstruction: l2 to the target', [
-        # Training episodes' final canvas, the evaluator's held-out paintings, and not painting at all.
-        ('l2: training, held-out (eval/agent_mse) and blank canvas (eval/blank_mse)',
-         [r'^l2_to_target$', r'^eval/agent_mse$', r'^eval/blank_mse$']),
-        ('reward and value', [r'^reward_mean$', r'^value_mean$']),
-    ]),
-    ('Learning: entropy and diagnostics', [
-        ('entropy', [r'^entropy$', r'^diagnostics/entropy']),
-        ('policy and value losses', [r'^policy_loss$', r'^value_loss$', r'^total_policy_loss$']),
-        # Every diagnostic except the entropies (charted above): a tag belongs to one chart only.
-        ('learning diagnostics', [r'^diagnostics/(?!entropy)', r'^grad_norm', r'^log_rho_mean$',
-                                  r'^nonfinite_updates_skipped$']),
-    ]),
-    ('Throughput', [
-        ('frames per second', [r'^frames_per_s$']),
-        ('learner busy fraction (1 = never waits for data)', [r'^busy_fraction$']),
-        ('Reverb: episode queue and fakes replay', [r'^queue_size$', r'^fakes_size$']),
-        ('policy lag (learner steps)', [r'^policy_lag_steps$']),
-    ]),
+    (
+        'Discriminator',
+        [
+            ('D(real) and D(fake)', [r'^d_score_real$', r'^d_score_fake$']),
+            (
+                'D losses and gradient penalty',
+                [r'^d_loss$', r'^d_loss_real$', r'^d_loss_fake$', r'^gradient_penalty$'],
+            ),
+        ],
+    ),
+    (
+        'Reconstruction: l2 to the target',
+        [
+            # Training episodes' final canvas, the evaluator's held-out paintings, and not painting at all.
+            (
+                'l2: training, held-out (eval/agent_mse) and blank canvas (eval/blank_mse)',
+                [r'^l2_to_target$', r'^eval/agent_mse$', r'^eval/blank_mse$'],
+            ),
+            ('reward and value', [r'^reward_mean$', r'^value_mean$']),
+        ],
+    ),
+    (
+        'Learning: entropy and diagnostics',
+        [
+            ('entropy', [r'^entropy$', r'^diagnostics/entropy']),
+            ('policy and value losses', [r'^policy_loss$', r'^value_loss$', r'^total_policy_loss$']),
+            # Every diagnostic except the entropies (charted above): a tag belongs to one chart only.
+            (
+                'learning diagnostics',
+                [
+                    r'^diagnostics/(?!entropy)',
+                    r'^grad_norm',
+                    r'^log_rho_mean$',
+                    r'^nonfinite_updates_skipped$',
+                ],
+            ),
+        ],
+    ),
+    (
+        'Throughput',
+        [
+            ('frames per second', [r'^frames_per_s$']),
+            ('learner busy fraction (1 = never waits for data)', [r'^busy_fraction$']),
+            ('Reverb: episode queue and fakes replay', [r'^queue_size$', r'^fakes_size$']),
+            ('policy lag (learner steps)', [r'^policy_lag_steps$']),
+        ],
+    ),
 )
 
 
@@ -69,8 +93,9 @@ def log_dir(root_dir: str) -> str:
 def learner_log_dir(root_dir: str) -> str:
   """`tensorboard/learner`, or `tensorboard/` itself for a run that started before the sub-directories."""
   legacy = log_dir(root_dir)
-  if (not os.path.isdir(os.path.join(legacy, LEARNER_RUN))
-      and glob.glob(os.path.join(legacy, 'events.out.tfevents.*'))):
+  if not os.path.isdir(os.path.join(legacy, LEARNER_RUN)) and glob.glob(
+      os.path.join(legacy, 'events.out.tfevents.*')
+  ):
     return legacy
   return os.path.join(legacy, LEARNER_RUN)
 
@@ -83,9 +108,15 @@ def layout() -> layout_pb2.Layout:
   """LAYOUT as the custom_scalars plugin's proto: one multiline chart per entry."""
   categories = []
   for title, charts in LAYOUT:
-    categories.append(layout_pb2.Category(title=title, chart=[
-        layout_pb2.Chart(title=chart, multiline=layout_pb2.MultilineChartContent(tag=tags))
-        for chart, tags in charts]))
+    categories.append(
+        layout_pb2.Category(
+            title=title,
+            chart=[
+                layout_pb2.Chart(title=chart, multiline=layout_pb2.MultilineChartContent(tag=tags))
+                for chart, tags in charts
+            ],
+        )
+    )
   return layout_pb2.Layout(category=categories)
 
 
@@ -94,7 +125,12 @@ def write_layout(writer, step: int = 0) -> None:
   # Lazy: launch/serve_tensorboard.py finds a run's logs through this module without loading TensorFlow.
   from tensorboard.plugins.custom_scalar import metadata  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   with writer.as_default():
-    tf.summary.write(metadata.CONFIG_SUMMARY_TAG, tf.constant(layout().SerializeToString()), step=step,
-                     metadata=metadata.create_summary_metadata().SerializeToString())
+    tf.summary.write(
+        metadata.CONFIG_SUMMARY_TAG,
+        tf.constant(layout().SerializeToString()),
+        step=step,
+        metadata=metadata.create_summary_metadata().SerializeToString(),
+    )
   writer.flush()

@@ -11,6 +11,7 @@ Usage:
   with atomic_output('out/painting.png') as tmp:   # '.painting.<random>.tmp.png' beside it
     image.save(tmp)
 """
+
 import contextlib
 import os
 import tempfile

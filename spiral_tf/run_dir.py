@@ -14,6 +14,7 @@ Usage:
   run.config_file, run.checkpoints, run.export, run.tensorboard, run.log('learner')
   run.is_run()                                   # has config.json: a training run directory
 """
+
 import dataclasses
 import os
 
@@ -24,6 +25,7 @@ TENSORBOARD = 'tensorboard'  # `make tensorboard RUN=<run>` serves this one (lau
 @dataclasses.dataclass(frozen=True)
 class RunDir:
   """The paths of one run directory (module docstring); nothing is created or read."""
+
   root: str
 
   def __post_init__(self):

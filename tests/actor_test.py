@@ -8,6 +8,7 @@ stored actions in a fresh environment gives the stored observations; the learner
 of the stored episode gives the stored behaviour log-probabilities (ρ = 1 with the same weights); the
 `fakes` item is the episode's final render and target; the weights that acted are the learner's.
 """
+
 import time
 
 import dm_env
@@ -31,32 +32,63 @@ NUM_ENVS = 2
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
   """The parts of one actor and one learner, a server with the run's tables, and weights pushed at step 7."""
-  config = config_lib.validate(config_lib.Config(
-      root_dir=str(tmp_path_factory.mktemp('run')), dataset='strokes', conditional=True,
-      episode_length=LENGTH, grid_width=16, network_size='tiny', batch_size=NUM_ENVS, use_color=False,
-      jit_compile=False))
+  config = config_lib.validate(
+      config_lib.Config(
+          root_dir=str(tmp_path_factory.mktemp('run')),
+          dataset='strokes',
+          conditional=True,
+          episode_length=LENGTH,
+          grid_width=16,
+          network_size='tiny',
+          batch_size=NUM_ENVS,
+          use_color=False,
+          jit_compile=False,
+      )
+  )
   images, _ = strokes.render(6, seed=0, split='train', channels=1, **components.dataset_options(config))
   make_envs = lambda: [components.make_environment(config, images=images, seed=i) for i in range(NUM_ENVS)]
   envs = make_envs()
   learner_agent = components.make_agent(config)
   actor_agent = components.make_agent(config)
   trajectory_spec, fake_spec = components.specs(config)
-  server = reverb.Server(replay.make_tables(trajectory_spec, fake_spec, learner_agent.variables,
-                                            learner_agent.variables[:1],
-                                            queue_size=4 * NUM_ENVS, fakes_size=4 * NUM_ENVS), port=None)
+  server = reverb.Server(
+      replay.make_tables(
+          trajectory_spec,
+          fake_spec,
+          learner_agent.variables,
+          learner_agent.variables[:1],
+          queue_size=4 * NUM_ENVS,
+          fakes_size=4 * NUM_ENVS,
+      ),
+      port=None,
+  )
   address = f'localhost:{server.port}'
-  container = reverb_variable_container.ReverbVariableContainer(address,
-                                                                table_names=[replay.POLICY_VARIABLES])
-  push = lambda step: container.push({'learner_step': tf.constant(step, tf.int64),
-                                      'weights': learner_agent.variables}, replay.POLICY_VARIABLES)
-  assert not all(np.array_equal(a.numpy(), b.numpy())
-                 for a, b in zip(learner_agent.variables, actor_agent.variables))  # different inits
+  container = reverb_variable_container.ReverbVariableContainer(
+      address, table_names=[replay.POLICY_VARIABLES]
+  )
+  push = lambda step: container.push(
+      {'learner_step': tf.constant(step, tf.int64), 'weights': learner_agent.variables},
+      replay.POLICY_VARIABLES,
+  )
+  assert not all(
+      np.array_equal(a.numpy(), b.numpy()) for a, b in zip(learner_agent.variables, actor_agent.variables)
+  )  # different inits
   push(7)
   weights = actor_lib.WeightPuller(address, actor_agent.variables, interval_s=0.2, timeout_s=30)
-  actor = actor_lib.Actor(envs, actor_agent, reverb.Client(address), weights, conditional=True,
-                          episode_length=LENGTH)
-  yield dict(config=config, make_envs=make_envs, learner_agent=learner_agent, actor_agent=actor_agent,
-             address=address, push=push, weights=weights, actor=actor, spec=trajectory_spec)
+  actor = actor_lib.Actor(
+      envs, actor_agent, reverb.Client(address), weights, conditional=True, episode_length=LENGTH
+  )
+  yield dict(
+      config=config,
+      make_envs=make_envs,
+      learner_agent=learner_agent,
+      actor_agent=actor_agent,
+      address=address,
+      push=push,
+      weights=weights,
+      actor=actor,
+      spec=trajectory_spec,
+  )
   weights.stop()
   server.stop()
 
@@ -64,7 +96,8 @@ def run(tmp_path_factory):
 def _read(address, table, count):
   """`count` items of `table`, read as the learner reads them (TrajectoryDataset from the signature)."""
   dataset = reverb.TrajectoryDataset.from_table_signature(
-      address, table, max_in_flight_samples_per_worker=1, rate_limiter_timeout_ms=10_000)
+      address, table, max_in_flight_samples_per_worker=1, rate_limiter_timeout_ms=10_000
+  )
   return [tf.nest.map_structure(lambda x: x.numpy(), sample.data) for sample in dataset.take(count)]
 
 
@@ -89,15 +122,19 @@ def test_episodes_in_the_queue_replay_and_unroll_to_what_was_stored(run):
   for env, episode in zip(run['make_envs'](), episodes):  # environment order, FIFO
     tf.nest.assert_same_structure(episode, run['spec'])
     assert episode['step_type'].tolist() == [int(dm_env.StepType.FIRST)] + [int(dm_env.StepType.MID)] * (
-        LENGTH - 2) + [int(dm_env.StepType.LAST)]
+        LENGTH - 2
+    ) + [int(dm_env.StepType.LAST)]
     assert int(episode['policy_step']) == 7
-    _leaves_equal(episode['core_state'], {k: np.zeros(run['actor_agent'].lstm_size, np.float32)
-                                          for k in ('h', 'c')})
+    _leaves_equal(
+        episode['core_state'], {k: np.zeros(run['actor_agent'].lstm_size, np.float32) for k in ('h', 'c')}
+    )
     # Observation t, then the action taken after it: a fresh environment of the same seed replays them.
     timestep = env.reset()
     for t in range(LENGTH):
-      _leaves_equal(tf.nest.map_structure(lambda x: x[t], episode['observation']),
-                    trajectory.plain_dicts(timestep.observation))
+      _leaves_equal(
+          tf.nest.map_structure(lambda x: x[t], episode['observation']),
+          trajectory.plain_dicts(timestep.observation),
+      )
       if t < LENGTH - 1:
         timestep = env.step({k: int(episode['action'][k][t]) for k in keys})
     assert timestep.last()
@@ -110,17 +147,23 @@ def test_episodes_in_the_queue_replay_and_unroll_to_what_was_stored(run):
   batch = tf.nest.map_structure(lambda *xs: np.stack(xs), *episodes)
   time_major = lambda x: np.swapaxes(x, 0, 1)
   unrolled = run['learner_agent'].unroll(
-      time_major(batch['step_type']), tf.nest.map_structure(time_major, batch['observation']),
-      {k: time_major(v) for k, v in batch['action'].items()}, batch['core_state'])
+      time_major(batch['step_type']),
+      tf.nest.map_structure(time_major, batch['observation']),
+      {k: time_major(v) for k, v in batch['action'].items()},
+      batch['core_state'],
+  )
   for k in keys:
-    np.testing.assert_allclose(time_major(unrolled.log_prob[k].numpy())[:, :-1],
-                               batch['behaviour_log_prob'][k][:, :-1], atol=2e-4)
+    np.testing.assert_allclose(
+        time_major(unrolled.log_prob[k].numpy())[:, :-1], batch['behaviour_log_prob'][k][:, :-1], atol=2e-4
+    )
     assert (batch['behaviour_log_prob'][k][:, :-1] <= 0).all()
 
   # The fakes are the episodes' final renders, with their targets (sampled uniformly, with replacement:
   # 20 samples of the 2 fakes miss one with probability 2⁻¹⁹).
-  finals = {episode['observation']['target'][-1].tobytes(): episode['observation']['canvas'][-1]
-            for episode in episodes}
+  finals = {
+      episode['observation']['target'][-1].tobytes(): episode['observation']['canvas'][-1]
+      for episode in episodes
+  }
   assert len(finals) == NUM_ENVS  # each environment its own target
   seen = set()
   for fake in fakes:

@@ -1,4 +1,5 @@
 """Agent: parameter count by hand, autoregression, teacher forcing, resets, generic specs, bad input."""
+
 import dm_env
 import numpy as np
 import pytest
@@ -15,24 +16,26 @@ def _hand_count(action_spec, observation_spec, size, conditional=False):
   conv = lambda k, i, o: k * k * i * o + o
   width, _, channels = observation_spec['canvas'].shape
   ch, z, u, hc = s.torso_channels, s.z_dim, s.lstm_size, s.head_channels
-  grids = {k: int(round(np.sqrt(a.num_values))) for k, a in action_spec.items()
-           if k in agent_lib.DEFAULT_LOCATION_KEYS}
+  grids = {
+      k: int(round(np.sqrt(a.num_values)))
+      for k, a in action_spec.items()
+      if k in agent_lib.DEFAULT_LOCATION_KEYS
+  }
   in_dim = lambda k: 2 if k in grids else action_spec[k].num_values
   res = lambda c: conv(3, c, c) + conv(1, c, c)
   order = list(action_spec)
   total = conv(5, channels * (2 if conditional else 1) + 2, ch)
-  total += sum(dense(in_dim(k), 16) for k in order)                               # prev-action embeds
-  total += dense(16 * len(order), 64) + dense(64, 32) + dense(32, ch)              # prev-action MLP
-  total += dense(10, 64) + dense(64, 32) + dense(32, ch)                           # noise MLP
+  total += sum(dense(in_dim(k), 16) for k in order)  # prev-action embeds
+  total += dense(16 * len(order), 64) + dense(64, 32) + dense(32, ch)  # prev-action MLP
+  total += dense(10, 64) + dense(64, 32) + dense(32, ch)  # noise MLP
   total += 3 * conv(4, ch, ch) + conv(3, ch, ch) + s.torso_res_blocks * res(ch)
   total += dense((width // 8) ** 2 * ch, z)
-  total += 4 * (z * u + u * u + u)                                                  # LSTM
-  total += dense(u, 1)                                                              # value
+  total += 4 * (z * u + u * u + u)  # LSTM
+  total += dense(u, 1)  # value
   for k in order:
     if k in grids:
       ups = int(np.log2(grids[k] // 4))
-      total += (conv(3, u // 16, hc) + s.head_res_blocks * res(hc) + ups * conv(4, hc, hc)
-                + conv(3, hc, 1))
+      total += conv(3, u // 16, hc) + s.head_res_blocks * res(hc) + ups * conv(4, hc, hc) + conv(3, hc, 1)
     else:
       total += dense(u, action_spec[k].num_values)
   # All but the last sub-action in the order update z.
@@ -56,8 +59,11 @@ def test_parameter_count_scenes_conditional_grid16():
   agent = agent_lib.Agent(action_spec, obs_spec, size='tiny', conditional=True)
   assert agent.num_parameters() == _hand_count(action_spec, obs_spec, 'tiny', conditional=True)
   assert agent.order == tuple(action_spec)  # Not a painter spec: the spec's own order.
-  output, _ = agent.step(tf.constant([int(dm_env.StepType.FIRST)] * 3),
-                         nf.random_observation(obs_spec, 3, np.random.default_rng(0)), agent.initial_state(3))
+  output, _ = agent.step(
+      tf.constant([int(dm_env.StepType.FIRST)] * 3),
+      nf.random_observation(obs_spec, 3, np.random.default_rng(0)),
+      agent.initial_state(3),
+  )
   assert all(0 <= int(a) < 256 for a in output.action['location'].numpy())
 
 
@@ -78,8 +84,10 @@ def test_earlier_sub_action_changes_later_logits():
   # order (it can round to the same float32), so a change in either counts.
   assert log_prob_a['flag'].numpy() == log_prob_b['flag'].numpy()
   for key in agent.order[2:]:
-    assert (abs(float(log_prob_a[key][0] - log_prob_b[key][0])) > 1e-7
-            or abs(float(entropy_a[key][0] - entropy_b[key][0])) > 1e-7), key
+    assert (
+        abs(float(log_prob_a[key][0] - log_prob_b[key][0])) > 1e-7
+        or abs(float(entropy_a[key][0] - entropy_b[key][0])) > 1e-7
+    ), key
 
 
 def test_unroll_reproduces_step_log_probs_and_values():
@@ -88,11 +96,19 @@ def test_unroll_reproduces_step_log_probs_and_values():
   batch, length = 3, 4
   episodes = nf.sampled_episodes(agent, action_spec, obs_spec, batch, length, seed=3)
   tm = lambda x: np.swapaxes(x, 0, 1)
-  unrolled = agent.unroll(tm(episodes['step_type']), tf.nest.map_structure(tm, episodes['observation']),
-                          {k: tm(v) for k, v in episodes['action'].items()}, episodes['core_state'])
+  unrolled = agent.unroll(
+      tm(episodes['step_type']),
+      tf.nest.map_structure(tm, episodes['observation']),
+      {k: tm(v) for k, v in episodes['action'].items()},
+      episodes['core_state'],
+  )
   for key in action_spec:
-    np.testing.assert_allclose(unrolled.log_prob[key].numpy()[:-1],
-                               tm(episodes['behaviour_log_prob'][key])[:-1], atol=2e-5, err_msg=key)
+    np.testing.assert_allclose(
+        unrolled.log_prob[key].numpy()[:-1],
+        tm(episodes['behaviour_log_prob'][key])[:-1],
+        atol=2e-5,
+        err_msg=key,
+    )
     assert np.all(unrolled.entropy[key].numpy() > 0)
     assert np.all(unrolled.entropy[key].numpy() <= np.log(action_spec[key].num_values) + 1e-5)
   # Values from step-by-step acting, re-computed with the recorded actions.
@@ -112,7 +128,8 @@ def test_first_resets_core_state_and_previous_action():
   fresh, _ = agent.step(first, obs, agent.initial_state(2))
   dirty = agent_lib.AgentState(
       core={'h': tf.ones([2, agent.lstm_size]), 'c': -tf.ones([2, agent.lstm_size])},
-      prev_action={k: tf.fill([2], action_spec[k].num_values - 1) for k in action_spec})
+      prev_action={k: tf.fill([2], action_spec[k].num_values - 1) for k in action_spec},
+  )
   after_reset, _ = agent.step(first, obs, dirty)
   np.testing.assert_allclose(after_reset.value.numpy(), fresh.value.numpy(), atol=1e-6)
   mid, _ = agent.step(tf.constant([int(dm_env.StepType.MID)] * 2), obs, dirty)
@@ -157,8 +174,9 @@ def test_greedy_step_takes_the_most_likely_value_of_every_sub_action():
   for key in agent.order:  # Deterministic.
     np.testing.assert_array_equal(output.action[key].numpy(), again.action[key].numpy())
   # The core output z of this step, to teacher-force the head with other values.
-  torso = agent._torso(observation, {k: tf.zeros([batch], tf.int32) for k in agent.order},
-                       tf.ones([batch], tf.bool))
+  torso = agent._torso(
+      observation, {k: tf.zeros([batch], tf.int32) for k in agent.order}, tf.ones([batch], tf.bool)
+  )
   z, _ = agent._core_step(torso, agent.initial_state(batch).core, tf.ones([batch], tf.bool))
   greedy = {k: output.action[k] for k in agent.order}
   _, chosen, _ = agent._policy(z, greedy)
@@ -176,8 +194,12 @@ def test_initial_policy_is_near_uniform():
   observation = nf.random_observation(obs_spec, batch, np.random.default_rng(5))
   episodes = nf.sampled_episodes(agent, action_spec, obs_spec, batch, 2, seed=6)
   tm = lambda x: np.swapaxes(x, 0, 1)
-  unrolled = agent.unroll(tm(episodes['step_type']), tf.nest.map_structure(tm, episodes['observation']),
-                          {k: tm(v) for k, v in episodes['action'].items()}, episodes['core_state'])
+  unrolled = agent.unroll(
+      tm(episodes['step_type']),
+      tf.nest.map_structure(tm, episodes['observation']),
+      {k: tm(v) for k, v in episodes['action'].items()},
+      episodes['core_state'],
+  )
   del observation
   for key, spec in action_spec.items():  # Within 2 % of the uniform distribution's entropy.
     assert np.all(unrolled.entropy[key].numpy() > 0.98 * np.log(spec.num_values)), key

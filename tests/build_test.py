@@ -1,4 +1,5 @@
 """BUILD must cover every Python file exactly once, list only files that exist, and no import may circle."""
+
 import ast
 import collections
 import pathlib
@@ -15,12 +16,18 @@ def _targets():
   def rule(kind):
     def record(name, srcs=(), **kwargs):
       targets.append((kind, name, list(srcs), kwargs))
+
     return record
 
   namespace = {k: rule(k) for k in ('py_library', 'py_binary', 'py_test', 'cc_binary', 'cc_library')}
-  namespace.update(package=lambda **kw: None, licenses=lambda *a: None, load=lambda *a: None,
-                   glob=lambda patterns: [str(p.relative_to(ROOT)) for pattern in patterns
-                                          for p in sorted(ROOT.glob(pattern))])
+  namespace.update(
+      package=lambda **kw: None,
+      licenses=lambda *a: None,
+      load=lambda *a: None,
+      glob=lambda patterns: [
+          str(p.relative_to(ROOT)) for pattern in patterns for p in sorted(ROOT.glob(pattern))
+      ],
+  )
   exec(compile((ROOT / 'BUILD').read_text(), 'BUILD', 'exec'), namespace)
   return targets
 
@@ -28,8 +35,7 @@ def _targets():
 def _python_files():
   files = set()
   for d in COVERED_DIRS:
-    files.update(str(p.relative_to(ROOT)) for p in (ROOT / d).rglob('*.py')
-                 if '__pycache__' not in p.parts)
+    files.update(str(p.relative_to(ROOT)) for p in (ROOT / d).rglob('*.py') if '__pycache__' not in p.parts)
   return files
 
 
@@ -80,7 +86,7 @@ def _import_statements(path, source=None):
       module = node.module
       if node.level:  # `from . import x` in a/b/c.py is `from a.b import x`; each extra dot goes up one.
         package = pathlib.PurePosixPath(path).parts[:-1]
-        base = package[:len(package) - (node.level - 1)]
+        base = package[: len(package) - (node.level - 1)]
         module = '.'.join(base + ((node.module,) if node.module else ()))
       yield module, tuple(alias.name for alias in node.names)
 
@@ -88,8 +94,11 @@ def _import_statements(path, source=None):
 def test_relative_imports_resolve_to_their_package():
   source = 'from . import cache\nfrom .locations import check_split\nfrom .. import files\nimport numpy\n'
   assert list(_import_statements('spiral_tf/data/scenes.py', source)) == [
-      ('spiral_tf.data', ('cache',)), ('spiral_tf.data.locations', ('check_split',)),
-      ('spiral_tf', ('files',)), ('numpy', ())]
+      ('spiral_tf.data', ('cache',)),
+      ('spiral_tf.data.locations', ('check_split',)),
+      ('spiral_tf', ('files',)),
+      ('numpy', ()),
+  ]
 
 
 def _imported_files(path):
@@ -111,11 +120,14 @@ def _imported_files(path):
 
 
 def test_deps_exist_have_no_cycle_and_cover_every_import():
-  targets = {name: kwargs.get('deps', []) + [d for d in kwargs.get('data', []) if d.startswith(':')]
-             for _, name, _, kwargs in _targets()}
+  targets = {
+      name: kwargs.get('deps', []) + [d for d in kwargs.get('data', []) if d.startswith(':')]
+      for _, name, _, kwargs in _targets()
+  }
   owner = {src: name for _, name, srcs, _ in _targets() for src in srcs}
-  unknown = sorted(f'{name} → {dep}' for name, deps in targets.items() for dep in deps
-                   if dep.lstrip(':') not in targets)
+  unknown = sorted(
+      f'{name} → {dep}' for name, deps in targets.items() for dep in deps if dep.lstrip(':') not in targets
+  )
   assert not unknown, f'deps on targets that do not exist: {unknown}'
 
   def closure(name, path=()):
@@ -172,8 +184,11 @@ def _circles(graph):
     state[node] = 'open'
     for imported in sorted(graph.get(node, ())):
       if state.get(imported) == 'open':
-        circles.append(' → '.join(path[path.index(imported):] + [node, imported]
-                                  if imported in path else [node, imported]))
+        circles.append(
+            ' → '.join(
+                path[path.index(imported) :] + [node, imported] if imported in path else [node, imported]
+            )
+        )
       elif imported not in state:
         visit(imported, path + [node])
     state[node] = 'done'
@@ -220,9 +235,13 @@ def test_every_lazy_import_says_why():
   scripts = sorted(f for f in _python_files() if f.split('/')[0] in ('launch', 'benchmarks'))
   for path in _library_modules() + scripts:
     lines = (ROOT / path).read_text().splitlines()
-    lazy = {node.lineno for function in ast.walk(ast.parse('\n'.join(lines), path))
-            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
-            for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    lazy = {
+        node.lineno
+        for function in ast.walk(ast.parse('\n'.join(lines), path))
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(function)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+    }
     for lineno in sorted(lazy):
       inline = lines[lineno - 1].partition('#')[2]
       if re.sub(r'pylint:\s*disable=[\w,-]+', '', inline).strip(' #'):

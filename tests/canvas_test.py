@@ -1,4 +1,5 @@
 """Tests of the canvas-environment base: the episode contract both renderers inherit, on a fake renderer."""
+
 import collections
 
 import dm_env
@@ -13,8 +14,12 @@ class _Counter(canvas.CanvasEnvironment):
   """A 'renderer' whose canvas is filled with the number of drawn actions; `skip` 1 has no effect."""
 
   def __init__(self, episode_length=4):
-    spec = collections.OrderedDict([('value', specs.DiscreteArray(3, dtype=np.int32, name='value')),
-                                    ('skip', specs.DiscreteArray(2, dtype=np.int32, name='skip'))])
+    spec = collections.OrderedDict(
+        [
+            ('value', specs.DiscreteArray(3, dtype=np.int32, name='value')),
+            ('skip', specs.DiscreteArray(2, dtype=np.int32, name='skip')),
+        ]
+    )
     super().__init__(episode_length, spec, (2, 2, 1))
     self.drawn = 0
     self.starts = 0
@@ -70,17 +75,20 @@ def test_numpy_and_zero_d_integers_are_accepted_as_python_ints():
   assert all(type(v) is int for v in env.program[0].values())  # pylint: disable=unidiomatic-typecheck
 
 
-@pytest.mark.parametrize('action,message', [
-    (_action(value=3), r"action\['value'\] = 3 is outside \[0, 2\]"),
-    (_action(value=-1), r"action\['value'\] = -1 is outside \[0, 2\]"),
-    (_action(value=True), r"action\['value'\] must be an integer in \[0, 2\]"),
-    (_action(value=1.0), r"action\['value'\] must be an integer in \[0, 2\]"),
-    (_action(skip=np.array([0])), r"action\['skip'\] must be an integer in \[0, 1\]"),
-    ({'value': 1}, r"missing key 'skip' \(an integer in \[0, 1\]\)"),
-    (dict(_action(), extra=0), r"unknown keys \['extra'\]; this environment takes \['value', 'skip'\]"),
-    ({'value': 1, 'skp': 0}, r"unknown keys \['skp'\]"),  # a misspelt key: named, not just 'missing'
-    ((1, 0), r"action must be a mapping with keys \['value', 'skip'\], got tuple"),
-])
+@pytest.mark.parametrize(
+    'action,message',
+    [
+        (_action(value=3), r"action\['value'\] = 3 is outside \[0, 2\]"),
+        (_action(value=-1), r"action\['value'\] = -1 is outside \[0, 2\]"),
+        (_action(value=True), r"action\['value'\] must be an integer in \[0, 2\]"),
+        (_action(value=1.0), r"action\['value'\] must be an integer in \[0, 2\]"),
+        (_action(skip=np.array([0])), r"action\['skip'\] must be an integer in \[0, 1\]"),
+        ({'value': 1}, r"missing key 'skip' \(an integer in \[0, 1\]\)"),
+        (dict(_action(), extra=0), r"unknown keys \['extra'\]; this environment takes \['value', 'skip'\]"),
+        ({'value': 1, 'skp': 0}, r"unknown keys \['skp'\]"),  # a misspelt key: named, not just 'missing'
+        ((1, 0), r"action must be a mapping with keys \['value', 'skip'\], got tuple"),
+    ],
+)
 def test_invalid_action_names_the_key_and_range_and_changes_nothing(action, message):
   env = _Counter()
   env.reset()

@@ -5,6 +5,7 @@ from `environment_specs(config)`; actors take them from the environments they bu
 key for key, shape for shape, in order, or Reverb refuses the actors' episodes — so they are compared
 here on real renderers, for each setting that changes a spec.
 """
+
 import numpy as np
 import pytest
 
@@ -67,9 +68,10 @@ def test_agent_built_from_the_config_steps_the_environment(tmp_path):
   env = _environment(config)
   agent = components.make_agent(config)
   timestep = env.reset()
-  observation = {k: np.asarray(v)[None] if not isinstance(v, dict) else {a: np.asarray(b)[None]
-                                                                         for a, b in v.items()}
-                 for k, v in timestep.observation.items()}
+  observation = {
+      k: np.asarray(v)[None] if not isinstance(v, dict) else {a: np.asarray(b)[None] for a, b in v.items()}
+      for k, v in timestep.observation.items()
+  }
   output, _ = agent.step(np.array([int(timestep.step_type)], np.int32), observation, agent.initial_state(1))
   for key, spec in env.action_spec().items():
     spec.validate(np.asarray(output.action[key][0], np.int32))

@@ -1,4 +1,5 @@
 """Config: the update's settings nested as Config.learner, built once from flat flags, saved flat."""
+
 import dataclasses
 import json
 
@@ -12,22 +13,62 @@ from spiral_tf import config as config_lib
 # Flags that run did not have yet (issue 17's multi-worker learner).
 FLAGS_ADDED_SINCE = {'num_learner_workers'}
 SAVED_BEFORE_NESTING = {
-    'baseline_cost': 0.5, 'batch_size': 16, 'blank_penalty': 0.0, 'brush_sizes': [1, 2, 4, 8, 12, 24],
-    'brush_type': 'classic/dry_brush', 'canvas_width': 64, 'checkpoint_every_minutes': 5.0,
-    'conditional': True, 'd_conditioning': 'pair', 'd_learning_rate': 0.0001, 'd_loss': 'wgan-gp',
-    'd_steps_per_policy_step': 1, 'data_dir': None, 'dataset': 'mnist', 'discount': None,
-    'entropy_cost': 0.005, 'environment': 'libmypaint', 'envs_per_actor': 16, 'episode_length': 10,
-    'eval_targets': 128, 'evaluator': True, 'fakes_replay_size': 0, 'first_env': -1,
-    'gradient_penalty_target': 1.0, 'gradient_penalty_weight': 10.0, 'grid_width': 32,
-    'image_summary_every_steps': 100, 'jit_compile': False, 'local_actors': 0, 'log_every_seconds': 10.0,
-    'max_frames': 1000000, 'max_gradient_norm': 40.0, 'max_learner_steps': 0, 'max_minutes': 150.0,
-    'max_nonfinite_updates': 10, 'network_size': 'tiny', 'num_actors': 1, 'num_cpu_replicas': 1,
-    'policy_learning_rate': 0.0003, 'policy_learning_rate_decay': 'linear', 'precision': 'float32',
-    'queue_size': 0, 'render_width': None, 'reverb_address': '127.0.0.1:47935',
-    'reverb_bind_address': '127.0.0.1', 'reverb_port': 0, 'reward': 'spiral++',
-    'reward_normalisation': 'standardise', 'root_dir': 'runs/reproductions/mnist_d_entropy_cost_half-seed1',
-    'seed': 1, 'strategy': 'default', 'stroke_penalty': 0.0, 'tpu': '', 'use_color': False,
-    'use_pressure': True, 'weight_pull_seconds': 2.0,
+    'baseline_cost': 0.5,
+    'batch_size': 16,
+    'blank_penalty': 0.0,
+    'brush_sizes': [1, 2, 4, 8, 12, 24],
+    'brush_type': 'classic/dry_brush',
+    'canvas_width': 64,
+    'checkpoint_every_minutes': 5.0,
+    'conditional': True,
+    'd_conditioning': 'pair',
+    'd_learning_rate': 0.0001,
+    'd_loss': 'wgan-gp',
+    'd_steps_per_policy_step': 1,
+    'data_dir': None,
+    'dataset': 'mnist',
+    'discount': None,
+    'entropy_cost': 0.005,
+    'environment': 'libmypaint',
+    'envs_per_actor': 16,
+    'episode_length': 10,
+    'eval_targets': 128,
+    'evaluator': True,
+    'fakes_replay_size': 0,
+    'first_env': -1,
+    'gradient_penalty_target': 1.0,
+    'gradient_penalty_weight': 10.0,
+    'grid_width': 32,
+    'image_summary_every_steps': 100,
+    'jit_compile': False,
+    'local_actors': 0,
+    'log_every_seconds': 10.0,
+    'max_frames': 1000000,
+    'max_gradient_norm': 40.0,
+    'max_learner_steps': 0,
+    'max_minutes': 150.0,
+    'max_nonfinite_updates': 10,
+    'network_size': 'tiny',
+    'num_actors': 1,
+    'num_cpu_replicas': 1,
+    'policy_learning_rate': 0.0003,
+    'policy_learning_rate_decay': 'linear',
+    'precision': 'float32',
+    'queue_size': 0,
+    'render_width': None,
+    'reverb_address': '127.0.0.1:47935',
+    'reverb_bind_address': '127.0.0.1',
+    'reverb_port': 0,
+    'reward': 'spiral++',
+    'reward_normalisation': 'standardise',
+    'root_dir': 'runs/reproductions/mnist_d_entropy_cost_half-seed1',
+    'seed': 1,
+    'strategy': 'default',
+    'stroke_penalty': 0.0,
+    'tpu': '',
+    'use_color': False,
+    'use_pressure': True,
+    'weight_pull_seconds': 2.0,
 }
 
 
@@ -39,10 +80,17 @@ def _from_flags(tmp_path, *argv):
 
 
 def test_the_update_s_flags_build_config_learner(tmp_path):
-  config = _from_flags(tmp_path, '--policy_learning_rate=3e-5', '--reward=spiral++',
-                       '--d_steps_per_policy_step=2', '--d_conditioning=complement', '--batch_size=8')
-  assert config.learner == config_lib.LearnerConfig(policy_learning_rate=3e-5, reward='spiral++',
-                                                    d_steps_per_policy_step=2, d_conditioning='complement')
+  config = _from_flags(
+      tmp_path,
+      '--policy_learning_rate=3e-5',
+      '--reward=spiral++',
+      '--d_steps_per_policy_step=2',
+      '--d_conditioning=complement',
+      '--batch_size=8',
+  )
+  assert config.learner == config_lib.LearnerConfig(
+      policy_learning_rate=3e-5, reward='spiral++', d_steps_per_policy_step=2, d_conditioning='complement'
+  )
   assert config.learner.effective_discount == config_lib.SPIRAL_PP_DISCOUNT
   assert config.batch_size == 8 and not hasattr(config, 'policy_learning_rate')
 
@@ -58,15 +106,18 @@ def test_every_setting_has_one_name_and_the_flags_are_the_unfixed_ones():
   assert set(flag_values) == set(config_lib.SETTINGS) - fixed | {'role', 'task'}
 
 
-@pytest.mark.parametrize('flag, named', [
-    ('--policy_learning_rate=0', '--policy_learning_rate'),
-    ('--d_learning_rate=nan', '--d_learning_rate'),
-    ('--d_conditioning=side', '--d_conditioning'),
-    ('--entropy_cost=-1', '--entropy_cost'),
-    ('--discount=1.5', '--discount'),
-    ('--reward_normalisation=popart', '--reward_normalisation'),
-    ('--d_steps_per_policy_step=0', '--d_steps_per_policy_step'),
-])
+@pytest.mark.parametrize(
+    'flag, named',
+    [
+        ('--policy_learning_rate=0', '--policy_learning_rate'),
+        ('--d_learning_rate=nan', '--d_learning_rate'),
+        ('--d_conditioning=side', '--d_conditioning'),
+        ('--entropy_cost=-1', '--entropy_cost'),
+        ('--discount=1.5', '--discount'),
+        ('--reward_normalisation=popart', '--reward_normalisation'),
+        ('--d_steps_per_policy_step=0', '--d_steps_per_policy_step'),
+    ],
+)
 def test_a_bad_setting_of_the_update_names_its_flag(tmp_path, flag, named):
   with pytest.raises(config_lib.ConfigError, match=f'^{named}: '):
     _from_flags(tmp_path, flag)
@@ -86,7 +137,8 @@ def test_a_config_json_saved_before_the_nesting_reads_back(tmp_path):
   # run (whose defaults filled in above), and reads back equal.
   saved = config_lib.to_dict(config)
   assert set(saved) - set(SAVED_BEFORE_NESTING) - FLAGS_ADDED_SINCE == {
-      f.name for f in dataclasses.fields(config_lib.LearnerConfig) if not f.metadata.get('flag', True)}
+      f.name for f in dataclasses.fields(config_lib.LearnerConfig) if not f.metadata.get('flag', True)
+  }
   assert config_lib.from_dict(saved) == config
   with pytest.raises(config_lib.ConfigError, match=r"\['learning_rate'\] are unknown"):
     config_lib.from_dict({'learning_rate': 1e-4})
@@ -94,6 +146,7 @@ def test_a_config_json_saved_before_the_nesting_reads_back(tmp_path):
 
 def test_resume_and_export_read_such_a_run_directory(tmp_path):
   from spiral_tf import components  # pylint: disable=g-import-not-at-top  (TensorFlow: this test only)
+
   run = tmp_path / 'run'
   run.mkdir()
   (run / 'config.json').write_text(json.dumps(dict(SAVED_BEFORE_NESTING, root_dir=str(run))))

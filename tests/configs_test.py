@@ -5,6 +5,7 @@ and validates the whole Config (raising on any bad value, naming the flag), and 
 of a server — so nothing trains, and TensorFlow is never imported. Also the checks those docs rely on:
 what --tpu accepts, and the batch split over the replicas of the strategy the learner builds.
 """
+
 import pathlib
 import subprocess
 import sys
@@ -19,8 +20,13 @@ VALID = 'needs --reverb_address'  # Printed after the configuration validated.
 
 
 def _check(root_dir, *flags):
-  result = subprocess.run([sys.executable, str(ROOT / 'launch' / 'train.py'), *flags, '--role=actor',
-                           f'--root_dir={root_dir}'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+  result = subprocess.run(
+      [sys.executable, str(ROOT / 'launch' / 'train.py'), *flags, '--role=actor', f'--root_dir={root_dir}'],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   return result.returncode, result.stderr
 
 
@@ -37,16 +43,30 @@ def test_config_validates(config, tmp_path):
 
 # The overrides docs/full_scale.md gives for multi-host runs, the population loop and the paper's budgets.
 FULL_SCALE_OVERRIDES = [
-    ('configs/celeba.cfg', '--reverb_bind_address=0.0.0.0', '--reverb_port=8000', '--num_actors=2',
-     '--envs_per_actor=16', '--evaluator'),
+    (
+        'configs/celeba.cfg',
+        '--reverb_bind_address=0.0.0.0',
+        '--reverb_port=8000',
+        '--num_actors=2',
+        '--envs_per_actor=16',
+        '--evaluator',
+    ),
     ('configs/celeba.cfg', '--reverb_bind_address=10.0.0.1', '--task=2', '--envs_per_actor=16'),
     ('configs/celeba.cfg', '--strategy=multi_worker'),
     ('configs/celeba.cfg', '--strategy=multi_worker', '--num_learner_workers=2'),
     ('configs/celeba.cfg', '--strategy=mirrored'),
     ('configs/celeba.cfg', '--strategy=tpu', '--tpu=local'),
     ('configs/celeba.cfg', '--strategy=tpu', '--tpu=grpc://10.0.0.3:8470'),
-    ('configs/celeba.cfg', '--seed=3', '--policy_learning_rate=3e-5', '--entropy_cost=0.003',
-     '--num_actors=4', '--envs_per_actor=16', '--max_frames=100000000', '--evaluator'),
+    (
+        'configs/celeba.cfg',
+        '--seed=3',
+        '--policy_learning_rate=3e-5',
+        '--entropy_cost=0.003',
+        '--num_actors=4',
+        '--envs_per_actor=16',
+        '--max_frames=100000000',
+        '--evaluator',
+    ),
     ('configs/mnist.cfg', '--max_frames=25000000'),
 ]
 
@@ -58,20 +78,34 @@ def test_full_scale_overrides_validate(config_and_flags, tmp_path):
   assert code == 2 and VALID in stderr and 'configuration error' not in stderr, stderr
 
 
-@pytest.mark.parametrize('flag, named', [('--batch_size=0', '--batch_size'),
-                                         ('--reverb_bind_address=hostA', '--reverb_bind_address'),
-                                         ('--episode_length=1', '--episode_length'),
-                                         ('--tpu=local', '--tpu')])  # --tpu without --strategy=tpu.
+@pytest.mark.parametrize(
+    'flag, named',
+    [
+        ('--batch_size=0', '--batch_size'),
+        ('--reverb_bind_address=hostA', '--reverb_bind_address'),
+        ('--episode_length=1', '--episode_length'),
+        ('--tpu=local', '--tpu'),
+    ],
+)  # --tpu without --strategy=tpu.
 def test_a_bad_override_of_a_paper_config_names_the_flag(flag, named, tmp_path):
   code, stderr = _check(tmp_path, '--flagfile=configs/celeba.cfg', flag)
   assert code == 2 and f'configuration error: {named}' in stderr and VALID not in stderr, stderr
 
 
-@pytest.mark.parametrize('tpu, ok', [
-    ('', True), ('local', True), ('my-tpu', True), ('grpc://10.0.0.2:8470', True),
-    ('grpc://[::1]:8470', True),
-    ('grpc://10.0.0.2', False), ('http://10.0.0.2:8470', False), ('10.0.0.2:8470', False), ('my tpu', False),
-])
+@pytest.mark.parametrize(
+    'tpu, ok',
+    [
+        ('', True),
+        ('local', True),
+        ('my-tpu', True),
+        ('grpc://10.0.0.2:8470', True),
+        ('grpc://[::1]:8470', True),
+        ('grpc://10.0.0.2', False),
+        ('http://10.0.0.2:8470', False),
+        ('10.0.0.2:8470', False),
+        ('my tpu', False),
+    ],
+)
 def test_tpu_flag_accepts_a_name_a_grpc_address_or_local(tpu, ok, tmp_path):
   config = config_lib.Config(root_dir=str(tmp_path), strategy='tpu', tpu=tpu)
   if ok:
@@ -95,5 +129,6 @@ def test_batch_size_must_split_over_the_strategys_replicas(batch_size, replicas)
   else:
     with pytest.raises(config_lib.ConfigError) as error:
       config_lib.check_replicas(config, replicas)
-    assert str(error.value).startswith(f'--batch_size: {batch_size} is not divisible by the {replicas} '
-                                       'replicas of --strategy=mirrored')
+    assert str(error.value).startswith(
+        f'--batch_size: {batch_size} is not divisible by the {replicas} ' 'replicas of --strategy=mirrored'
+    )

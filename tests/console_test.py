@@ -7,6 +7,7 @@ stderr) holds only supervisor and learner lines — no TensorFlow C++ lines, no 
 from the SavedModel writer — and those lines are in `root_dir/logs/learner.log`. Resumed with
 `--verbosity=0`, the same run shows them on the console again.
 """
+
 import re
 
 import pytest
@@ -28,8 +29,11 @@ def runs():
 def test_plan_is_printed_first_and_every_environment_runs(runs):
   root, quiet, _ = runs
   first = quiet.stdout.splitlines()[0]
-  assert re.match(r'\[supervisor\] plan: 3 actors × 2 envs requested; this host \(\d+ cores?, [\d.]+ GiB, '
-                  r'[\d.]+ GiB available\): 2 actor processes × 3 envs \[--local_actors=2\]; memory ≈', first)
+  assert re.match(
+      r'\[supervisor\] plan: 3 actors × 2 envs requested; this host \(\d+ cores?, [\d.]+ GiB, '
+      r'[\d.]+ GiB available\): 2 actor processes × 3 envs \[--local_actors=2\]; memory ≈',
+      first,
+  )
   assert len(re.findall(r'\[supervisor\] started actor-\d', quiet.stdout)) == 2
   logs = [(root / 'logs' / f'actor-{i}.log').read_text() for i in range(2)]
   assert "[actor 0] 3 environments (the run's 0–2)" in logs[0]

@@ -1,4 +1,5 @@
 """Tests of spiral_tf/data/cache.py: hits, invalidation, corrupt entries, unwritable directories."""
+
 import os
 
 import numpy as np
@@ -10,6 +11,7 @@ def _builder(value, calls):
   def build():
     calls.append(value)
     return np.full((2, 3), value, np.uint8)
+
   return build
 
 
@@ -79,15 +81,19 @@ def _build_in_another_process(cache_dir, log):
       f.write('built\n')
     time.sleep(0.5)
     return np.full((4,), 5, np.uint8)
+
   assert cache.cached('shared', {'k': 0}, build, cache_dir)[0] == 5
 
 
 def test_concurrent_processes_build_once(tmp_path):
   import multiprocessing  # pylint: disable=g-import-not-at-top
+
   context = multiprocessing.get_context('spawn')  # never fork after TensorFlow may be imported
   log = tmp_path / 'log'
-  workers = [context.Process(target=_build_in_another_process, args=(str(tmp_path / 'c'), str(log)))
-             for _ in range(3)]
+  workers = [
+      context.Process(target=_build_in_another_process, args=(str(tmp_path / 'c'), str(log)))
+      for _ in range(3)
+  ]
   for worker in workers:
     worker.start()
   for worker in workers:
@@ -102,9 +108,11 @@ def test_cached_split_is_the_loaders_key_so_existing_entries_stay_valid(tmp_path
   calls = []
   key = {'version': 3, 'sources': cache.fingerprint([source]), 'limit': 5}
   cache.cached('mnist-test', key, _builder(1, calls), str(tmp_path))  # As the loaders used to spell it.
-  images = cache.cached_split('mnist', 'test', [source], _builder(2, calls), version=3, limit=5,
-                              cache_dir=str(tmp_path))
+  images = cache.cached_split(
+      'mnist', 'test', [source], _builder(2, calls), version=3, limit=5, cache_dir=str(tmp_path)
+  )
   assert calls == [1] and images[0, 0] == 1
-  cache.cached_split('mnist', 'test', [source], _builder(3, calls), version=3, limit=6,
-                     cache_dir=str(tmp_path))
+  cache.cached_split(
+      'mnist', 'test', [source], _builder(3, calls), version=3, limit=6, cache_dir=str(tmp_path)
+  )
   assert calls == [1, 3]  # Another limit is another entry.

@@ -5,6 +5,7 @@ The first half needs no data (tests/dataset_files.py writes 178×218 JPEGs as a 
 tensorflow-datasets directory, with the partition file); the second reads the project's subset found by
 tests/real_data.py and is skipped, with the reason, on a fresh clone.
 """
+
 import shutil
 import zipfile
 
@@ -71,8 +72,9 @@ def test_prepared_tensorflow_datasets_directory(tmp_path):
   dataset_files.write_celeba_tfds(tmp_path, 'test', jpegs, version='2.0.1')  # the newest version is read
   faces = celeba.load(str(tmp_path), 'test', cache_dir=str(tmp_path / 'cache'))
   _assert_decoded(faces, jpegs)
-  np.testing.assert_array_equal(faces, celeba.load(str(tmp_path / 'files'), 'test',
-                                                   cache_dir=str(tmp_path / 'cache')))
+  np.testing.assert_array_equal(
+      faces, celeba.load(str(tmp_path / 'files'), 'test', cache_dir=str(tmp_path / 'cache'))
+  )
   assert len(celeba.load(str(tmp_path), 'test', limit=2, cache_dir=str(tmp_path / 'cache'))) == 2
   with pytest.raises(locations.DatasetNotFoundError, match='tensorflow-datasets'):
     celeba.load(str(tmp_path), 'train')  # no train records, no CelebA files
@@ -86,8 +88,9 @@ def test_celeba_files_take_precedence_over_tensorflow_datasets(tmp_path):
   files = dataset_files.write_celeba(tmp_path, {'test': 2}, seed=1)['test']
   other = dataset_files.write_celeba(tmp_path / 'other', {'test': 2}, seed=2)['test']
   dataset_files.write_celeba_tfds(tmp_path, 'test', [jpeg for _, jpeg in other])
-  _assert_decoded(celeba.load(str(tmp_path), 'test', cache_dir=str(tmp_path / 'cache')),
-                  [jpeg for _, jpeg in files])
+  _assert_decoded(
+      celeba.load(str(tmp_path), 'test', cache_dir=str(tmp_path / 'cache')), [jpeg for _, jpeg in files]
+  )
 
 
 def test_missing_files_error(tmp_path):
@@ -96,8 +99,13 @@ def test_missing_files_error(tmp_path):
   with pytest.raises(locations.DatasetNotFoundError) as error:
     celeba.load(str(tmp_path), 'train')
   message = str(error.value)
-  for part in ('Missing: img_align_celeba.zip', str(tmp_path / 'celeba'), 'mmlab.ie.cuhk.edu.hk',
-               'non-commercial', 'configs/strokes.cfg'):
+  for part in (
+      'Missing: img_align_celeba.zip',
+      str(tmp_path / 'celeba'),
+      'mmlab.ie.cuhk.edu.hk',
+      'non-commercial',
+      'configs/strokes.cfg',
+  ):
     assert part in message
 
 
@@ -105,7 +113,7 @@ def test_corrupt_files_are_named(tmp_path):
   written = dataset_files.write_celeba(tmp_path, {'train': 40}, seed=4)
   partition = tmp_path / 'celeba' / 'list_eval_partition.txt'
   archive_path = tmp_path / 'celeba' / 'img_align_celeba.zip'
-  archive_path.write_bytes(archive_path.read_bytes()[:len(archive_path.read_bytes()) // 2])  # no directory
+  archive_path.write_bytes(archive_path.read_bytes()[: len(archive_path.read_bytes()) // 2])  # no directory
   partition.write_text('000001.jpg 0\n')
   with pytest.raises(locations.CorruptDataError, match=str(archive_path)):
     celeba.load(str(tmp_path), 'train', cache_dir=str(tmp_path / 'cache'))
@@ -169,8 +177,9 @@ def test_real_shapes_range_and_independent_decoding(real_dir, cache_dir):
   assert faces.min() < 40 and faces.max() > 215 and faces.std() > 30  # real photographs
   names = celeba.split_files(str(real_dir), 'test')
   with zipfile.ZipFile(_subset_zip(real_dir)) as archive:
-    _assert_decoded(faces[[0, LIMIT - 1]],
-                    [archive.read('img_align_celeba/' + names[i]) for i in (0, LIMIT - 1)])
+    _assert_decoded(
+        faces[[0, LIMIT - 1]], [archive.read('img_align_celeba/' + names[i]) for i in (0, LIMIT - 1)]
+    )
 
 
 def test_real_split_is_fixed_and_cached(real_dir, cache_dir):
@@ -207,5 +216,6 @@ def test_real_prepared_tensorflow_datasets_directory(real_dir, tmp_path):
     jpegs = [archive.read('img_align_celeba/' + n) for n in names]
   dataset_files.write_celeba_tfds(tmp_path, 'test', jpegs)
   faces = celeba.load(str(tmp_path), 'test', cache_dir=str(tmp_path / 'cache'))
-  np.testing.assert_array_equal(faces, celeba.load(str(real_dir), 'test', limit=5,
-                                                   cache_dir=str(tmp_path / 'cache')))
+  np.testing.assert_array_equal(
+      faces, celeba.load(str(real_dir), 'test', limit=5, cache_dir=str(tmp_path / 'cache'))
+  )

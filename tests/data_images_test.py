@@ -1,4 +1,5 @@
 """Tests of spiral_tf/data/images.py against TensorFlow's resize and plain NumPy references."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -6,8 +7,10 @@ import tensorflow as tf
 from spiral_tf.data import images
 
 
-@pytest.mark.parametrize('method,in_size,out_size', [
-    ('area', 105, 64), ('area', 178, 64), ('area', 90, 35), ('bilinear', 28, 64), ('bilinear', 50, 64)])
+@pytest.mark.parametrize(
+    'method,in_size,out_size',
+    [('area', 105, 64), ('area', 178, 64), ('area', 90, 35), ('bilinear', 28, 64), ('bilinear', 50, 64)],
+)
 def test_resize_matches_tensorflow(method, in_size, out_size):
   rng = np.random.default_rng(0)
   x = rng.integers(0, 256, (3, in_size, in_size + 7, 2)).astype(np.uint8)
@@ -27,8 +30,8 @@ def test_area_of_an_integer_factor_is_the_block_mean():
 
 def test_area_weights_keep_the_amount_of_ink():
   weights = images.area_matrix(105, 64)
-  np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)             # each output: a mean
-  np.testing.assert_allclose(weights.sum(axis=0), 64 / 105, atol=1e-6)        # each input: same share
+  np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-6)  # each output: a mean
+  np.testing.assert_allclose(weights.sum(axis=0), 64 / 105, atol=1e-6)  # each input: same share
   bilinear = images.bilinear_matrix(28, 64)
   np.testing.assert_allclose(bilinear.sum(axis=1), 1.0, atol=1e-6)
   assert (bilinear >= 0).all() and (np.count_nonzero(bilinear, axis=1) <= 2).all()
@@ -69,5 +72,6 @@ def test_convert_channels():
 
 
 def test_to_uint8_rounds_and_clips():
-  np.testing.assert_array_equal(images.to_uint8(np.array([-3.0, 0.4, 0.6, 254.6, 300.0])),
-                                [0, 0, 1, 255, 255])
+  np.testing.assert_array_equal(
+      images.to_uint8(np.array([-3.0, 0.4, 0.6, 254.6, 300.0])), [0, 0, 1, 255, 255]
+  )

@@ -1,4 +1,5 @@
 """Tests of the package entry points: load_images and real_dataset (spiral_tf/data/__init__.py)."""
+
 import numpy as np
 import pytest
 
@@ -33,8 +34,9 @@ def test_strokes_take_painter_options(tmp_path):
 
 def test_real_dataset_serves_the_loaded_images(tmp_path):
   options = {'episode_length': 4, 'num_images': 8}
-  dataset = data.real_dataset('strokes', 'test', batch_size=8, channels=1, seed=0,
-                              cache_dir=str(tmp_path), **options)
+  dataset = data.real_dataset(
+      'strokes', 'test', batch_size=8, channels=1, seed=0, cache_dir=str(tmp_path), **options
+  )
   batch = next(iter(dataset)).numpy()
   loaded = data.load_images('strokes', 'test', channels=1, cache_dir=str(tmp_path), **options)
   as_bytes = lambda x: sorted(map(bytes, x.reshape(len(x), -1)))

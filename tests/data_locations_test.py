@@ -1,4 +1,5 @@
 """Tests of spiral_tf/data/locations.py: data directory precedence and the error messages."""
+
 import os
 
 import pytest
@@ -24,12 +25,27 @@ def test_relative_data_dir_becomes_absolute(monkeypatch, tmp_path):
 
 
 def test_missing_files_message_says_what_where_and_how():
-  error = locations.missing_files('MNIST', '/x/mnist', '--data_dir', ['a.gz', 'b.gz'],
-                                  'download them from http://example', missing=['b.gz'])
+  error = locations.missing_files(
+      'MNIST',
+      '/x/mnist',
+      '--data_dir',
+      ['a.gz', 'b.gz'],
+      'download them from http://example',
+      missing=['b.gz'],
+  )
   assert isinstance(error, FileNotFoundError)
   message = str(error)
-  for part in ('MNIST', 'a.gz', 'b.gz', '/x/mnist', '--data_dir', 'SPIRAL_DATA_DIR', 'Missing: b.gz',
-               'http://example', 'configs/strokes.cfg'):
+  for part in (
+      'MNIST',
+      'a.gz',
+      'b.gz',
+      '/x/mnist',
+      '--data_dir',
+      'SPIRAL_DATA_DIR',
+      'Missing: b.gz',
+      'http://example',
+      'configs/strokes.cfg',
+  ):
     assert part in message
 
 

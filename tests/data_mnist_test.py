@@ -3,6 +3,7 @@
 The first half needs no data (tests/dataset_files.py writes IDX files in the official format); the second
 reads the real files found by tests/real_data.py and is skipped, with the reason, on a fresh clone.
 """
+
 import gzip
 
 import numpy as np
@@ -37,8 +38,12 @@ def test_written_idx_files_decode_as_ink_on_white(tmp_path, gzipped):
     assert digits.shape == (len(raw), 64, 64, 1) and digits.dtype == np.uint8
     assert np.abs(digits.astype(np.float64) - _reference(raw)).max() <= 0.5 + 1e-3
     np.testing.assert_array_equal(mnist.load_labels(str(tmp_path), split), labels)
-  np.testing.assert_array_equal(mnist.read_idx_images(str(tmp_path / 'mnist' / (
-      't10k-images-idx3-ubyte.gz' if gzipped else 't10k-images-idx3-ubyte'))), written['test'][0])
+  np.testing.assert_array_equal(
+      mnist.read_idx_images(
+          str(tmp_path / 'mnist' / ('t10k-images-idx3-ubyte.gz' if gzipped else 't10k-images-idx3-ubyte'))
+      ),
+      written['test'][0],
+  )
 
 
 def test_limit_cache_and_environment(tmp_path, monkeypatch):
@@ -59,8 +64,13 @@ def test_missing_files_error(tmp_path):
   with pytest.raises(locations.DatasetNotFoundError) as error:
     mnist.load(str(tmp_path), 'train', cache_dir=str(tmp_path / 'cache'))
   message = str(error.value)
-  for part in ('train-images-idx3-ubyte.gz', 't10k-images-idx3-ubyte.gz', str(tmp_path / 'mnist'),
-               'yann.lecun.com', 'configs/strokes.cfg'):
+  for part in (
+      'train-images-idx3-ubyte.gz',
+      't10k-images-idx3-ubyte.gz',
+      str(tmp_path / 'mnist'),
+      'yann.lecun.com',
+      'configs/strokes.cfg',
+  ):
     assert part in message
 
 
@@ -71,7 +81,7 @@ def test_corrupt_file_error_names_the_file(tmp_path, damage):
   with gzip.open(path, 'rb') as f:
     payload = f.read()
   if damage == 'truncate':
-    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
   elif damage == 'garbage':
     path.write_bytes(b'not a gzip file at all' * 10)
   elif damage == 'short_payload':  # a valid gzip whose IDX payload lost its last image
@@ -147,13 +157,14 @@ def test_real_split_is_fixed_and_cached(digits, real_dir, cache_dir):
 
 def test_real_data_dir_from_environment(monkeypatch, digits, real_dir, cache_dir):
   monkeypatch.setenv('SPIRAL_DATA_DIR', str(real_dir))
-  np.testing.assert_array_equal(mnist.load(None, 'test', limit=5, cache_dir=cache_dir),
-                                digits['test'][:5])
+  np.testing.assert_array_equal(mnist.load(None, 'test', limit=5, cache_dir=cache_dir), digits['test'][:5])
 
 
 def test_real_labels_match_an_independent_decoding(real_dir):
-  for split, name, count in (('train', 'train-labels-idx1-ubyte.gz', 60000),
-                             ('test', 't10k-labels-idx1-ubyte.gz', 10000)):
+  for split, name, count in (
+      ('train', 'train-labels-idx1-ubyte.gz', 60000),
+      ('test', 't10k-labels-idx1-ubyte.gz', 10000),
+  ):
     with gzip.open(real_dir / 'mnist' / name, 'rb') as f:
       raw = np.frombuffer(f.read(), np.uint8, offset=8)
     labels = mnist.load_labels(str(real_dir), split)

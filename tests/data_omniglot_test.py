@@ -4,6 +4,7 @@ present.
 The first half needs no data (tests/dataset_files.py writes zips laid out as Lake et al.'s); the second
 reads the real zips found by tests/real_data.py and is skipped, with the reason, on a fresh clone.
 """
+
 import io
 import zipfile
 
@@ -45,13 +46,15 @@ def test_written_zips_decode_as_ink_on_white(tmp_path):
 
 def test_extracted_folders_give_the_same_images(tmp_path):
   zipped = dataset_files.write_omniglot(tmp_path / 'zips', {'train': 4, 'test': 2}, seed=3)
-  extracted = dataset_files.write_omniglot(tmp_path / 'folders', {'train': 4, 'test': 2}, seed=3,
-                                           extracted=True)
+  extracted = dataset_files.write_omniglot(
+      tmp_path / 'folders', {'train': 4, 'test': 2}, seed=3, extracted=True
+  )
   for split in zipped:
     np.testing.assert_array_equal(zipped[split], extracted[split])
     np.testing.assert_array_equal(
         omniglot.load(str(tmp_path / 'folders'), split, cache_dir=str(tmp_path / 'cache')),
-        omniglot.load(str(tmp_path / 'zips'), split, cache_dir=str(tmp_path / 'cache')))
+        omniglot.load(str(tmp_path / 'zips'), split, cache_dir=str(tmp_path / 'cache')),
+    )
 
 
 def test_limit_and_cache(tmp_path):
@@ -68,15 +71,20 @@ def test_missing_files_error(tmp_path):
   with pytest.raises(locations.DatasetNotFoundError) as error:
     omniglot.load(str(tmp_path), 'test')
   message = str(error.value)
-  for part in ('images_background.zip', 'images_evaluation.zip', str(tmp_path / 'omniglot'),
-               'brendenlake/omniglot', 'configs/strokes.cfg'):
+  for part in (
+      'images_background.zip',
+      'images_evaluation.zip',
+      str(tmp_path / 'omniglot'),
+      'brendenlake/omniglot',
+      'configs/strokes.cfg',
+  ):
     assert part in message
 
 
 def test_truncated_zip_error_names_the_file(tmp_path):
   dataset_files.write_omniglot(tmp_path, {'train': 6})
   path = tmp_path / 'omniglot' / 'images_background.zip'
-  path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])  # no central directory
+  path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])  # no central directory
   with pytest.raises(locations.CorruptDataError) as error:
     omniglot.load(str(tmp_path), 'train', cache_dir=str(tmp_path / 'cache'))
   assert str(path) in str(error.value)
@@ -120,8 +128,7 @@ def real_dir():
 
 @pytest.fixture(scope='module')
 def characters(real_dir, cache_dir):
-  return {split: omniglot.load(str(real_dir), split, cache_dir=cache_dir)
-          for split in ('train', 'test')}
+  return {split: omniglot.load(str(real_dir), split, cache_dir=cache_dir) for split in ('train', 'test')}
 
 
 def test_real_counts_shapes_and_range(characters):
@@ -158,5 +165,6 @@ def test_real_extracted_folder_gives_the_same_images(characters, real_dir, tmp_p
 
 
 def test_real_split_is_fixed(characters, real_dir, cache_dir):
-  np.testing.assert_array_equal(omniglot.load(str(real_dir), 'test', limit=20, cache_dir=cache_dir),
-                                characters['test'][:20])
+  np.testing.assert_array_equal(
+      omniglot.load(str(real_dir), 'test', limit=20, cache_dir=cache_dir), characters['test'][:20]
+  )

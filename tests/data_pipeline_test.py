@@ -1,4 +1,5 @@
 """Tests of the tf.data pipeline (spiral_tf/data/pipeline.py) against the uint8 arrays it serves."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -31,7 +32,7 @@ def test_batches_are_shuffled_epochs_of_exact_images():
   assert all(b.shape == (BATCH, 8, 8, 1) and b.dtype == np.float32 for b in batches)
   assert all(0.0 <= b.min() and b.max() <= 1.0 for b in batches)
   order = [i for b in batches for i in _index_of(b, images)]
-  epochs = [order[k * N:(k + 1) * N] for k in range(3)]
+  epochs = [order[k * N : (k + 1) * N] for k in range(3)]
   for epoch in epochs:
     assert sorted(epoch) == list(range(N))  # each epoch shows every image exactly once
   assert epochs[0] != epochs[1] and epochs[0] != list(range(N))  # reshuffled, not in file order
@@ -40,7 +41,8 @@ def test_batches_are_shuffled_epochs_of_exact_images():
 def test_seed_fixes_the_order():
   images = _images(1)
   take = lambda seed: np.concatenate(
-      [b.numpy() for b in pipeline.image_batches(images, BATCH, seed=seed).take(4)])
+      [b.numpy() for b in pipeline.image_batches(images, BATCH, seed=seed).take(4)]
+  )
   np.testing.assert_array_equal(take(5), take(5))
   assert not np.array_equal(take(5), take(6))
 

@@ -1,4 +1,5 @@
 """The procedural scenes dataset: determinism, a fixed disjoint split, programs that replay."""
+
 import os
 import subprocess
 import sys
@@ -17,14 +18,12 @@ TEST_FRACTION = 0.25  # large, so a handful of scenes has some of each split
 @pytest.fixture(scope='module')
 def dataset_dir(tmp_path_factory):
   out_dir = str(tmp_path_factory.mktemp('scenes'))
-  scenes_dataset.generate(out_dir, num_scenes=NUM_SCENES, seed=5, shard_size=10,
-                          test_fraction=TEST_FRACTION)
+  scenes_dataset.generate(out_dir, num_scenes=NUM_SCENES, seed=5, shard_size=10, test_fraction=TEST_FRACTION)
   return out_dir
 
 
 def _load_all(out_dir):
-  return {split: scenes_dataset.load(out_dir, split, with_index=True)
-          for split in scenes_dataset.SPLITS}
+  return {split: scenes_dataset.load(out_dir, split, with_index=True) for split in scenes_dataset.SPLITS}
 
 
 def test_layout_and_shapes(dataset_dir):
@@ -66,8 +65,7 @@ def test_programs_are_valid_one_to_five_objects(dataset_dir):
       locations = program[:count, mujoco_scenes.ACTION_KEYS.index('location')]
       assert len(set(locations.tolist())) == count
       for column, key in enumerate(mujoco_scenes.ACTION_KEYS):
-        assert 0 <= program[:, column].min() and program[:, column].max() < (
-            mujoco_scenes.NUM_VALUES[key])
+        assert 0 <= program[:, column].min() and program[:, column].max() < (mujoco_scenes.NUM_VALUES[key])
 
 
 def test_images_are_the_environment_rendering_of_their_programs(dataset_dir):
@@ -88,11 +86,11 @@ def test_images_are_the_environment_rendering_of_their_programs(dataset_dir):
 
 def test_deterministic_for_a_seed_and_independent_of_sharding(dataset_dir, tmp_path):
   again = str(tmp_path / 'again')
-  scenes_dataset.generate(again, num_scenes=NUM_SCENES, seed=5, shard_size=7,
-                          test_fraction=TEST_FRACTION)
+  scenes_dataset.generate(again, num_scenes=NUM_SCENES, seed=5, shard_size=7, test_fraction=TEST_FRACTION)
   other_seed = str(tmp_path / 'other')
-  scenes_dataset.generate(other_seed, num_scenes=NUM_SCENES, seed=6, shard_size=10,
-                          test_fraction=TEST_FRACTION)
+  scenes_dataset.generate(
+      other_seed, num_scenes=NUM_SCENES, seed=6, shard_size=10, test_fraction=TEST_FRACTION
+  )
   first, second, third = _load_all(dataset_dir), _load_all(again), _load_all(other_seed)
   for split in scenes_dataset.SPLITS:
     for a, b in zip(first[split], second[split]):
@@ -115,20 +113,22 @@ def test_overwrite_is_explicit(dataset_dir, tmp_path):
     scenes_dataset.generate(dataset_dir, num_scenes=2, seed=0)
   target = str(tmp_path / 'd')
   scenes_dataset.generate(target, num_scenes=12, seed=0, shard_size=4, test_fraction=0.5)
-  scenes_dataset.generate(target, num_scenes=3, seed=0, shard_size=4, test_fraction=0.5,
-                          overwrite=True)
+  scenes_dataset.generate(target, num_scenes=3, seed=0, shard_size=4, test_fraction=0.5, overwrite=True)
   total = sum(len(scenes_dataset.load(target, s)[0]) for s in scenes_dataset.SPLITS)
   assert total == 3
   assert len([f for f in os.listdir(target) if f.endswith('.npz')]) <= 2  # old shards removed
 
 
-@pytest.mark.parametrize('kwargs, message', [
-    (dict(num_scenes=0), 'num_scenes'),
-    (dict(shard_size=0), 'shard_size'),
-    (dict(max_objects=20), r'max_objects must be an integer in \[1, 19\]'),
-    (dict(test_fraction=1.0), 'test_fraction'),
-    (dict(seed=-1), 'seed'),
-])
+@pytest.mark.parametrize(
+    'kwargs, message',
+    [
+        (dict(num_scenes=0), 'num_scenes'),
+        (dict(shard_size=0), 'shard_size'),
+        (dict(max_objects=20), r'max_objects must be an integer in \[1, 19\]'),
+        (dict(test_fraction=1.0), 'test_fraction'),
+        (dict(seed=-1), 'seed'),
+    ],
+)
 def test_bad_generate_arguments(tmp_path, kwargs, message):
   arguments = dict(num_scenes=4, seed=0)
   arguments.update(kwargs)
@@ -150,23 +150,46 @@ def test_command_line(tmp_path):
   out_dir = str(tmp_path / 'cli')
   grid = str(tmp_path / 'grid.png')
   result = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'launch', 'generate_scenes.py'), f'--out_dir={out_dir}',
-       '--num_scenes=10', '--seed=1', '--shard_size=4', f'--grid_png={grid}', '--grid_rows=1',
-       '--grid_cols=3', '--grid_zoom=1'],
-      capture_output=True, text=True, timeout=120, check=False)
+      [
+          sys.executable,
+          os.path.join(ROOT, 'launch', 'generate_scenes.py'),
+          f'--out_dir={out_dir}',
+          '--num_scenes=10',
+          '--seed=1',
+          '--shard_size=4',
+          f'--grid_png={grid}',
+          '--grid_rows=1',
+          '--grid_cols=3',
+          '--grid_zoom=1',
+      ],
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=False,
+  )
   assert result.returncode == 0, result.stderr
   images, programs = scenes_dataset.load(out_dir, 'train')
   expected = [i for i in range(10) if not scenes_dataset.is_test_scene(i)]
   assert len(images) == len(expected)
   np.testing.assert_array_equal(programs[0], scenes_dataset.random_program(1, expected[0]))
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   page = np.asarray(Image.open(grid))
   assert page.shape == (64 + 8, 3 * 68 + 4, 3)
   np.testing.assert_array_equal(page[4:68, 4:68], images[0])
   # Bad flags are a clear error, not a traceback.
   result = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'launch', 'generate_scenes.py'), f'--out_dir={out_dir}',
-       '--num_scenes=0'], capture_output=True, text=True, timeout=120, check=False)
+      [
+          sys.executable,
+          os.path.join(ROOT, 'launch', 'generate_scenes.py'),
+          f'--out_dir={out_dir}',
+          '--num_scenes=0',
+      ],
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=False,
+  )
   assert result.returncode == 2 and 'num_scenes must be an integer >= 1' in result.stderr
 
 

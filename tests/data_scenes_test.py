@@ -1,4 +1,5 @@
 """Tests of the scenes loader on a tiny set generated with the real MuJoCo renderer."""
+
 import numpy as np
 import pytest
 
@@ -35,6 +36,6 @@ def test_missing_and_corrupt(data_dir, tmp_path):
   broken.mkdir(parents=True)
   for path in (data_dir / 'scenes').iterdir():
     content = path.read_bytes()
-    (broken / path.name).write_bytes(content[:len(content) // 2] if path.suffix == '.npz' else content)
+    (broken / path.name).write_bytes(content[: len(content) // 2] if path.suffix == '.npz' else content)
   with pytest.raises(locations.CorruptDataError, match=str(broken)):
     scenes.load(str(tmp_path / 'broken'), 'train', cache_dir=str(tmp_path / 'cache'))

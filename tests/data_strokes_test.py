@@ -1,4 +1,5 @@
 """Tests of the procedural strokes dataset, rendered by the real libmypaint painter."""
+
 import numpy as np
 import pytest
 
@@ -12,7 +13,7 @@ def test_shapes_range_and_ink_on_white():
   images, programs = strokes.render(24, seed=3, split='train', channels=1, **PAINTER)
   assert images.shape == (24, 64, 64, 1) and images.dtype == np.uint8
   assert len(programs) == 24 and all(len(p) == PAINTER['episode_length'] - 1 for p in programs)
-  assert np.median(images) > 200               # mostly white paper
+  assert np.median(images) > 200  # mostly white paper
   painted = [any(a['flag'] for a in p) for p in programs]
   dark = (images < 128).mean(axis=(1, 2, 3)) > 0
   np.testing.assert_array_equal(dark, painted)  # ink exactly where something was painted
@@ -29,11 +30,12 @@ def test_programs_replay_to_their_images():
 
 
 def test_programs_respect_the_sampling_rules():
-  _, programs = strokes.render(40, seed=0, split='train', channels=1, paint_probability=0.5,
-                               max_brush_size=4.0, **PAINTER)
+  _, programs = strokes.render(
+      40, seed=0, split='train', channels=1, paint_probability=0.5, max_brush_size=4.0, **PAINTER
+  )
   actions = [a for p in programs for a in p]
   sizes = {a['size'] for a in actions}
-  assert sizes <= {0, 1, 2} and len(sizes) == 3                       # radii 1, 2, 4 px only
+  assert sizes <= {0, 1, 2} and len(sizes) == 3  # radii 1, 2, 4 px only
   assert 0.35 < np.mean([a['flag'] for a in actions]) < 0.65
 
 
@@ -55,9 +57,11 @@ def test_load_caches_and_counts(tmp_path):
   np.testing.assert_array_equal(first, rendered)
   assert len(list(tmp_path.glob('strokes-test-1-*.npy'))) == 1
   np.testing.assert_array_equal(
-      strokes.load('test', channels=1, num_images=10, cache_dir=str(tmp_path), **PAINTER), first)
-  assert strokes.load('test', channels=1, num_images=10, limit=4, cache_dir=str(tmp_path),
-                      **PAINTER).shape == (4, 64, 64, 1)
+      strokes.load('test', channels=1, num_images=10, cache_dir=str(tmp_path), **PAINTER), first
+  )
+  assert strokes.load(
+      'test', channels=1, num_images=10, limit=4, cache_dir=str(tmp_path), **PAINTER
+  ).shape == (4, 64, 64, 1)
   assert strokes.COUNTS == {'train': 10000, 'test': 1000}
 
 
@@ -76,7 +80,7 @@ def test_threaded_rendering_matches_the_programs():
   small = {'episode_length': 3, 'grid_width': 8}
   images, programs = strokes.render(130, seed=5, split='train', channels=1, **small)  # 2 threads
   again, _ = strokes.render(130, seed=5, split='train', channels=1, **small)
-  prefix, _ = strokes.render(3, seed=5, split='train', channels=1, **small)       # 1 thread
+  prefix, _ = strokes.render(3, seed=5, split='train', channels=1, **small)  # 1 thread
   np.testing.assert_array_equal(images, again)
   np.testing.assert_array_equal(images[:3], prefix)
   for i in (0, 64, 65, 129):  # both sides of the block boundary

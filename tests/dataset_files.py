@@ -14,6 +14,7 @@ Usage:
   faces = dataset_files.write_celeba(tmp_path, {'train': 3, 'validation': 1, 'test': 2})
   dataset_files.write_celeba_tfds(tmp_path, 'test', [jpeg, ...], version='2.0.1')
 """
+
 import gzip
 import io
 import pathlib
@@ -22,8 +23,10 @@ import zipfile
 import numpy as np
 from PIL import Image
 
-MNIST_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
-               'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
+MNIST_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
 OMNIGLOT_DIRS = {'train': 'images_background', 'test': 'images_evaluation'}
 CELEBA_SPLITS = {'train': 0, 'validation': 1, 'test': 2}
 CELEBA_SHAPE = (218, 178, 3)  # rows, columns, RGB: aligned CelebA
@@ -31,7 +34,7 @@ CELEBA_SHAPE = (218, 178, 3)  # rows, columns, RGB: aligned CelebA
 
 def blobs(rng, shape, count=3):
   """float [rows, cols] in [0, 1]: `count` soft-edged discs of random place and size on 0."""
-  rows, cols = np.mgrid[:shape[0], :shape[1]].astype(np.float64)
+  rows, cols = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
   out = np.zeros(shape)
   for _ in range(count):
     y, x = rng.uniform(0.2, 0.8, 2) * shape
@@ -50,8 +53,9 @@ def write_mnist(root, counts, seed=0, gzipped=True):
     images = np.stack([np.rint(255 * blobs(rng, (28, 28))) for _ in range(count)]).astype(np.uint8)
     labels = rng.integers(0, 10, count).astype(np.uint8)
     image_name, label_name = MNIST_FILES[split]
-    _write(directory / image_name, np.array([2051, count, 28, 28], '>u4').tobytes() + images.tobytes(),
-           gzipped)
+    _write(
+        directory / image_name, np.array([2051, count, 28, 28], '>u4').tobytes() + images.tobytes(), gzipped
+    )
     _write(directory / label_name, np.array([2049, count], '>u4').tobytes() + labels.tobytes(), gzipped)
     out[split] = images, labels
   return out
@@ -157,6 +161,7 @@ def write_celeba_tfds(root, split, jpegs, version='2.0.1', shards=2):
   records are split over `shards` files in order. Returns the shard paths.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  (only this writer needs TensorFlow)
+
   folder = pathlib.Path(root) / 'celeb_a' / version
   folder.mkdir(parents=True, exist_ok=True)
   bounds = np.linspace(0, len(jpegs), shards + 1).astype(int)
@@ -164,10 +169,15 @@ def write_celeba_tfds(root, split, jpegs, version='2.0.1', shards=2):
   for shard in range(shards):
     path = folder / f'celeb_a-{split}.tfrecord-{shard:05d}-of-{shards:05d}'
     with tf.io.TFRecordWriter(str(path)) as writer:
-      for data in jpegs[bounds[shard]:bounds[shard + 1]]:
-        example = tf.train.Example(features=tf.train.Features(feature={
-            'image': tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
-            'attributes/Male': tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))}))
+      for data in jpegs[bounds[shard] : bounds[shard + 1]]:
+        example = tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    'image': tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
+                    'attributes/Male': tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+                }
+            )
+        )
         writer.write(example.SerializeToString())
     paths.append(path)
   return paths

@@ -2,6 +2,7 @@
 
 The second needs the real MNIST (tests/real_data.py): skipped, with the reason, on a fresh clone.
 """
+
 import numpy as np
 import pytest
 
@@ -18,7 +19,7 @@ class _KnownLogits:
 
   def predict(self, canvases, batch_size, verbose):
     del batch_size, verbose
-    return self.logits[:len(canvases)]
+    return self.logits[: len(canvases)]
 
 
 def test_figures_match_numpy():

@@ -1,4 +1,5 @@
 """Discriminator: gradient penalty vs finite differences, spectral norm vs SVD, losses, pairings vs NumPy."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -40,8 +41,12 @@ def test_wgan_gp_loss_composition():
   out = d_lib.wgan_gp_loss(d, real, fake, epsilon, penalty_weight=10.0, slope=1.0, centring_weight=0.5)
   d_real, d_fake = d(real).numpy(), d(fake).numpy()
   penalty, _ = d_lib.gradient_penalty(d, real, fake, epsilon, 1.0)
-  expected = (d_fake.mean() - d_real.mean() + 10.0 * penalty.numpy()
-              + 0.5 * ((d_real.mean() + d_fake.mean()) / 2) ** 2)
+  expected = (
+      d_fake.mean()
+      - d_real.mean()
+      + 10.0 * penalty.numpy()
+      + 0.5 * ((d_real.mean() + d_fake.mean()) / 2) ** 2
+  )
   np.testing.assert_allclose(out['loss'].numpy(), expected, rtol=1e-9)
   np.testing.assert_allclose(out['loss_real'].numpy(), -d_real.mean(), rtol=1e-9)
   np.testing.assert_allclose(out['score_fake'].numpy(), d_fake.mean(), rtol=1e-9)
@@ -56,11 +61,13 @@ def test_sn_gan_loss_and_reward_score():
   d_real, d_fake = d(real).numpy(), d(fake).numpy()
   out = d_lib.sn_gan_loss(d, real, fake)
   softplus = lambda x: np.log1p(np.exp(x))
-  np.testing.assert_allclose(out['loss'].numpy(), softplus(-d_real).mean() + softplus(d_fake).mean(),
-                             rtol=1e-9)
+  np.testing.assert_allclose(
+      out['loss'].numpy(), softplus(-d_real).mean() + softplus(d_fake).mean(), rtol=1e-9
+  )
   scores = np.array([-3.0, 0.0, 2.0])
-  np.testing.assert_allclose(d_lib.reward_score(tf.constant(scores), 'sn-gan').numpy(),
-                             1.0 / (1.0 + np.exp(-scores)), rtol=1e-12)
+  np.testing.assert_allclose(
+      d_lib.reward_score(tf.constant(scores), 'sn-gan').numpy(), 1.0 / (1.0 + np.exp(-scores)), rtol=1e-12
+  )
   np.testing.assert_array_equal(d_lib.reward_score(tf.constant(scores), 'wgan-gp').numpy(), scores)
   with pytest.raises(ValueError, match='lsgan'):
     d_lib.reward_score(tf.constant(scores), 'lsgan')
@@ -91,8 +98,9 @@ def test_pair_inputs_and_half_masks():
   np.testing.assert_array_equal(d_lib.half_masks(half, 16).numpy(), masks)
   out = d_lib.pair_inputs(images, targets, 'complement', half).numpy()
   np.testing.assert_array_equal(out, np.concatenate([targets * (1 - masks), images * masks], -1))
-  np.testing.assert_array_equal(d_lib.pair_inputs(images, targets, 'pair').numpy(),
-                                np.concatenate([images, targets], -1))
+  np.testing.assert_array_equal(
+      d_lib.pair_inputs(images, targets, 'pair').numpy(), np.concatenate([images, targets], -1)
+  )
   assert d_lib.pair_inputs(images, None, 'none') is images
   with pytest.raises(ValueError, match='half'):
     d_lib.pair_inputs(images, targets, 'complement')

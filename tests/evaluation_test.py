@@ -1,4 +1,5 @@
 """Evaluation: MSE per pixel, greedy-search baseline with the agent's render budget, grid, CLI."""
+
 import json
 import types
 
@@ -18,6 +19,7 @@ SETTINGS = dict(episode_length=4, grid_width=16, use_color=False)
 def _held_out_targets(count):
   config = fixtures.trained_run().config
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
+
   images, _ = strokes.render(count, seed=0, split='test', channels=1, **components.dataset_options(config))
   return images
 
@@ -56,10 +58,12 @@ def test_evaluate_agent_against_baseline_on_held_out_targets(tmp_path):
   assert result.renders_per_target == 2 * steps
   floats = targets.astype(np.float64) / 255
   for i in range(3):
-    np.testing.assert_allclose(result.agent_mse[i], np.mean((result.agent_canvases[i] - floats[i]) ** 2),
-                               rtol=1e-6)
-    np.testing.assert_allclose(result.baseline_mse[i],
-                               np.mean((result.baseline_canvases[i] - floats[i]) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(
+        result.agent_mse[i], np.mean((result.agent_canvases[i] - floats[i]) ** 2), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        result.baseline_mse[i], np.mean((result.baseline_canvases[i] - floats[i]) ** 2), rtol=1e-6
+    )
     np.testing.assert_allclose(result.blank_mse[i], np.mean((1 - floats[i]) ** 2), rtol=1e-6)
   summary = result.summary()
   assert summary['agent_mse'] == pytest.approx(np.mean(result.agent_mse))
@@ -71,7 +75,7 @@ def test_evaluate_agent_against_baseline_on_held_out_targets(tmp_path):
   assert grid.shape == (3 * cell + 4 * gutter, 3 * cell + 4 * gutter, 1)
   for row, images in enumerate([floats, result.agent_canvases, result.baseline_canvases]):
     top, left = gutter + row * (cell + gutter), gutter + 2 * (cell + gutter)
-    np.testing.assert_allclose(grid[top:top + cell:2, left:left + cell:2], images[2], atol=1e-6)
+    np.testing.assert_allclose(grid[top : top + cell : 2, left : left + cell : 2], images[2], atol=1e-6)
 
   # Greedy decoding is deterministic for given noise samples (the seed), and is what evaluate reports.
   greedy = evaluation.evaluate(painter, targets, num_samples=1, seed=1, decoding='greedy')
@@ -93,9 +97,13 @@ def test_evaluate_agent_against_baseline_on_held_out_targets(tmp_path):
 def test_evaluate_cli(tmp_path):
   grid = tmp_path / 'grid.png'
   result = fixtures.run_script(
-      'evaluate.py', f'--model={fixtures.exported_model()}',
-      '--num_targets=2', '--num_samples=1', f'--grid={grid}',
-      env={'SPIRAL_CACHE_DIR': str(tmp_path / 'cache')})
+      'evaluate.py',
+      f'--model={fixtures.exported_model()}',
+      '--num_targets=2',
+      '--num_samples=1',
+      f'--grid={grid}',
+      env={'SPIRAL_CACHE_DIR': str(tmp_path / 'cache')},
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   summary = json.loads(result.stdout.strip().splitlines()[-1])
   assert summary['num_targets'] == 2 and summary['dataset'] == 'strokes' and summary['split'] == 'test'

@@ -1,4 +1,5 @@
 """SavedModel export: plain-TensorFlow loading in a fresh process, parity with the agent, atomic writes."""
+
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ from spiral_tf import config as config_lib
 from spiral_tf.inference import export
 
 # Runs in a fresh interpreter: only TensorFlow, NumPy and the renderer (environments/, not spiral_tf).
-PLAIN_TF_PAINT = r'''
+PLAIN_TF_PAINT = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
@@ -53,27 +54,36 @@ np.savez(out_path, canvas=timestep.observation['canvas'],
          program=json.dumps(env.program), meta=json.dumps(meta),
          **{'out_' + k: v for k, v in first.items()}, **{'in_' + k: v for k, v in first_inputs.items()})
 print('modules ok', len(sys.modules))
-'''
+"""
 
 
 def _agent_inputs(flat, action_keys):
-  observation = {'canvas': flat['canvas'], 'target': flat['target'], 'noise_sample': flat['noise_sample'],
-                 'action_mask': {k: flat[f'action_mask_{k}'] for k in action_keys}}
+  observation = {
+      'canvas': flat['canvas'],
+      'target': flat['target'],
+      'noise_sample': flat['noise_sample'],
+      'action_mask': {k: flat[f'action_mask_{k}'] for k in action_keys},
+  }
   from spiral_tf.networks import agent as agent_lib  # pylint: disable=g-import-not-at-top
-  state = agent_lib.AgentState(core={'h': flat['core_h'], 'c': flat['core_c']},
-                               prev_action={k: flat[f'prev_action_{k}'] for k in action_keys})
+
+  state = agent_lib.AgentState(
+      core={'h': flat['core_h'], 'c': flat['core_c']},
+      prev_action={k: flat[f'prev_action_{k}'] for k in action_keys},
+  )
   return flat['step_type'], observation, state
 
 
 def _random_inputs(metadata, batch, rng, step_type):
   width, _, channels = metadata['canvas_shape']
   keys = metadata['action_keys']
-  flat = {'step_type': np.full([batch], step_type, np.int32),
-          'canvas': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
-          'target': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
-          'noise_sample': rng.standard_normal((batch, metadata['noise_dim'])).astype(np.float32),
-          'core_h': rng.standard_normal((batch, metadata['lstm_size'])).astype(np.float32),
-          'core_c': rng.standard_normal((batch, metadata['lstm_size'])).astype(np.float32)}
+  flat = {
+      'step_type': np.full([batch], step_type, np.int32),
+      'canvas': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
+      'target': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
+      'noise_sample': rng.standard_normal((batch, metadata['noise_dim'])).astype(np.float32),
+      'core_h': rng.standard_normal((batch, metadata['lstm_size'])).astype(np.float32),
+      'core_c': rng.standard_normal((batch, metadata['lstm_size'])).astype(np.float32),
+  }
   for k in keys:
     flat[f'action_mask_{k}'] = rng.integers(0, 2, batch).astype(np.float32)
     flat[f'prev_action_{k}'] = rng.integers(0, metadata['num_values'][k], batch).astype(np.int32)
@@ -83,8 +93,10 @@ def _random_inputs(metadata, batch, rng, step_type):
 def test_brief_training_changed_the_agent():
   run = fixtures.trained_run()
   assert run.learner_step == fixtures.UPDATES
-  changed = [not np.array_equal(before, after.numpy())
-             for before, after in zip(run.initial_weights, run.agent.trainable_variables)]
+  changed = [
+      not np.array_equal(before, after.numpy())
+      for before, after in zip(run.initial_weights, run.agent.trainable_variables)
+  ]
   assert sum(changed) > len(changed) // 2
 
 
@@ -113,8 +125,9 @@ def test_plain_tensorflow_process_paints_and_the_program_replays(tmp_path):
   export_dir = fixtures.exported_model()
   target = run.train_images[0]
   np.save(tmp_path / 'target.npy', target)
-  result = fixtures.run_python(PLAIN_TF_PAINT, export_dir, str(tmp_path / 'target.npy'),
-                               str(tmp_path / 'out.npz'))
+  result = fixtures.run_python(
+      PLAIN_TF_PAINT, export_dir, str(tmp_path / 'target.npy'), str(tmp_path / 'out.npz')
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'modules ok' in result.stdout
   out = np.load(tmp_path / 'out.npz')
@@ -135,8 +148,9 @@ def test_plain_tensorflow_process_paints_and_the_program_replays(tmp_path):
   np.testing.assert_allclose(out['out_core_h'], agent_state.core['h'].numpy(), rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(out['out_core_c'], agent_state.core['c'].numpy(), rtol=1e-4, atol=1e-5)
   taken = {k: tf.constant(out[f'out_action_{k}'])[None] for k in keys}
-  unrolled = run.agent.unroll(step_type[None], tf.nest.map_structure(lambda x: x[None], observation),
-                              taken, state.core)
+  unrolled = run.agent.unroll(
+      step_type[None], tf.nest.map_structure(lambda x: x[None], observation), taken, state.core
+  )
   for k in keys:
     np.testing.assert_allclose(out[f'out_log_prob_{k}'], unrolled.log_prob[k][0].numpy(), atol=1e-4)
 
@@ -160,8 +174,9 @@ def test_in_process_export_matches_the_agent_and_replaces_atomically(tmp_path, m
   for step_type in (0, 1):  # FIRST resets the state; MID carries it.
     flat = _random_inputs(metadata, 3, rng, step_type)
     out = model.signatures['step'](**{k: tf.constant(v) for k, v in flat.items()})
-    agent_out, agent_state = run.agent.step(*_agent_inputs(
-        {k: tf.constant(v) for k, v in flat.items()}, metadata['action_keys']))
+    agent_out, agent_state = run.agent.step(
+        *_agent_inputs({k: tf.constant(v) for k, v in flat.items()}, metadata['action_keys'])
+    )
     np.testing.assert_allclose(out['value'].numpy(), agent_out.value.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out['core_h'].numpy(), agent_state.core['h'].numpy(), rtol=1e-4, atol=1e-5)
     for k, n in metadata['num_values'].items():
@@ -177,6 +192,7 @@ def test_in_process_export_matches_the_agent_and_replaces_atomically(tmp_path, m
     with open(os.path.join(path, 'saved_model.pb'), 'wb') as f:
       f.write(b'half')
     raise OSError('disk full')
+
   monkeypatch.setattr(tf.saved_model, 'save', crash)
   with pytest.raises(OSError, match='disk full'):
     export.export_saved_model(run.agent, run.config, export_dir, learner_step=9)

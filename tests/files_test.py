@@ -1,4 +1,5 @@
 """spiral_tf/files.py: an atomic write replaces the file whole, or not at all."""
+
 import os
 
 import pytest

@@ -1,5 +1,6 @@
 """The update (learner_step.LearnerUpdate): XLA == eager, learning sanity on a one-step task,
 multi-replica == single, bad input."""
+
 import collections
 import os
 import subprocess
@@ -33,8 +34,9 @@ def _setup(conditional=True, batch=2, length=3):
 
 def test_xla_update_equals_eager_update():
   agent, d, episodes, real = _setup()
-  config = config_lib.LearnerConfig(reward='spiral++', discount=0.9, d_conditioning='complement',
-                                    stroke_penalty=0.01, blank_penalty=0.1)
+  config = config_lib.LearnerConfig(
+      reward='spiral++', discount=0.9, d_conditioning='complement', stroke_penalty=0.01, blank_penalty=0.1
+  )
   variables = agent.variables + d.variables
   start = [v.numpy() for v in variables]
   noise = {'epsilon': tf.constant([0.3, 0.8]), 'half': tf.constant([1, 2], tf.int32)}
@@ -49,12 +51,22 @@ def test_xla_update_equals_eager_update():
   xla_metrics = compiled._update_fn(episodes, real, None, noise)  # The XLA-compiled whole update.
   xla_after = [v.numpy() for v in variables]
 
-  assert set(eager_metrics) >= {'policy_loss', 'value_loss', 'entropy', 'd_loss_real', 'd_loss_fake',
-                                'gradient_penalty', 'd_score_real', 'd_score_fake', 'reward_mean',
-                                'l2_to_target'}
+  assert set(eager_metrics) >= {
+      'policy_loss',
+      'value_loss',
+      'entropy',
+      'd_loss_real',
+      'd_loss_fake',
+      'gradient_penalty',
+      'd_score_real',
+      'd_score_fake',
+      'reward_mean',
+      'l2_to_target',
+  }
   for key in eager_metrics:
-    np.testing.assert_allclose(xla_metrics[key].numpy(), eager_metrics[key].numpy(), rtol=1e-4, atol=1e-6,
-                               err_msg=key)
+    np.testing.assert_allclose(
+        xla_metrics[key].numpy(), eager_metrics[key].numpy(), rtol=1e-4, atol=1e-6, err_msg=key
+    )
   # Adam's first step is lr·g/(|g| + ε'), ε' = 3e-7: rounding decides its sign for |g| ≲ ε'; compare the
   # rest.
   grads = [g.numpy() for g in tf.nest.flatten(eager_grads[:2])]
@@ -73,12 +85,15 @@ def test_xla_update_equals_eager_update():
 
 
 def _one_step_specs():
-  action = collections.OrderedDict(flag=specs.DiscreteArray(2, name='flag'),
-                                   size=specs.DiscreteArray(4, name='size'))
+  action = collections.OrderedDict(
+      flag=specs.DiscreteArray(2, name='flag'), size=specs.DiscreteArray(4, name='size')
+  )
   observation = collections.OrderedDict(
-      canvas=specs.Array((16, 16, 1), np.float32), target=specs.Array((16, 16, 1), np.float32),
+      canvas=specs.Array((16, 16, 1), np.float32),
+      target=specs.Array((16, 16, 1), np.float32),
       action_mask=collections.OrderedDict((k, specs.Array((), np.float32)) for k in action),
-      noise_sample=specs.Array((10,), np.float32))
+      noise_sample=specs.Array((10,), np.float32),
+  )
   return action, observation
 
 
@@ -88,17 +103,21 @@ def test_learning_sanity_one_step_task():
   action_spec, obs_spec = _one_step_specs()
   agent = agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO, conditional=True)
   d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2])
-  config = config_lib.LearnerConfig(reward='l2', d_conditioning='pair', policy_learning_rate=3e-3,
-                                    entropy_cost=1e-3)
+  config = config_lib.LearnerConfig(
+      reward='l2', d_conditioning='pair', policy_learning_rate=3e-3, entropy_cost=1e-3
+  )
   learner = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False)
   batch, rng = 32, np.random.default_rng(0)
   act = tf.function(agent.step)
   first = np.full([batch], int(dm_env.StepType.FIRST), np.int32)
 
   def observation(canvas):
-    return {'canvas': canvas, 'target': np.zeros((batch, 16, 16, 1), np.float32),
-            'action_mask': {k: np.ones(batch, np.float32) for k in action_spec},
-            'noise_sample': noise}
+    return {
+        'canvas': canvas,
+        'target': np.zeros((batch, 16, 16, 1), np.float32),
+        'action_mask': {k: np.ones(batch, np.float32) for k in action_spec},
+        'noise_sample': noise,
+    }
 
   def success_rate():
     output, _ = act(first, observation(blank), agent.initial_state(batch))
@@ -115,8 +134,9 @@ def test_learning_sanity_one_step_task():
         'step_type': two(first, np.full([batch], int(dm_env.StepType.LAST), np.int32)),
         'observation': tf.nest.map_structure(two, observation(blank), observation(final)),
         'action': {k: two(v.numpy(), np.zeros(batch, np.int32)) for k, v in output.action.items()},
-        'behaviour_log_prob': {k: two(v.numpy(), np.zeros(batch, np.float32))
-                               for k, v in output.log_prob.items()},
+        'behaviour_log_prob': {
+            k: two(v.numpy(), np.zeros(batch, np.float32)) for k, v in output.log_prob.items()
+        },
         'core_state': {k: np.zeros((batch, agent.lstm_size), np.float32) for k in ('h', 'c')},
     }
     metrics = learner.step(episodes, final)
@@ -169,8 +189,9 @@ def test_two_replicas_equal_one_replica_on_the_whole_batch():
       print('RESULT', strategy.num_replicas_in_sync, worst, float(metrics['d_loss']))
   """)
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-  proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=300,
-                        env=env, cwd=ROOT)
+  proc = subprocess.run(
+      [sys.executable, '-c', script], capture_output=True, text=True, timeout=300, env=env, cwd=ROOT
+  )
   lines = [line for line in proc.stdout.splitlines() if line.startswith('RESULT')]
   assert proc.returncode == 0 and lines, proc.stderr[-3000:]
   _, replicas, worst, d_loss = lines[0].split()
@@ -187,10 +208,12 @@ def test_a2c_ignores_the_behaviour_policy():
   for algorithm in ('vtrace', 'a2c'):
     config = config_lib.LearnerConfig(algorithm=algorithm)
     learner = learner_step.LearnerUpdate(agent, d, config, jit_compile=False)
-    metrics[algorithm] = {name: learner.gradients(e, real, None, noise)[2]['log_rho_mean'].numpy()
-                          for name, e in (('fresh', episodes), ('stale', stale))}
+    metrics[algorithm] = {
+        name: learner.gradients(e, real, None, noise)[2]['log_rho_mean'].numpy()
+        for name, e in (('fresh', episodes), ('stale', stale))
+    }
   assert abs(metrics['vtrace']['fresh']) < 1e-5  # The episodes were acted by these very weights.
-  assert metrics['vtrace']['stale'] > 0.4        # μ made 0.5 nats less likely per sub-action.
+  assert metrics['vtrace']['stale'] > 0.4  # μ made 0.5 nats less likely per sub-action.
   assert metrics['a2c']['fresh'] == metrics['a2c']['stale'] == 0.0
 
 
@@ -231,14 +254,20 @@ def test_d_only_update_applies_the_d_loss_gradient_with_adam(d_loss, conditionin
   """Two D-only updates == tape gradients of the loss applied by hand with a fresh Adam of the same config;
   real pairs are the fakes' own targets."""
   agent, _, _, _ = _setup(batch=2)
-  make_d = lambda: d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2],
-                                       spectral_norm=d_loss == 'sn-gan')
+  make_d = lambda: d_lib.Discriminator(
+      channels=nf.MICRO_D, input_shape=[16, 16, 2], spectral_norm=d_loss == 'sn-gan'
+  )
   d, reference_d = make_d(), make_d()
   for mine, theirs in zip(d.variables, reference_d.variables):
     theirs.assign(mine)
-  config = config_lib.LearnerConfig(d_loss=d_loss, d_conditioning=conditioning, d_learning_rate=1e-3,
-                                    gradient_penalty_weight=2.0, gradient_penalty_target=0.5,
-                                    centring_weight=0.1)
+  config = config_lib.LearnerConfig(
+      d_loss=d_loss,
+      d_conditioning=conditioning,
+      d_learning_rate=1e-3,
+      gradient_penalty_weight=2.0,
+      gradient_penalty_target=0.5,
+      centring_weight=0.1,
+  )
   learner = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False)
   agent_before = [v.numpy() for v in agent.variables]
   adam = tf.keras.optimizers.Adam(1e-3, beta_1=0.5, beta_2=0.999, epsilon=1e-8)
@@ -288,8 +317,9 @@ def test_d_only_update_compiles_with_xla():
   xla_metrics = compiled._d_update_fn(real, fakes, noise)  # The XLA-compiled D-only update.
   assert set(xla_metrics) == set(learner_step.D_METRICS)
   for key in xla_metrics:
-    np.testing.assert_allclose(xla_metrics[key].numpy(), eager_metrics[key].numpy(), rtol=1e-4, atol=1e-6,
-                               err_msg=key)
+    np.testing.assert_allclose(
+        xla_metrics[key].numpy(), eager_metrics[key].numpy(), rtol=1e-4, atol=1e-6, err_msg=key
+    )
   for v, g, e, b in zip(d.variables, grads, eager_after, start):
     clear = np.abs(g.numpy()) > 1e-6  # Below, rounding decides the sign of Adam's first step.
     np.testing.assert_allclose(v.numpy()[clear], e[clear], atol=1e-5)  # 1 % of the learning rate.
@@ -304,8 +334,15 @@ def test_three_d_steps_per_policy_step_and_nonfinite_d_only_updates():
   config = config_lib.LearnerConfig(d_conditioning='pair', d_steps_per_policy_step=3, d_learning_rate=1e-2)
   learner = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False, seed=7)
   guard = nonfinite.NonFiniteGuard(
-      [*agent.variables, *d.variables, *learner.policy_optimizer.variables,
-       *learner.d_optimizer.variables, *learner.normaliser.variables], max_in_a_row=2)
+      [
+          *agent.variables,
+          *d.variables,
+          *learner.policy_optimizer.variables,
+          *learner.d_optimizer.variables,
+          *learner.normaliser.variables,
+      ],
+      max_in_a_row=2,
+  )
   variables = agent.variables + d.variables
   start = [v.numpy() for v in variables]
   fakes = _d_batch(3)[1]
@@ -340,8 +377,7 @@ def test_three_d_steps_per_policy_step_and_nonfinite_d_only_updates():
   d_metrics = [reference.d_update(r, f, reference.draw_noise(2)) for r, f in extra]
   combined = reference.update(episodes, real, fakes, reference.draw_noise(2))
   for key in ('policy_loss', 'value_loss', 'entropy', 'reward_mean'):
-    np.testing.assert_allclose(metrics[key].numpy(), combined[key].numpy(), rtol=1e-4, atol=1e-6,
-                               err_msg=key)
+    np.testing.assert_allclose(metrics[key].numpy(), combined[key].numpy(), rtol=1e-4, atol=1e-6, err_msg=key)
   for key in learner_step.D_METRICS:
     mean = np.mean([m[key].numpy() for m in d_metrics + [combined]])
     np.testing.assert_allclose(metrics[key].numpy(), mean, rtol=1e-4, atol=1e-6, err_msg=key)
@@ -354,8 +390,9 @@ def test_d_steps_per_policy_step_errors_are_named():
   with pytest.raises(ValueError, match='d_steps_per_policy_step'):
     config_lib.LearnerConfig(d_steps_per_policy_step=0)
   agent, d, episodes, real = _setup(batch=2)
-  learner = learner_step.LearnerUpdate(agent, d, config_lib.LearnerConfig(d_steps_per_policy_step=2),
-                                       conditional=True, jit_compile=False)
+  learner = learner_step.LearnerUpdate(
+      agent, d, config_lib.LearnerConfig(d_steps_per_policy_step=2), conditional=True, jit_compile=False
+  )
   with pytest.raises(ValueError, match=r'd_steps_per_policy_step=2 needs 1 extra .* got 0'):
     learner.step(episodes, real, _d_batch(1)[1])
   assert int(learner.num_updates) == 0 and int(learner.num_d_updates) == 0

@@ -4,6 +4,7 @@ The learner sets the policy optimizer's rate to `decayed_learning_rate(...)` bef
 frames trained so far; the check that it does so in a run is the `policy_learning_rate` TensorBoard scalar
 of docs/results.md's R3 runs.
 """
+
 import numpy as np
 import pytest
 
@@ -33,7 +34,8 @@ def test_linear_decay_needs_max_frames(tmp_path):
   config = config_lib.Config(root_dir=str(tmp_path), policy_learning_rate_decay='linear', max_frames=0)
   with pytest.raises(config_lib.ConfigError, match=r'^--policy_learning_rate_decay: .*--max_frames'):
     config_lib.validate(config)
-  config_lib.validate(config_lib.Config(root_dir=str(tmp_path), policy_learning_rate_decay='linear',
-                                        max_frames=1000))
+  config_lib.validate(
+      config_lib.Config(root_dir=str(tmp_path), policy_learning_rate_decay='linear', max_frames=1000)
+  )
   with pytest.raises(config_lib.ConfigError, match=r'^--policy_learning_rate_decay: .*not one of'):
     config_lib.validate(config_lib.Config(root_dir=str(tmp_path), policy_learning_rate_decay='step'))

@@ -1,4 +1,5 @@
 """Tests of the libmypaint painter against the real libmypaint (Debian 1.6.0) and dry_brush."""
+
 import collections
 import os
 import shutil
@@ -22,8 +23,9 @@ def _index(row, col, grid=GRID):
 
 
 def _paint(end, control, pressure=9, size=3, rgb=(0, 0, 0), **extra):
-  action = dict(control=control, end=end, flag=1, pressure=pressure, size=size,
-                red=rgb[0], green=rgb[1], blue=rgb[2])
+  action = dict(
+      control=control, end=end, flag=1, pressure=pressure, size=size, red=rgb[0], green=rgb[1], blue=rgb[2]
+  )
   action.update(extra)
   return action
 
@@ -39,7 +41,7 @@ def _ink(canvas):
 
 def _bezier(p_s, p_c, p_e, n=2001):
   t = np.linspace(0.0, 1.0, n)[:, None]
-  return (1 - t) ** 2 * np.array(p_s) + 2 * (1 - t) * t * np.array(p_c) + t ** 2 * np.array(p_e)
+  return (1 - t) ** 2 * np.array(p_s) + 2 * (1 - t) * t * np.array(p_c) + t**2 * np.array(p_e)
 
 
 def _random_program(env, rng, n):
@@ -75,16 +77,30 @@ def test_action_spec_matches_deepmind_keys_order_and_sizes():
 
 def test_action_spec_drops_disabled_features():
   assert list(LibMyPaint(use_pressure=False).action_spec()) == [
-      'control', 'end', 'flag', 'size', 'red', 'green', 'blue']
-  assert list(LibMyPaint(use_color=False).action_spec()) == [
-      'control', 'end', 'flag', 'pressure', 'size']
+      'control',
+      'end',
+      'flag',
+      'size',
+      'red',
+      'green',
+      'blue',
+  ]
+  assert list(LibMyPaint(use_color=False).action_spec()) == ['control', 'end', 'flag', 'pressure', 'size']
   assert list(LibMyPaint(brush_sizes=[3]).action_spec()) == [
-      'control', 'end', 'flag', 'pressure', 'red', 'green', 'blue']
+      'control',
+      'end',
+      'flag',
+      'pressure',
+      'red',
+      'green',
+      'blue',
+  ]
   assert LibMyPaint(grid_width=8).action_spec()['end'].num_values == 64
 
 
-@pytest.mark.parametrize('use_color,use_alpha,channels', [(True, False, 3), (True, True, 4),
-                                                           (False, False, 1), (False, True, 1)])
+@pytest.mark.parametrize(
+    'use_color,use_alpha,channels', [(True, False, 3), (True, True, 4), (False, False, 1), (False, True, 1)]
+)
 def test_observation_spec_and_observation_agree(use_color, use_alpha, channels):
   env = LibMyPaint(canvas_width=32, grid_width=16, use_color=use_color, use_alpha=use_alpha)
   spec = env.observation_spec()
@@ -134,7 +150,8 @@ def test_action_mask_describes_previous_action():
   assert all(float(v) == 1.0 for v in first.observation['action_mask'].values())
   after_move = env.step(_move(_index(3, 3))).observation['action_mask']
   assert {k: float(v) for k, v in after_move.items()} == {
-      k: float(k in ('end', 'flag')) for k in NOTEBOOK_KEYS}
+      k: float(k in ('end', 'flag')) for k in NOTEBOOK_KEYS
+  }
   after_paint = env.step(_paint(end=_index(10, 10), control=_index(3, 10))).observation['action_mask']
   assert all(float(v) == 1.0 for v in after_paint.values())
 
@@ -142,8 +159,13 @@ def test_action_mask_describes_previous_action():
 def test_stats_and_program_record_the_episode():
   env = LibMyPaint()
   env.reset()
-  actions = [_paint(_index(5, 5), _index(0, 5)), _paint(_index(10, 20), _index(5, 20)),
-             _move(_index(25, 25)), _paint(_index(30, 30), _index(25, 30)), _move(_index(1, 1))]
+  actions = [
+      _paint(_index(5, 5), _index(0, 5)),
+      _paint(_index(10, 20), _index(5, 20)),
+      _move(_index(25, 25)),
+      _paint(_index(30, 30), _index(25, 30)),
+      _move(_index(1, 1)),
+  ]
   for action in actions:
     env.step(action)
   assert env.stats == {'strokes': 3, 'disjoint_strokes': 2}
@@ -160,8 +182,9 @@ def test_paint_step_follows_the_analytic_bezier_curve():
   start, control, end = (6, 4), (4, 28), (26, 14)  # (row, col) on the 32 grid: a strongly bent curve
   env.step(_move(_index(*start)))
   # Lowest pressure: dry_brush scatters its dabs by up to 1.4 radii at full pressure, 0.14 here.
-  canvas = env.step(_paint(end=_index(*end), control=_index(*control), size=1, pressure=0)
-                    ).observation['canvas']
+  canvas = env.step(_paint(end=_index(*end), control=_index(*control), size=1, pressure=0)).observation[
+      'canvas'
+  ]
   ink = _ink(canvas)
   to_pixel = lambda rc: (WIDTH * rc[0] / GRID, WIDTH * rc[1] / GRID)  # (y, x)
   curve = _bezier(to_pixel(start), to_pixel(control), to_pixel(end))  # [n, (y, x)]
@@ -173,11 +196,11 @@ def test_paint_step_follows_the_analytic_bezier_curve():
   assert distance.max() < 6.0, distance.max()
   # ... and the curve is inked along its whole length (away from the pen-down point).
   for y, x in curve[100::100]:
-    window = ink[max(int(y) - 2, 0):int(y) + 3, max(int(x) - 2, 0):int(x) + 3]
+    window = ink[max(int(y) - 2, 0) : int(y) + 3, max(int(x) - 2, 0) : int(x) + 3]
     assert window.max() > 0.3, (y, x)
   # The straight chord's middle is far from the curve and stays blank.
   mid_y, mid_x = (np.array(to_pixel(start)) + np.array(to_pixel(end))) / 2
-  assert ink[int(mid_y) - 2:int(mid_y) + 3, int(mid_x) - 2:int(mid_x) + 3].max() < 0.02
+  assert ink[int(mid_y) - 2 : int(mid_y) + 3, int(mid_x) - 2 : int(mid_x) + 3].max() < 0.02
 
 
 def test_a_move_paints_nothing():
@@ -274,19 +297,25 @@ def _reference_canvas(raw, scale, channels):
   raw = _block_mean(raw.astype(np.float64), scale)
   alpha = raw[..., 3:]
   rgb = np.where(alpha > 0, raw[..., :3] / np.where(alpha > 0, alpha, 1.0), 0.0)
-  return np.concatenate([np.minimum(rgb, 1.0), alpha / 2 ** 15], axis=-1)[..., :channels]
+  return np.concatenate([np.minimum(rgb, 1.0), alpha / 2**15], axis=-1)[..., :channels]
 
 
 @pytest.mark.parametrize('background,use_alpha', [('white', False), ('transparent', True)])
 @pytest.mark.parametrize('width,render_width', [(64, None), (96, None), (48, 96), (32, 128)])
 def test_canvas_is_the_unpremultiplied_fix15_surface(background, use_alpha, width, render_width):
-  env = LibMyPaint(background=background, use_alpha=use_alpha, canvas_width=width,
-                   render_width=render_width, grid_width=16, episode_length=12)
+  env = LibMyPaint(
+      background=background,
+      use_alpha=use_alpha,
+      canvas_width=width,
+      render_width=render_width,
+      grid_width=16,
+      episode_length=12,
+  )
   canvas = _run(env, _random_program(env, np.random.default_rng(width), 11)).observation['canvas']
   full = render_width or width
   raw = np.empty((full, full, 4), np.uint16)
   env._painter.read_raw_into(raw)  # pylint: disable=protected-access
-  assert (raw[..., 3] < 2 ** 15).any() if background == 'transparent' else (raw[..., 3] == 2 ** 15).all()
+  assert (raw[..., 3] < 2**15).any() if background == 'transparent' else (raw[..., 3] == 2**15).all()
   assert canvas.min() < 0.5 if background == 'white' else canvas.max() > 0.5  # something painted
   np.testing.assert_allclose(canvas, _reference_canvas(raw, full // width, canvas.shape[-1]), atol=1e-5)
 
@@ -309,8 +338,9 @@ def test_render_width_is_an_area_average_of_the_full_resolution_render():
   program = _random_program(small, rng, 7)
   observed = _run(small, program).observation['canvas']
   assert observed.shape == (32, 32, 3)
-  full = LibMyPaint(canvas_width=128, grid_width=16, episode_length=8,
-                    brush_sizes=[4 * s for s in (1, 2, 4, 8, 12, 24)])
+  full = LibMyPaint(
+      canvas_width=128, grid_width=16, episode_length=8, brush_sizes=[4 * s for s in (1, 2, 4, 8, 12, 24)]
+  )
   rendered = _run(full, program).observation['canvas']
   assert rendered.min() < 0.5
   np.testing.assert_allclose(observed, _block_mean(rendered, 4), atol=1e-5)
@@ -329,10 +359,13 @@ def test_replay_at_scale_1_reproduces_the_episode_exactly():
 def test_replay_at_8x_matches_a_downsample_of_itself():
   # Moderate pressure: dry_brush's random dab offsets differ between resolutions, so only the
   # picture (not each dab) can match; at full pressure the scatter is several radii.
-  program = [_move(_index(4, 4)), _paint(_index(24, 26), _index(4, 26), size=1, pressure=3),
-             _paint(_index(28, 6), _index(28, 24), size=2, pressure=3, rgb=(19, 0, 5)),
-             _move(_index(16, 2)), _paint(_index(8, 16), _index(18, 16), size=0, pressure=3,
-                                          rgb=(0, 10, 19))]
+  program = [
+      _move(_index(4, 4)),
+      _paint(_index(24, 26), _index(4, 26), size=1, pressure=3),
+      _paint(_index(28, 6), _index(28, 24), size=2, pressure=3, rgb=(19, 0, 5)),
+      _move(_index(16, 2)),
+      _paint(_index(8, 16), _index(18, 16), size=0, pressure=3, rgb=(0, 10, 19)),
+  ]
   env = LibMyPaint(episode_length=8)
   canvas = _run(env, program).observation['canvas']
   big = replay(program, scale=8, episode_length=8)
@@ -367,13 +400,16 @@ def test_environments_in_threads_paint_what_they_paint_alone():
 # --- validation ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize('change,message', [
-    (lambda a: a.pop('pressure'), "missing key 'pressure'.*\\[0, 9\\]"),
-    (lambda a: a.update(end=1024), r"action\['end'\] = 1024 is outside \[0, 1023\]"),
-    (lambda a: a.update(red=-1), r"action\['red'\] = -1 is outside \[0, 19\]"),
-    (lambda a: a.update(size=2.0), r"action\['size'\] must be an integer in \[0, 5\]"),
-    (lambda a: a.update(extra=1), r"unknown keys \['extra'\]"),
-])
+@pytest.mark.parametrize(
+    'change,message',
+    [
+        (lambda a: a.pop('pressure'), "missing key 'pressure'.*\\[0, 9\\]"),
+        (lambda a: a.update(end=1024), r"action\['end'\] = 1024 is outside \[0, 1023\]"),
+        (lambda a: a.update(red=-1), r"action\['red'\] = -1 is outside \[0, 19\]"),
+        (lambda a: a.update(size=2.0), r"action\['size'\] must be an integer in \[0, 5\]"),
+        (lambda a: a.update(extra=1), r"unknown keys \['extra'\]"),
+    ],
+)
 def test_invalid_action_raises_and_paints_nothing(change, message):
   env = LibMyPaint()
   env.reset()
@@ -397,13 +433,16 @@ def test_numpy_integer_actions_are_accepted():
   assert env.program[0]['end'] == _index(9, 9)
 
 
-@pytest.mark.parametrize('kwargs,message', [
-    (dict(episode_length=1), 'episode_length'),
-    (dict(canvas_width=0), 'canvas_width'),
-    (dict(render_width=100), 'render_width'),
-    (dict(brush_sizes=[]), 'brush_sizes'),
-    (dict(background='black'), 'background'),
-])
+@pytest.mark.parametrize(
+    'kwargs,message',
+    [
+        (dict(episode_length=1), 'episode_length'),
+        (dict(canvas_width=0), 'canvas_width'),
+        (dict(render_width=100), 'render_width'),
+        (dict(brush_sizes=[]), 'brush_sizes'),
+        (dict(background='black'), 'background'),
+    ],
+)
 def test_invalid_constructor_arguments_raise(kwargs, message):
   with pytest.raises(ValueError, match=message):
     LibMyPaint(**kwargs)

@@ -1,4 +1,5 @@
 """MujocoScenes: spec, episode conventions, and what real MuJoCo renders for each action."""
+
 import os
 import subprocess
 import sys
@@ -149,8 +150,9 @@ def test_sizes_grow_and_types_differ(env):
     areas = []
     for size_index in range(3):
       env.reset()
-      canvas = env.step(_action(type=type_index, location=8 * 16 + 7, size=size_index,
-                                blue=3)).observation['canvas']
+      canvas = env.step(_action(type=type_index, location=8 * 16 + 7, size=size_index, blue=3)).observation[
+          'canvas'
+      ]
       masks[type_index, size_index] = np.abs(canvas - empty).max(axis=-1) > 0.02
       areas.append(int(masks[type_index, size_index].sum()))
     assert areas[0] < areas[1] < areas[2], (type_index, areas)
@@ -159,10 +161,12 @@ def test_sizes_grow_and_types_differ(env):
       differ = np.logical_xor(masks[a, 2], masks[b, 2]).sum()
       union = np.logical_or(masks[a, 2], masks[b, 2]).sum()
       assert differ > 0.2 * union, (mujoco_scenes.TYPE_NAMES[a], mujoco_scenes.TYPE_NAMES[b])
+
   # The capsule lies along x: wider than tall on screen; the upright can is taller than wide.
   def extent(mask):
     rows, cols = np.nonzero(mask)
     return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
   height, width = extent(masks[3, 2])
   assert width > 1.5 * height
   height, width = extent(masks[2, 2])
@@ -178,8 +182,9 @@ def test_colour_bins(env, channel):
     env.reset()
     colour = [0, 0, 0]
     colour[channel] = level
-    canvas = env.step(_action(location=location, size=2, red=colour[0], green=colour[1],
-                              blue=colour[2])).observation['canvas']
+    canvas = env.step(
+        _action(location=location, size=2, red=colour[0], green=colour[1], blue=colour[2])
+    ).observation['canvas']
     pixel = canvas[row, col]
     values.append(pixel[channel])
     others = np.delete(pixel, channel)
@@ -194,8 +199,14 @@ def test_skip_changes_nothing(env):
   np.testing.assert_array_equal(timestep.observation['canvas'], before)
   mask = timestep.observation['action_mask']
   assert {k: float(v) for k, v in mask.items()} == {
-      'type': 0.0, 'location': 0.0, 'size': 0.0, 'red': 0.0, 'green': 0.0, 'blue': 0.0,
-      'mode': 1.0}
+      'type': 0.0,
+      'location': 0.0,
+      'size': 0.0,
+      'red': 0.0,
+      'green': 0.0,
+      'blue': 0.0,
+      'mode': 1.0,
+  }
   assert len(env.objects) == 1 and len(env.program) == 2
 
 
@@ -215,8 +226,9 @@ def test_modify_changes_the_last_object_only(env):
   assert np.abs(canvas - before).max() > 0.5
   # The first object's pixels are untouched.
   row, col = (int(v) for v in _project(env, _object_center(first['location'], 1, 2)))
-  np.testing.assert_array_equal(canvas[row - 2:row + 3, col - 2:col + 3],
-                                before[row - 2:row + 3, col - 2:col + 3])
+  np.testing.assert_array_equal(
+      canvas[row - 2 : row + 3, col - 2 : col + 3], before[row - 2 : row + 3, col - 2 : col + 3]
+  )
 
 
 def test_modify_with_no_object_is_a_no_op(env):
@@ -254,17 +266,20 @@ def test_same_program_same_image_and_replay(env):
   assert np.abs(small - canvas).max() < 0.5
 
 
-@pytest.mark.parametrize('action, message', [
-    (_action(location=256), r"action\['location'\] = 256 is outside \[0, 255\]"),
-    (_action(type=-1), r"action\['type'\] = -1 is outside \[0, 3\]"),
-    (_action(mode=3), r"action\['mode'\] = 3 is outside \[0, 2\]"),
-    (_action(red=1.5), r"action\['red'\] must be an integer in \[0, 3\]"),
-    (_action(size=True), r"action\['size'\] must be an integer in \[0, 2\]"),
-    (_action(blue=np.array([1])), r"action\['blue'\] must be an integer in \[0, 3\]"),
-    ({k: v for k, v in _action().items() if k != 'size'}, r"missing key 'size'.*\[0, 2\]"),
-    (dict(_action(), colour=1), r"unknown keys \['colour'\]"),
-    ([1, 2, 3], r'action must be a mapping'),
-])
+@pytest.mark.parametrize(
+    'action, message',
+    [
+        (_action(location=256), r"action\['location'\] = 256 is outside \[0, 255\]"),
+        (_action(type=-1), r"action\['type'\] = -1 is outside \[0, 3\]"),
+        (_action(mode=3), r"action\['mode'\] = 3 is outside \[0, 2\]"),
+        (_action(red=1.5), r"action\['red'\] must be an integer in \[0, 3\]"),
+        (_action(size=True), r"action\['size'\] must be an integer in \[0, 2\]"),
+        (_action(blue=np.array([1])), r"action\['blue'\] must be an integer in \[0, 3\]"),
+        ({k: v for k, v in _action().items() if k != 'size'}, r"missing key 'size'.*\[0, 2\]"),
+        (dict(_action(), colour=1), r"unknown keys \['colour'\]"),
+        ([1, 2, 3], r'action must be a mapping'),
+    ],
+)
 def test_invalid_actions_raise(env, action, message):
   env.reset()
   with pytest.raises(ValueError, match=message):
@@ -277,10 +292,13 @@ def test_numpy_integer_actions_are_accepted(env):
   assert env.objects == [] and float(timestep.observation['action_mask']['mode']) == 1.0
 
 
-@pytest.mark.parametrize('kwargs, message', [
-    (dict(episode_length=1), 'episode_length'),
-    (dict(image_width=0), 'image_width'),
-])
+@pytest.mark.parametrize(
+    'kwargs, message',
+    [
+        (dict(episode_length=1), 'episode_length'),
+        (dict(image_width=0), 'image_width'),
+    ],
+)
 def test_bad_constructor_arguments(kwargs, message):
   with pytest.raises(ValueError, match=message):
     MujocoScenes(**kwargs)
@@ -289,11 +307,14 @@ def test_bad_constructor_arguments(kwargs, message):
 def test_missing_gl_backend_names_the_packages():
   # PyOpenGL refuses EGL when PYOPENGL_PLATFORM names another platform: the same failure as a
   # machine without libEGL, reached at context creation.
-  code = ('from environments import mujoco_scenes\n'
-          'try:\n  mujoco_scenes.MujocoScenes()\n'
-          'except RuntimeError as e:\n  print(e)\n')
+  code = (
+      'from environments import mujoco_scenes\n'
+      'try:\n  mujoco_scenes.MujocoScenes()\n'
+      'except RuntimeError as e:\n  print(e)\n'
+  )
   environ = dict(os.environ, MUJOCO_GL='egl', PYOPENGL_PLATFORM='osmesa', PYTHONPATH=ROOT)
-  result = subprocess.run([sys.executable, '-c', code], env=environ, capture_output=True,
-                          text=True, timeout=120, check=True)
+  result = subprocess.run(
+      [sys.executable, '-c', code], env=environ, capture_output=True, text=True, timeout=120, check=True
+  )
   assert 'libegl1 libegl-mesa0 libgl1-mesa-dri' in result.stdout
   assert "MUJOCO_GL='egl'" in result.stdout

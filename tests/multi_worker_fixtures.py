@@ -15,12 +15,15 @@ Usage:
   write_problem(problem); expected = reference(problem, STEPS)
   subprocess.run([sys.executable, __file__, problem, out, str(STEPS)], env={..., 'TF_CONFIG': ...})
 """
+
 import os
 import pickle
 import sys
 
-sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                os.path.dirname(os.path.abspath(__file__))]
+sys.path[:0] = [
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    os.path.dirname(os.path.abspath(__file__)),
+]
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -42,10 +45,12 @@ def _build(strategy):
   with strategy.scope():
     agent = agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO)
     d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[WIDTH, WIDTH, 1], spectral_norm=True)
-  config = config_lib.LearnerConfig(reward='spiral', d_loss='sn-gan', policy_learning_rate=1e-3,
-                                    d_learning_rate=1e-3)
-  learner = learner_step.LearnerUpdate(agent, d, config, conditional=False, strategy=strategy,
-                                       jit_compile=False)
+  config = config_lib.LearnerConfig(
+      reward='spiral', d_loss='sn-gan', policy_learning_rate=1e-3, d_learning_rate=1e-3
+  )
+  learner = learner_step.LearnerUpdate(
+      agent, d, config, conditional=False, strategy=strategy, jit_compile=False
+  )
   return agent, d, learner, (action_spec, obs_spec)
 
 
@@ -100,15 +105,21 @@ def _worker(problem_path, out_path, steps):
   index = int(workers.task.split(':')[1])
   done, stopped_after = 0, None
   while done < steps:
-    stop, = workers.any_of(index == STOP_VOTER and done == STOP_AFTER)
+    (stop,) = workers.any_of(index == STOP_VOTER and done == STOP_AFTER)
     if stop:
       stopped_after = done
       break
     learner.step(*next(batches))
     done += 1
-  result = {'task': workers.task, 'is_chief': workers.is_chief, 'num_workers': workers.num_workers,
-            'replicas': strategy.num_replicas_in_sync, 'stopped_after': stopped_after,
-            'chief_value': workers.broadcast_from_chief(100.0 + index), 'weights': _weights(agent, d)}
+  result = {
+      'task': workers.task,
+      'is_chief': workers.is_chief,
+      'num_workers': workers.num_workers,
+      'replicas': strategy.num_replicas_in_sync,
+      'stopped_after': stopped_after,
+      'chief_value': workers.broadcast_from_chief(100.0 + index),
+      'weights': _weights(agent, d),
+  }
   with open(out_path, 'wb') as f:
     pickle.dump(result, f)
 

@@ -11,6 +11,7 @@
   both at the same step. The learners run the compiled update, as a real run does.
 * `Workers` in one process (one worker: no collective), TF_CONFIG generation and its listen address.
 """
+
 import json
 import os
 import pathlib
@@ -44,10 +45,19 @@ CLOSE, MOST = 1e-5, 0.999  # At least MOST of the elements agree within CLOSE,
 TYPICAL = 0.01  # the median difference is below 1 % of the median movement,
 ATOL_MAX = 2 * 1e-3 * mwf.STOP_AFTER  # and none differs by more than the Adam bound of 2 steps.
 WORKER_TIMEOUT_S = 300  # Two TensorFlow processes starting together on 2 loaded cores.
-TRAIN = [sys.executable, str(ROOT / 'launch' / 'train.py'), '--flagfile=configs/smoke.cfg',
-         '--strategy=multi_worker', '--num_learner_workers=2', '--num_actors=1', '--envs_per_actor=4',
-         '--max_learner_steps=100000', '--max_minutes=0', '--checkpoint_every_minutes=60',
-         '--log_every_seconds=0']
+TRAIN = [
+    sys.executable,
+    str(ROOT / 'launch' / 'train.py'),
+    '--flagfile=configs/smoke.cfg',
+    '--strategy=multi_worker',
+    '--num_learner_workers=2',
+    '--num_actors=1',
+    '--envs_per_actor=4',
+    '--max_learner_steps=100000',
+    '--max_minutes=0',
+    '--checkpoint_every_minutes=60',
+    '--log_every_seconds=0',
+]
 START_S = 400  # Four TensorFlow processes starting on 2 loaded cores.
 STOPPED = re.compile(r'\[learner\] stopped: (.*)\. Step (\d+), frames')
 RESUMED = re.compile(r'\[learner\] resumed from \S+: step (\d+),')
@@ -114,9 +124,24 @@ def two_workers(tmp_path_factory):
     out = tmp / f'worker-{i}.pkl'
     env = dict(os.environ, TF_CONFIG=tf_config, TF_CPP_MIN_LOG_LEVEL='2')
     log = open(tmp / f'worker-{i}.log', 'w')
-    procs.append((subprocess.Popen([sys.executable, str(ROOT / 'tests' / 'multi_worker_fixtures.py'),
-                                    str(problem), str(out), str(STEPS)], env=env, cwd=ROOT, stdout=log,
-                                   stderr=subprocess.STDOUT), log))
+    procs.append(
+        (
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / 'tests' / 'multi_worker_fixtures.py'),
+                    str(problem),
+                    str(out),
+                    str(STEPS),
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            ),
+            log,
+        )
+    )
     outs.append(out)
   try:
     for proc, _ in procs:
@@ -163,15 +188,17 @@ def test_sigterm_to_the_non_chief_stops_both_at_one_step_with_one_chief_checkpoi
   r = two_worker_run
   assert r.first_code == 0, r.first_output[-3000:]
   assert 'strategy multi_worker × 2' in r.first_output
-  chief, = STOPPED.findall(r.first_output)
-  worker, = STOPPED.findall(r.first_worker_log)
+  (chief,) = STOPPED.findall(r.first_output)
+  (worker,) = STOPPED.findall(r.first_worker_log)
   assert chief[0] == 'stop requested by another learner worker' and worker[0] == 'stop requested'
   assert chief[1] == worker[1], (chief, worker)
   step = int(chief[1])
   assert step >= 1
   # One checkpoint (the final one: --checkpoint_every_minutes=60), written by the chief.
   assert sorted(p for p in r.files_after_first if p.startswith('checkpoints/ckpt-')) == [
-      f'checkpoints/ckpt-{step}.data-00000-of-00001', f'checkpoints/ckpt-{step}.index']
+      f'checkpoints/ckpt-{step}.data-00000-of-00001',
+      f'checkpoints/ckpt-{step}.index',
+  ]
   assert 'the chief wrote the checkpoint' in r.first_worker_log
 
 
@@ -181,11 +208,16 @@ def test_only_the_chief_writes_to_the_run_directory(two_worker_run):
   tops = sorted({p.split('/')[0] for p in files})
   assert tops == ['checkpoints', 'config.json', 'export', 'logs', 'tensorboard'], tops
   assert sorted(p for p in files if p.startswith('tensorboard/') and p.count('/') == 1) == [
-      'tensorboard/learner']
+      'tensorboard/learner'
+  ]
   events = [p for p in files if p.startswith('tensorboard/learner/events.')]
   assert len(events) == 1, events  # One writer.
   assert sorted(p for p in files if p.startswith('logs/')) == [
-      'logs/actor-0.log', 'logs/learner-1.log', 'logs/learner.log', 'logs/reverb.log']
+      'logs/actor-0.log',
+      'logs/learner-1.log',
+      'logs/learner.log',
+      'logs/reverb.log',
+  ]
 
 
 def test_workers_listen_on_loopback_only(two_worker_run):
@@ -199,8 +231,8 @@ def test_resume_reverb_restart_and_supervisor_sigterm_keep_both_workers_together
   stopped_first = int(STOPPED.findall(r.first_output)[0][1])
   worker_resumed = [int(s) for s in RESUMED.findall(r.second_worker_log)]
   assert r.resumed_step == stopped_first and worker_resumed == [stopped_first]
-  chief, = STOPPED.findall(r.second_output)
-  worker, = STOPPED.findall(r.second_worker_log)
+  (chief,) = STOPPED.findall(r.second_output)
+  (worker,) = STOPPED.findall(r.second_worker_log)
   assert chief[0] == 'stop requested' and worker[0] == 'stop requested'
   assert chief[1] == worker[1] and int(chief[1]) >= r.step_at_reverb_kill + 3, (chief, worker)
   assert (r.root / 'checkpoints' / f'ckpt-{chief[1]}.index').exists()
@@ -230,29 +262,41 @@ def test_tf_configs_name_every_worker_on_loopback_ports():
   assert ipv6['cluster']['worker'] == ['[::1]:5003']
 
 
-@pytest.mark.parametrize('tf_config, address', [
-    (None, None),
-    ({'cluster': {'worker': ['127.0.0.1:1', '127.0.0.1:2']}, 'task': {'type': 'worker', 'index': 1}},
-     '127.0.0.1'),
-    ({'cluster': {'worker': ['10.0.0.1:1', '[::1]:2']}, 'task': {'type': 'worker', 'index': 1}}, '::1'),
-    ({'cluster': {'worker': ['learner-a:1']}, 'task': {'type': 'worker', 'index': 0}}, None),  # A name.
-    ({'cluster': {}, 'task': {'type': 'worker', 'index': 0}}, None),
-])
+@pytest.mark.parametrize(
+    'tf_config, address',
+    [
+        (None, None),
+        (
+            {'cluster': {'worker': ['127.0.0.1:1', '127.0.0.1:2']}, 'task': {'type': 'worker', 'index': 1}},
+            '127.0.0.1',
+        ),
+        ({'cluster': {'worker': ['10.0.0.1:1', '[::1]:2']}, 'task': {'type': 'worker', 'index': 1}}, '::1'),
+        ({'cluster': {'worker': ['learner-a:1']}, 'task': {'type': 'worker', 'index': 0}}, None),  # A name.
+        ({'cluster': {}, 'task': {'type': 'worker', 'index': 0}}, None),
+    ],
+)
 def test_worker_listen_address_is_this_tasks_address_in_tf_config(tf_config, address):
   environ = {} if tf_config is None else {'TF_CONFIG': json.dumps(tf_config)}
   assert strategy_lib.worker_listen_address(environ) == address
 
 
 def test_learner_workers_need_the_multi_worker_strategy_and_split_the_batch(tmp_path):
-  ok = config_lib.validate(config_lib.Config(root_dir=str(tmp_path), strategy='multi_worker',
-                                             num_learner_workers=2, batch_size=8))
+  ok = config_lib.validate(
+      config_lib.Config(root_dir=str(tmp_path), strategy='multi_worker', num_learner_workers=2, batch_size=8)
+  )
   assert ok.num_replicas == 2
-  with pytest.raises(config_lib.ConfigError, match='--num_learner_workers: 2 learner workers need '
-                     '--strategy=multi_worker'):
+  with pytest.raises(
+      config_lib.ConfigError, match='--num_learner_workers: 2 learner workers need ' '--strategy=multi_worker'
+  ):
     config_lib.validate(config_lib.Config(root_dir=str(tmp_path), num_learner_workers=2))
   with pytest.raises(config_lib.ConfigError, match='--batch_size: 9 is not divisible by the 2 replicas'):
-    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), strategy='multi_worker',
-                                          num_learner_workers=2, batch_size=9))
-  one, two = (placement.footprint(config_lib.Config(strategy='multi_worker', num_learner_workers=n),
-                                  images=1000) for n in (1, 2))
+    config_lib.validate(
+        config_lib.Config(
+            root_dir=str(tmp_path), strategy='multi_worker', num_learner_workers=2, batch_size=9
+        )
+    )
+  one, two = (
+      placement.footprint(config_lib.Config(strategy='multi_worker', num_learner_workers=n), images=1000)
+      for n in (1, 2)
+  )
   assert one.learner < two.learner < 2 * one.learner  # TensorFlow twice; the batch's activations once.

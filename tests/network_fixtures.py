@@ -3,6 +3,7 @@
 The specs are written out here rather than taken from the environments, so the network tests depend on
 the contract only.
 """
+
 import collections
 
 import dm_env
@@ -13,13 +14,22 @@ import tensorflow as tf
 from spiral_tf.networks import agent as agent_lib
 
 # Smaller than 'tiny', so that graphs (and XLA compiles) in tests stay small.
-MICRO = agent_lib.AgentSize(torso_channels=8, torso_res_blocks=1, z_dim=32, lstm_size=32, head_channels=8,
-                            head_res_blocks=1, action_mlp=(16, 16), autoregressive_mlp=(16, 16))
+MICRO = agent_lib.AgentSize(
+    torso_channels=8,
+    torso_res_blocks=1,
+    z_dim=32,
+    lstm_size=32,
+    head_channels=8,
+    head_res_blocks=1,
+    action_mlp=(16, 16),
+    autoregressive_mlp=(16, 16),
+)
 MICRO_D = (8, 8, 16, 16)
 
 
-def painter_specs(grid=32, width=64, channels=1, use_pressure=True, use_color=False, conditional=False,
-                  num_sizes=6):
+def painter_specs(
+    grid=32, width=64, channels=1, use_pressure=True, use_color=False, conditional=False, num_sizes=6
+):
   """(action_spec, observation_spec) of LibMyPaint (+ ConditionalTargets) per the shared contract."""
   action = collections.OrderedDict()
   action['control'] = specs.DiscreteArray(grid * grid, name='control')
@@ -37,8 +47,15 @@ def painter_specs(grid=32, width=64, channels=1, use_pressure=True, use_color=Fa
 def scenes_specs(width=64, conditional=True):
   """(action_spec, observation_spec) of MujocoScenes (+ ConditionalTargets) per the shared contract."""
   action = collections.OrderedDict()
-  for key, n in (('type', 4), ('location', 256), ('size', 3), ('red', 4), ('green', 4), ('blue', 4),
-                 ('mode', 3)):
+  for key, n in (
+      ('type', 4),
+      ('location', 256),
+      ('size', 3),
+      ('red', 4),
+      ('green', 4),
+      ('blue', 4),
+      ('mode', 3),
+  ):
     action[key] = specs.DiscreteArray(n, name=key)
   return action, _observation_spec(action, width, 3, conditional)
 
@@ -48,7 +65,8 @@ def _observation_spec(action, width, channels, conditional):
       canvas=specs.Array((width, width, channels), np.float32, name='canvas'),
       episode_step=specs.Array((), np.int32, name='episode_step'),
       episode_length=specs.Array((), np.int32, name='episode_length'),
-      action_mask=collections.OrderedDict((k, specs.Array((), np.float32, name=k)) for k in action))
+      action_mask=collections.OrderedDict((k, specs.Array((), np.float32, name=k)) for k in action),
+  )
   if conditional:
     observation['target'] = specs.Array((width, width, channels), np.float32, name='target')
   observation['noise_sample'] = specs.Array((10,), np.float32, name='noise_sample')
@@ -58,9 +76,11 @@ def _observation_spec(action, width, channels, conditional):
 def random_observation(observation_spec, batch, rng, mask=None):
   """A batched observation with random canvases/targets/noise and the given (or all-ones) masks."""
   width, _, channels = observation_spec['canvas'].shape
-  obs = {'canvas': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
-         'action_mask': mask or {k: np.ones(batch, np.float32) for k in observation_spec['action_mask']},
-         'noise_sample': rng.normal(size=(batch, 10)).astype(np.float32)}
+  obs = {
+      'canvas': rng.uniform(size=(batch, width, width, channels)).astype(np.float32),
+      'action_mask': mask or {k: np.ones(batch, np.float32) for k in observation_spec['action_mask']},
+      'noise_sample': rng.normal(size=(batch, 10)).astype(np.float32),
+  }
   if 'target' in observation_spec:
     obs['target'] = rng.uniform(size=(batch, width, width, channels)).astype(np.float32)
   return obs
@@ -84,9 +104,17 @@ def sampled_episodes(agent, action_spec, observation_spec, batch, length, seed=0
   noise = first['noise_sample']
   obs, steps = first, []
   for t in range(length):
-    step_type = np.full(batch, int(dm_env.StepType.FIRST if t == 0 else
-                                    dm_env.StepType.LAST if t == length - 1 else dm_env.StepType.MID),
-                        np.int32)
+    step_type = np.full(
+        batch,
+        int(
+            dm_env.StepType.FIRST
+            if t == 0
+            else dm_env.StepType.LAST
+            if t == length - 1
+            else dm_env.StepType.MID
+        ),
+        np.int32,
+    )
     if t < length - 1:
       output, state = agent.step(tf.constant(step_type), obs, state)
       action = {k: output.action[k].numpy() for k in keys}
@@ -95,8 +123,11 @@ def sampled_episodes(agent, action_spec, observation_spec, batch, length, seed=0
       action = {k: np.zeros(batch, np.int32) for k in keys}
       log_prob = {k: np.zeros(batch, np.float32) for k in keys}
     steps.append((step_type, obs, action, log_prob))
-    mask = (painter_mask(action['flag'], keys) if 'flag' in action
-            else {k: np.ones(batch, np.float32) for k in keys})
+    mask = (
+        painter_mask(action['flag'], keys)
+        if 'flag' in action
+        else {k: np.ones(batch, np.float32) for k in keys}
+    )
     obs = random_observation(observation_spec, batch, rng, mask)
     obs['noise_sample'] = noise
     if target is not None:

@@ -1,4 +1,5 @@
 """Reward normalisation: running return statistics against NumPy, each mode, checkpoints, the learner."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,8 +18,8 @@ def _numpy_statistics(batches, decay, min_std):
   n = len(returns)
   weights = np.array([(1 - decay) * decay ** (n - 1 - i) for i in range(n)])
   mean = sum(w * r.mean() for w, r in zip(weights, returns)) / weights.sum()
-  square = sum(w * (r ** 2).mean() for w, r in zip(weights, returns)) / weights.sum()
-  return mean, max(np.sqrt(max(square - mean ** 2, 0.0)), min_std)
+  square = sum(w * (r**2).mean() for w, r in zip(weights, returns)) / weights.sum()
+  return mean, max(np.sqrt(max(square - mean**2, 0.0)), min_std)
 
 
 def test_statistics_match_a_numpy_reference_over_many_batches():
@@ -56,8 +57,11 @@ def test_each_mode_against_its_formula(mode):
   rewards = rng.normal(-40, 20, size=(6, 8)).astype(np.float32)
   mu, sigma = (float(x) for x in normaliser.centre_and_scale(normaliser.state))
   out = normaliser.apply(rewards, normaliser.state).numpy()
-  expected = {'none': rewards, 'std': rewards / sigma,
-              'standardise': rewards / sigma - np.eye(6)[-1][:, None] * mu / sigma}[mode]
+  expected = {
+      'none': rewards,
+      'std': rewards / sigma,
+      'standardise': rewards / sigma - np.eye(6)[-1][:, None] * mu / sigma,
+  }[mode]
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
   if mode == 'standardise':  # The return is (G − μ)/σ: only the last action's reward moves.
     np.testing.assert_allclose(out.sum(0), (rewards.sum(0) - mu) / sigma, rtol=1e-4, atol=1e-5)
@@ -99,8 +103,9 @@ def _learner(mode, tmp=None):
   agent = agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO)
   d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 1])
   episodes = nf.sampled_episodes(agent, action_spec, obs_spec, batch=4, length=3, seed=1)
-  config = config_lib.LearnerConfig(reward='spiral', reward_normalisation=mode, d_learning_rate=1e-9,
-                                    policy_learning_rate=1e-9)
+  config = config_lib.LearnerConfig(
+      reward='spiral', reward_normalisation=mode, d_learning_rate=1e-9, policy_learning_rate=1e-9
+  )
   return learner_step.LearnerUpdate(agent, d, config, jit_compile=False), episodes
 
 
@@ -110,13 +115,15 @@ def test_learner_standardises_returns_and_checkpoints_the_statistics(tmp_path):
   noise = {'epsilon': tf.constant([0.5] * 4), 'half': tf.constant([0] * 4)}
   first = learner.update(episodes, real, None, noise)
   # The first batch is not scaled (no statistics yet); its raw returns are D's scores.
-  np.testing.assert_allclose(first['diagnostics/return_std'].numpy(),
-                             first['diagnostics/return_raw_std'].numpy(), rtol=1e-5)
+  np.testing.assert_allclose(
+      first['diagnostics/return_std'].numpy(), first['diagnostics/return_raw_std'].numpy(), rtol=1e-5
+  )
   # D barely moved (learning rate 1e-9): the same batch again is standardised by its own statistics.
   second = learner.update(episodes, real, None, noise)
   np.testing.assert_allclose(second['diagnostics/return_std'].numpy(), 1.0, rtol=1e-3)
-  np.testing.assert_allclose(second['diagnostics/normaliser_mean'].numpy(), first['reward_mean'].numpy(),
-                             rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(
+      second['diagnostics/normaliser_mean'].numpy(), first['reward_mean'].numpy(), rtol=1e-4, atol=1e-6
+  )
 
   path = tf.train.Checkpoint(reward_normaliser=learner.normaliser).write(str(tmp_path / 'ckpt'))
   restored, _ = _learner('standardise')
@@ -125,8 +132,10 @@ def test_learner_standardises_returns_and_checkpoints_the_statistics(tmp_path):
   for a, b in zip(restored.normaliser.state, learner.normaliser.state):
     assert float(a) == float(b)
   rewards = np.random.default_rng(5).normal(size=(2, 4)).astype(np.float32)
-  np.testing.assert_array_equal(restored.normaliser.apply(rewards, restored.normaliser.state).numpy(),
-                                learner.normaliser.apply(rewards, learner.normaliser.state).numpy())
+  np.testing.assert_array_equal(
+      restored.normaliser.apply(rewards, restored.normaliser.state).numpy(),
+      learner.normaliser.apply(rewards, learner.normaliser.state).numpy(),
+  )
 
 
 def test_learner_without_normalisation_keeps_raw_rewards():
@@ -135,5 +144,6 @@ def test_learner_without_normalisation_keeps_raw_rewards():
   noise = {'epsilon': tf.constant([0.5] * 4), 'half': tf.constant([0] * 4)}
   for _ in range(2):
     metrics = learner.update(episodes, real, None, noise)
-  np.testing.assert_allclose(metrics['diagnostics/return_std'].numpy(),
-                             metrics['diagnostics/return_raw_std'].numpy(), rtol=1e-5)
+  np.testing.assert_allclose(
+      metrics['diagnostics/return_std'].numpy(), metrics['diagnostics/return_raw_std'].numpy(), rtol=1e-5
+  )

@@ -1,4 +1,5 @@
 """Painter API and paint CLI: image reading as training does, programs that replay, clear errors."""
+
 import io
 import json
 import os
@@ -42,6 +43,7 @@ def _tampered_export(tmp_path, **config_changes):
 
 # --- reading images ----------------------------------------------------------------------------------
 
+
 def test_read_image_modes_against_numpy(tmp_path):
   rng = np.random.default_rng(0)
   grey = rng.integers(0, 256, (30, 40), dtype=np.uint8)
@@ -51,8 +53,9 @@ def test_read_image_modes_against_numpy(tmp_path):
   deep = rng.integers(0, 65536, (30, 40)).astype(np.uint16)
   Image.fromarray(deep).save(tmp_path / 'deep.png')
   assert Image.open(tmp_path / 'deep.png').mode.startswith('I;16')
-  np.testing.assert_array_equal(image_io.read_image(tmp_path / 'deep.png')[..., 0],
-                                np.rint(deep / 257.0).astype(np.uint8))
+  np.testing.assert_array_equal(
+      image_io.read_image(tmp_path / 'deep.png')[..., 0], np.rint(deep / 257.0).astype(np.uint8)
+  )
 
   rgba = rng.integers(0, 256, (30, 40, 4), dtype=np.uint8)
   Image.fromarray(rgba, 'RGBA').save(tmp_path / 'rgba.png')
@@ -66,12 +69,12 @@ def test_read_image_modes_against_numpy(tmp_path):
   palette_image.putpalette(colours + [0] * (768 - len(colours)))
   palette_image.save(tmp_path / 'palette.png')
   lut = np.array(colours, np.uint8).reshape(4, 3)
-  np.testing.assert_array_equal(image_io.read_image(tmp_path / 'palette.png'),
-                                lut[np.asarray(palette_image)])
+  np.testing.assert_array_equal(image_io.read_image(tmp_path / 'palette.png'), lut[np.asarray(palette_image)])
   palette_image.save(tmp_path / 'clear.png', transparency=1)  # colour 1 is see-through: white paper
-  np.testing.assert_array_equal(image_io.read_image(tmp_path / 'clear.png'),
-                                np.where(np.asarray(palette_image)[..., None] == 1, 255,
-                                         lut[np.asarray(palette_image)]))
+  np.testing.assert_array_equal(
+      image_io.read_image(tmp_path / 'clear.png'),
+      np.where(np.asarray(palette_image)[..., None] == 1, 255, lut[np.asarray(palette_image)]),
+  )
 
   y, x = np.mgrid[0:30, 0:40]
   rgb = np.stack([x * 6, y * 8, 255 - x * 3], -1).astype(np.uint8)  # smooth: JPEG keeps it closely
@@ -110,18 +113,20 @@ def _check_prepare_target_is_the_training_pipeline(data_dir, face_archive, tmp_p
   name = celeba.split_files(data_dir, 'test')[1]
   with zipfile.ZipFile(os.path.join(data_dir, 'celeba', face_archive)) as archive:
     (tmp_path / name).write_bytes(archive.read(f'img_align_celeba/{name}'))
-  np.testing.assert_array_equal(image_io.prepare_target(image_io.read_image(tmp_path / name), 64, 3),
-                                faces[1])
-  grey_faces = data.load_images('celeba', 'test', data_dir=data_dir, channels=1, limit=2,
-                                cache_dir=cache)
-  np.testing.assert_array_equal(image_io.prepare_target(image_io.read_image(tmp_path / name), 64, 1),
-                                grey_faces[1])
+  np.testing.assert_array_equal(
+      image_io.prepare_target(image_io.read_image(tmp_path / name), 64, 3), faces[1]
+  )
+  grey_faces = data.load_images('celeba', 'test', data_dir=data_dir, channels=1, limit=2, cache_dir=cache)
+  np.testing.assert_array_equal(
+      image_io.prepare_target(image_io.read_image(tmp_path / name), 64, 1), grey_faces[1]
+  )
 
   digits = data.load_images('mnist', 'test', data_dir=data_dir, channels=1, limit=1, cache_dir=cache)
   raw = mnist.read_idx_images(os.path.join(data_dir, 'mnist', 't10k-images-idx3-ubyte.gz'))[0]
   Image.fromarray(255 - raw).save(tmp_path / 'digit.png')  # ink on white, as a user would draw it
-  np.testing.assert_array_equal(image_io.prepare_target(image_io.read_image(tmp_path / 'digit.png'), 64, 1),
-                                digits[0])
+  np.testing.assert_array_equal(
+      image_io.prepare_target(image_io.read_image(tmp_path / 'digit.png'), 64, 1), digits[0]
+  )
 
 
 def test_prepare_target_is_exactly_the_training_pipeline(tmp_path):
@@ -165,6 +170,7 @@ def test_atomic_output_leaves_no_partial_file(tmp_path):
 
 # --- painting ----------------------------------------------------------------------------------------
 
+
 def test_paint_returns_consistent_paintings_whose_programs_replay(painter, tmp_path):
   target = fixtures.trained_run().train_images[3]
   paintings = painter.paint(target, num_samples=2, seed=5)
@@ -201,7 +207,8 @@ def test_paint_returns_consistent_paintings_whose_programs_replay(painter, tmp_p
       assert json.load(f) == json.loads(json.dumps(painting.to_json()))
     np.testing.assert_array_equal(painter_lib.replay_program(path), painting.canvas)
     np.testing.assert_array_equal(
-        libmypaint.replay(painter_lib.load_program(path)[0], **painter.settings), painting.canvas)
+        libmypaint.replay(painter_lib.load_program(path)[0], **painter.settings), painting.canvas
+    )
     big = painter_lib.replay_program(path, scale=2)
     np.testing.assert_array_equal(big, libmypaint.replay(painting.actions, scale=2, **settings))
     assert big.shape == (128, 128, 1)
@@ -214,10 +221,19 @@ def test_paint_returns_consistent_paintings_whose_programs_replay(painter, tmp_p
 
 def test_program_records_colour_and_pressure_values():
   settings = fixtures.tiny_config('/tmp/unused', use_color=True, grid_width=32).libmypaint_settings()
-  actions = [{'control': 33, 'end': 2 * 32 + 5, 'flag': 1, 'pressure': 9, 'size': 2, 'red': 19,
-              'green': 0, 'blue': 10},
-             {'control': 0, 'end': 31, 'flag': 0, 'pressure': 0, 'size': 0, 'red': 0, 'green': 0,
-              'blue': 0}]
+  actions = [
+      {
+          'control': 33,
+          'end': 2 * 32 + 5,
+          'flag': 1,
+          'pressure': 9,
+          'size': 2,
+          'red': 19,
+          'green': 0,
+          'blue': 10,
+      },
+      {'control': 0, 'end': 31, 'flag': 0, 'pressure': 0, 'size': 0, 'red': 0, 'green': 0, 'blue': 0},
+  ]
   paint, move = painter_lib.program_records(actions, settings)
   assert paint['from'] == [0.0, 0.0] and paint['control'] == [2.0, 2.0] and paint['to'] == [10.0, 4.0]
   assert paint['pressure'] == 1.0 and paint['radius'] == 4.0
@@ -232,7 +248,7 @@ def test_paint_reads_image_files_of_every_kind(painter, tmp_path):
   Image.fromarray(rng.integers(0, 256, (1200, 1600, 3), dtype=np.uint8)).save(tmp_path / 'big.jpg')
   for name in ('deep.png', 'a.png', 'big.jpg'):
     expected = image_io.prepare_target(image_io.read_image(tmp_path / name), 64, 1)
-    painting, = painter.paint(tmp_path / name)
+    (painting,) = painter.paint(tmp_path / name)
     np.testing.assert_array_equal(painting.target, expected.astype(np.float32) / 255)
 
 
@@ -245,8 +261,9 @@ def test_painter_refuses_bad_models_and_inputs(painter, tmp_path):
   with pytest.raises(painter_lib.ModelError, match="trained for the 'mujoco_scenes' renderer"):
     painter_lib.Painter.from_saved_model(_tampered_export(tmp_path, renderer='mujoco_scenes'))
   shutil.rmtree(tmp_path / 'tampered')
-  with pytest.raises(painter_lib.ModelError, match='trained for another renderer.*end: model 256 vs '
-                                                   'renderer 1024'):
+  with pytest.raises(
+      painter_lib.ModelError, match='trained for another renderer.*end: model 256 vs ' 'renderer 1024'
+  ):
     painter_lib.Painter.from_saved_model(_tampered_export(tmp_path, grid_width=32))
   with pytest.raises(ValueError, match='conditional agent'):
     painter.paint(None)
@@ -280,14 +297,22 @@ def test_paint_cli_on_rgba_grey_16_bit_palette_and_large_images(tmp_path):
   Image.fromarray(rng.integers(0, 256, (2400, 3200, 3), dtype=np.uint8)).save(tmp_path / 'large.jpg')
   names = ['rgba.png', 'grey.png', 'deep.png', 'palette.png', 'large.jpg']
   out = tmp_path / 'out'
-  runs = [[f'--model={fixtures.exported_model()}', f'--target={tmp_path / name}',
-           f'--out={out / name}.png', f'--program={out / name}.json'] for name in names]
+  runs = [
+      [
+          f'--model={fixtures.exported_model()}',
+          f'--target={tmp_path / name}',
+          f'--out={out / name}.png',
+          f'--program={out / name}.json',
+      ]
+      for name in names
+  ]
   runs[0] += [f'--strokes={out / "rgba.gif"}', '--scale=2']
   result = fixtures.run_python(PAINT_MAIN_MANY_TIMES, json.dumps(runs))
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.count('exit 0') == len(names), result.stdout + result.stderr[-2000:]
   assert sorted(os.listdir(out)) == sorted(
-      [f'{n}.{e}' for n in names for e in ('png', 'json')] + ['rgba.gif', 'rgba.png_x2.png'])
+      [f'{n}.{e}' for n in names for e in ('png', 'json')] + ['rgba.gif', 'rgba.png_x2.png']
+  )
   for name in names:
     painting = np.asarray(Image.open(out / f'{name}.png'))
     assert painting.shape == (64, 64)
@@ -303,8 +328,9 @@ def test_paint_cli_on_rgba_grey_16_bit_palette_and_large_images(tmp_path):
   gif = Image.open(out / 'rgba.gif')
   # One frame per step, except that the GIF writer merges a move's unchanged canvas into the frame before.
   actions, settings = painter_lib.load_program(out / 'rgba.png.json')
-  steps = [image_io.to_uint8_image(libmypaint.replay(actions[:t], **settings))
-           for t in range(len(actions) + 1)]
+  steps = [
+      image_io.to_uint8_image(libmypaint.replay(actions[:t], **settings)) for t in range(len(actions) + 1)
+  ]
   changes = sum(not np.array_equal(a, b) for a, b in zip(steps, steps[1:]))
   assert gif.n_frames == 1 + changes and gif.size == (128, 128)
   gif.seek(gif.n_frames - 1)
@@ -320,15 +346,27 @@ def test_paint_cli_bad_inputs_fail_without_outputs(tmp_path):
       ([f'--model={model}', f'--target={tmp_path / "absent.png"}'], 'does not exist'),
       ([f'--model={model}'], 'pass the image to reconstruct with --target'),
       ([f'--model={tmp_path / "nowhere"}', f'--target={tmp_path / "notes.png"}'], 'does not exist'),
-      ([f'--model={_tampered_export(tmp_path, renderer="mujoco_scenes")}',
-        f'--target={tmp_path / "notes.png"}'], "trained for the 'mujoco_scenes' renderer"),
-      ([f'--model={model}', f'--target={tmp_path / "fine.png"}', f'--out={out / "p.xyz"}'],
-       "unknown image extension '.xyz'"),
+      (
+          [
+              f'--model={_tampered_export(tmp_path, renderer="mujoco_scenes")}',
+              f'--target={tmp_path / "notes.png"}',
+          ],
+          "trained for the 'mujoco_scenes' renderer",
+      ),
+      (
+          [f'--model={model}', f'--target={tmp_path / "fine.png"}', f'--out={out / "p.xyz"}'],
+          "unknown image extension '.xyz'",
+      ),
   ]
   Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / 'fine.png')
   for args, message in cases:
-    result = fixtures.run_script('paint.py', f'--out={out / "p.png"}', f'--program={out / "p.json"}',
-                                 f'--strokes={out / "s.gif"}', *args)
+    result = fixtures.run_script(
+        'paint.py',
+        f'--out={out / "p.png"}',
+        f'--program={out / "p.json"}',
+        f'--strokes={out / "s.gif"}',
+        *args,
+    )
     assert result.returncode == 1, (args, result.stderr[-2000:])
     assert message in result.stderr, (message, result.stderr[-2000:])
     assert not out.exists() or os.listdir(out) == []
@@ -338,6 +376,7 @@ def test_unconditional_agent_paints_samples_and_refuses_targets(tmp_path):
   """A freshly initialised unconditional agent (the weights do not matter for the plumbing)."""
   from spiral_tf import components  # pylint: disable=g-import-not-at-top
   from spiral_tf.inference import export  # pylint: disable=g-import-not-at-top
+
   config = fixtures.tiny_config(str(tmp_path / 'run'), conditional=False, reward='spiral')
   agent = components.make_agent(config)
   export_dir = export.export_saved_model(agent, config, tmp_path / 'export')
@@ -350,7 +389,8 @@ def test_unconditional_agent_paints_samples_and_refuses_targets(tmp_path):
     np.testing.assert_array_equal(painting.replay(), painting.canvas)
   with pytest.raises(ValueError, match='unconditional agent'):
     painter.paint(np.zeros((64, 64), np.uint8))
-  result = fixtures.run_script('paint.py', f'--model={export_dir}', f'--target={tmp_path / "x.png"}',
-                               f'--out={tmp_path / "out.png"}')
+  result = fixtures.run_script(
+      'paint.py', f'--model={export_dir}', f'--target={tmp_path / "x.png"}', f'--out={tmp_path / "out.png"}'
+  )
   assert result.returncode == 1 and 'unconditional agent' in result.stderr
   assert not (tmp_path / 'out.png').exists()

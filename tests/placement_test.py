@@ -7,6 +7,7 @@ and a stand-in /proc/meminfo. The learner's heartbeat (spiral_tf/distributed/sta
 filter (spiral_tf/distributed/console.py) are tested on the lines they make and the real lines they sort. End
 to end: tests/console_test.py.
 """
+
 import dataclasses
 import io
 import pathlib
@@ -29,8 +30,9 @@ GIB = 2**30
 # The development machine of the issue: 2 cores, 23.5 GiB, ≈ 19 GiB free when the issue was filed.
 DEV_HOST = placement.Host(cores=2, memory_total=int(23.5 * GIB), memory_available=19 * GIB)
 # A CelebA-like footprint with round figures: learner 5, Reverb 1, actor 1 GiB (+ 10 MiB per env).
-FOOT = placement.Footprint(learner=5 * GIB, reverb=GIB, actor=GIB, per_env=10 * 2**20, evaluator=GIB,
-                           supervisor=0)
+FOOT = placement.Footprint(
+    learner=5 * GIB, reverb=GIB, actor=GIB, per_env=10 * 2**20, evaluator=GIB, supervisor=0
+)
 
 
 def _flagfile_config(path, **overrides) -> config_lib.Config:
@@ -50,8 +52,9 @@ def _flagfile_config(path, **overrides) -> config_lib.Config:
 
   read(path)
   # Flag names are flat; the update's settings are Config.learner's fields.
-  types = {f.name: f.type for cls in (config_lib.Config, config_lib.LearnerConfig)
-           for f in dataclasses.fields(cls)}
+  types = {
+      f.name: f.type for cls in (config_lib.Config, config_lib.LearnerConfig) for f in dataclasses.fields(cls)
+  }
   defaults = config_lib.to_dict(config_lib.Config())
   typed = {}
   for name, value in values.items():
@@ -79,8 +82,10 @@ def test_paper_request_on_two_cores_packs_64_envs_into_two_processes():
   assert p.total_envs == 64 and p.repacked
   assert [p.first_env(i) for i in range(2)] == [0, 32]
   assert p.memory_needed == 5 * GIB + GIB + 2 * GIB + 64 * 10 * 2**20
-  assert p.describe().startswith('64 actors × 1 env requested; this host (2 cores, 23.5 GiB, 19.0 GiB '
-                                 'available): 2 actor processes × 32 envs [one per core')
+  assert p.describe().startswith(
+      '64 actors × 1 env requested; this host (2 cores, 23.5 GiB, 19.0 GiB '
+      'available): 2 actor processes × 32 envs [one per core'
+  )
 
 
 def test_more_cores_more_processes_and_the_total_is_kept():
@@ -118,8 +123,11 @@ def test_local_actors_overrides_the_host_rule():
   assert p.actor_envs == (16,) * 4 and p.reason == '--local_actors=4'
   p = placement.plan(DEV_HOST, num_actors=2, envs_per_actor=4, footprint=FOOT, local_actors=1)
   assert p.actor_envs == (8,)
-  with pytest.raises(placement.PlacementError, match=r'--local_actors=9 is more processes than the run has '
-                     r'environments \(2 actors × 4 envs = 8\).*at most --local_actors=8'):
+  with pytest.raises(
+      placement.PlacementError,
+      match=r'--local_actors=9 is more processes than the run has '
+      r'environments \(2 actors × 4 envs = 8\).*at most --local_actors=8',
+  ):
     placement.plan(DEV_HOST, num_actors=2, envs_per_actor=4, footprint=FOOT, local_actors=9)
 
 
@@ -130,13 +138,18 @@ def test_guard_refuses_a_run_bigger_than_the_host_naming_figures_and_flags():
   message = str(error.value)
   assert 'this run needs ≈ 8.6 GiB (learner 5.0, Reverb 1.0, 1 actor process × 1.0' in message
   assert 'this host has 6.0 GiB available (of 8.0 GiB)' in message
-  for flag in ('--num_actors × --envs_per_actor = 64 × 1', '--evaluator=false', '--jit_compile=false',
-               '--batch_size'):
+  for flag in (
+      '--num_actors × --envs_per_actor = 64 × 1',
+      '--evaluator=false',
+      '--jit_compile=false',
+      '--batch_size',
+  ):
     assert flag in message, message
   # An explicit --local_actors that does not fit is refused with the number that does.
-  with pytest.raises(placement.PlacementError,
-                     match=r'^--local_actors=20: this run needs ≈ 26\.6 GiB .* '
-                           r'at most --local_actors=12 fit'):
+  with pytest.raises(
+      placement.PlacementError,
+      match=r'^--local_actors=20: this run needs ≈ 26\.6 GiB .* ' r'at most --local_actors=12 fit',
+  ):
     placement.plan(DEV_HOST, 64, 1, FOOT, local_actors=20)
 
 
@@ -146,14 +159,16 @@ def _subset_partition(tmp_path):
   (directory / 'img_align_celeba').mkdir(parents=True)
   splits = [0] * 7508 + [1] * 907 + [2] * 928
   (directory / 'list_eval_partition.txt').write_text(
-      ''.join(f'{i + 1:06d}.jpg {s}\n' for i, s in enumerate(splits)))
+      ''.join(f'{i + 1:06d}.jpg {s}\n' for i, s in enumerate(splits))
+  )
   return tmp_path
 
 
 @pytest.mark.parametrize('data', ['partition file written here', 'real subset'])
 def test_celeba_config_on_the_development_machine_makes_a_plan_that_fits(data, tmp_path):
-  data_dir = _subset_partition(tmp_path) if data == 'partition file written here' else (
-      real_data.require('celeba'))
+  data_dir = (
+      _subset_partition(tmp_path) if data == 'partition file written here' else (real_data.require('celeba'))
+  )
   config = _flagfile_config('configs/celeba.cfg', data_dir=str(data_dir))
   assert (config.num_actors, config.envs_per_actor, config.network_size) == (64, 1, 'deepmind')
   footprint = placement.footprint(config)
@@ -181,16 +196,18 @@ def test_every_paper_config_fits_the_development_machine():
   for name in ('celeba', 'celeba_unconditional', 'mnist', 'omniglot', 'mujoco'):
     config = _flagfile_config(f'configs/{name}.cfg')
     images = placement.TRAIN_IMAGES[config.dataset]  # Full datasets: the largest footprint.
-    p = placement.plan(DEV_HOST, config.num_actors, config.envs_per_actor,
-                       placement.footprint(config, images=images))
+    p = placement.plan(
+        DEV_HOST, config.num_actors, config.envs_per_actor, placement.footprint(config, images=images)
+    )
     assert p.actor_envs == (32, 32), name
     assert p.memory_needed <= 0.6 * DEV_HOST.memory_total, (name, p.describe())
 
 
 def test_local_actors_beyond_the_environments_is_a_configuration_error(tmp_path):
   with pytest.raises(config_lib.ConfigError, match='--local_actors: 9 is not between 0'):
-    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), num_actors=2, envs_per_actor=4,
-                                          local_actors=9))
+    config_lib.validate(
+        config_lib.Config(root_dir=str(tmp_path), num_actors=2, envs_per_actor=4, local_actors=9)
+    )
 
 
 def test_meminfo_is_read_in_bytes():
@@ -207,17 +224,27 @@ def _supervisor(tmp_path, available_fraction, learner_seconds):
   total = 16 * GIB
   meminfo = lambda: {'MemTotal': total, 'MemAvailable': int(available_fraction * total)}
   # The stand-in actor exits at once; a long healthy_after_s would back off its restarts.
-  return supervisor_lib.Supervisor(str(ROOT / 'tests' / 'reliability_fixtures.py'),
-                                   [f'--learner_seconds={learner_seconds}'], config, poll_s=0.05,
-                                   backoff_s=0.5, max_backoff_s=1, memory_poll_s=0.1, meminfo=meminfo)
+  return supervisor_lib.Supervisor(
+      str(ROOT / 'tests' / 'reliability_fixtures.py'),
+      [f'--learner_seconds={learner_seconds}'],
+      config,
+      poll_s=0.05,
+      backoff_s=0.5,
+      max_backoff_s=1,
+      memory_poll_s=0.1,
+      meminfo=meminfo,
+  )
 
 
 def test_supervisor_warns_when_available_memory_falls_below_the_floor(tmp_path, capsys):
   sup = _supervisor(tmp_path, available_fraction=0.08, learner_seconds=3)
   assert sup.run() == 0  # The stand-in learner ends the run after 3 s: a warning does not stop it.
   out = capsys.readouterr().out
-  warnings = re.findall(r'\[supervisor\] warning: this host has 1\.3 GiB of memory available \(8% of '
-                        r'16\.0 GiB; the floor is 10%\); resident GiB: .*learner [\d.]+.*--local_actors', out)
+  warnings = re.findall(
+      r'\[supervisor\] warning: this host has 1\.3 GiB of memory available \(8% of '
+      r'16\.0 GiB; the floor is 10%\); resident GiB: .*learner [\d.]+.*--local_actors',
+      out,
+  )
   assert len(warnings) == 1, out  # Once a minute, not at every poll.
   assert 'stopping' not in out
 
@@ -241,6 +268,7 @@ def test_memory_floor_leaves_a_healthy_host_alone(tmp_path, capsys):
 
 
 class _Clock:
+
   def __init__(self):
     self.t = 100.0
 
@@ -263,21 +291,30 @@ def test_expected_step_time_is_the_measured_one_scaled_to_the_host():
   assert startup.expected_step_seconds('deepmind', True, frames, cores=2) == pytest.approx(16.0)
   assert startup.expected_step_seconds('deepmind', True, frames, cores=8) == pytest.approx(4.0)
   line = startup.announcement(config, cores=2)
-  assert line.startswith('[learner] on a CPU a learner step takes ≈ 16 s (deepmind network, XLA, '
-                         '1,216 frames: ≤ 76 frames/s), the first ≈ 100 s more'), line
+  assert line.startswith(
+      '[learner] on a CPU a learner step takes ≈ 16 s (deepmind network, XLA, '
+      '1,216 frames: ≤ 76 frames/s), the first ≈ 100 s more'
+  ), line
 
 
 def test_heartbeat_reports_each_phase_then_the_measured_step_time():
   config = _flagfile_config('configs/celeba.cfg')
   clock, printed = _Clock(), []
-  beat = startup.Heartbeat(config, cores=2, clock=clock, printer=printed.append,
-                           server_info=lambda address: {'queue': _Info(12, 40)})
+  beat = startup.Heartbeat(
+      config,
+      cores=2,
+      clock=clock,
+      printer=printed.append,
+      server_info=lambda address: {'queue': _Info(12, 40)},
+  )
   clock.t += 15
   assert beat.line() == '[learner] building the networks and the update (15 s since the start)'
   beat.waiting('localhost:1')
   clock.t += 20
-  assert beat.line() == ('[learner] waiting for the first batch (35 s since the start): the actors have '
-                         'written 40 episodes (760 frames; a batch takes 64), 12 still in the queue')
+  assert beat.line() == (
+      '[learner] waiting for the first batch (35 s since the start): the actors have '
+      'written 40 episodes (760 frames; a batch takes 64), 12 still in the queue'
+  )
   beat.updating()
   clock.t += 50
   beat.updating()  # Every later batch calls it too: the phase's start stays.
@@ -287,8 +324,10 @@ def test_heartbeat_reports_each_phase_then_the_measured_step_time():
   clock.t += 30
   assert beat.line() == '[learner] step 2 running for 30 s (125 s since the start)'
   beat.stepped(17.5)
-  assert printed == ['[learner] measured: a learner step takes 18 s here (≤ 69 frames/s); the first took '
-                     '110 s (compilation included), 125 s after the start']
+  assert printed == [
+      '[learner] measured: a learner step takes 18 s here (≤ 69 frames/s); the first took '
+      '110 s (compilation included), 125 s after the start'
+  ]
   assert beat.line() is None  # Done: the progress lines take over.
   beat.stepped(17.0)
   assert len(printed) == 1
@@ -297,8 +336,13 @@ def test_heartbeat_reports_each_phase_then_the_measured_step_time():
 def test_heartbeat_prints_at_its_interval_while_waiting():
   config = config_lib.Config()
   printed = []
-  beat = startup.Heartbeat(config, cores=2, interval_s=0.05, printer=printed.append,
-                           server_info=lambda address: (_ for _ in ()).throw(ConnectionError('down')))
+  beat = startup.Heartbeat(
+      config,
+      cores=2,
+      interval_s=0.05,
+      printer=printed.append,
+      server_info=lambda address: (_ for _ in ()).throw(ConnectionError('down')),
+  )
   beat.start()
   beat.waiting('localhost:1')
   time.sleep(0.5)
@@ -377,6 +421,7 @@ def test_tee_logs_every_line_and_shows_the_rest():
 
 def test_tee_keeps_reading_when_the_console_is_gone():
   class Closed(io.StringIO):
+
     def write(self, text):
       raise BrokenPipeError('the terminal went away')
 
@@ -407,8 +452,10 @@ def test_say_writes_whole_flushed_lines_to_stdout_or_stderr(monkeypatch):
 def test_say_lines_from_two_threads_never_interleave(monkeypatch):
   out = io.StringIO()
   monkeypatch.setattr(sys, 'stdout', out)
-  threads = [threading.Thread(target=lambda n=n: [console.say(f'[learner] {n} ' + 'x' * 200)
-                                                 for _ in range(200)]) for n in range(2)]
+  threads = [
+      threading.Thread(target=lambda n=n: [console.say(f'[learner] {n} ' + 'x' * 200) for _ in range(200)])
+      for n in range(2)
+  ]
   for t in threads:
     t.start()
   for t in threads:
@@ -427,8 +474,11 @@ def test_verbosity_maps_to_tensorflows_cpp_level():
 def test_a_cpu_only_host_runs_the_learner_without_xla_unless_told():
   jit, note = placement.learner_jit(True, given=False, strategy='default', accelerator=False)
   assert jit is False and '--jit_compile=true keeps XLA' in note
-  for given, accelerator, strategy in ((True, False, 'default'), (False, True, 'default'),
-                                       (False, False, 'tpu')):
+  for given, accelerator, strategy in (
+      (True, False, 'default'),
+      (False, True, 'default'),
+      (False, False, 'tpu'),
+  ):
     assert placement.learner_jit(True, given, strategy, accelerator) == (True, None)
   assert placement.learner_jit(False, given=True, strategy='default', accelerator=False) == (False, None)
   p = placement.plan(DEV_HOST, 64, 1, FOOT, learner_flags=('--jit_compile=false',), notes=(note,))

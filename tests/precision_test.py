@@ -6,6 +6,7 @@ an output's scale; one interpolate's gradient norm can move more, their mean les
 below are 5 % of each quantity's scale — far below the differences a learning bug makes (a sign, a
 missing mask, a wrong target), and far above float32's own rounding.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -32,8 +33,10 @@ def _seeded():
 
 def _agents(conditional=True):
   action_spec, obs_spec = nf.painter_specs(grid=8, width=16, conditional=conditional)
-  agents = [agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO, conditional=conditional, precision=p)
-            for p in config_lib.PRECISIONS]
+  agents = [
+      agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO, conditional=conditional, precision=p)
+      for p in config_lib.PRECISIONS
+  ]
   _copy_weights(*agents)
   return agents, action_spec, obs_spec
 
@@ -56,8 +59,12 @@ def test_mixed_agent_keeps_float32_weights_and_outputs_and_matches_float32():
   assert all(v.dtype == tf.float32 for v in agent16.variables)
   episodes = nf.sampled_episodes(agent32, action_spec, obs_spec, batch=4, length=5, seed=3)
   time_major = lambda x: tf.nest.map_structure(learner_step.time_major, x)
-  args = (time_major(tf.constant(episodes['step_type'])), time_major(episodes['observation']),
-          time_major(episodes['action']), episodes['core_state'])
+  args = (
+      time_major(tf.constant(episodes['step_type'])),
+      time_major(episodes['observation']),
+      time_major(episodes['action']),
+      episodes['core_state'],
+  )
   out32, out16 = agent32.unroll(*args), agent16.unroll(*args)
   for field in ('log_prob', 'entropy', 'value', 'core_output'):
     for a, b in zip(tf.nest.flatten(getattr(out32, field)), tf.nest.flatten(getattr(out16, field))):
@@ -76,8 +83,12 @@ def test_mixed_agent_keeps_float32_weights_and_outputs_and_matches_float32():
 
 @pytest.mark.parametrize('spectral_norm', [False, True])
 def test_mixed_discriminator_scores_match_float32_and_its_gradient_penalty_too(spectral_norm):
-  ds = [d_lib.Discriminator(channels=nf.MICRO_D, spectral_norm=spectral_norm, input_shape=[16, 16, 2],
-                            precision=p) for p in config_lib.PRECISIONS]
+  ds = [
+      d_lib.Discriminator(
+          channels=nf.MICRO_D, spectral_norm=spectral_norm, input_shape=[16, 16, 2], precision=p
+      )
+      for p in config_lib.PRECISIONS
+  ]
   _copy_weights(*ds)
   rng = np.random.default_rng(0)
   real, fake = (tf.constant(rng.uniform(size=[8, 16, 16, 2]).astype(np.float32)) for _ in range(2))
@@ -101,23 +112,36 @@ def _cosine(a, b):
 
 def test_mixed_update_stays_within_tolerance_of_float32_on_a_fixed_batch():
   (agent32, agent16), action_spec, obs_spec = _agents()
-  ds = [d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2], precision=p)
-        for p in config_lib.PRECISIONS]
+  ds = [
+      d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2], precision=p)
+      for p in config_lib.PRECISIONS
+  ]
   _copy_weights(*ds)
   episodes = nf.sampled_episodes(agent32, action_spec, obs_spec, batch=8, length=5, seed=5)
   real = np.random.default_rng(6).uniform(size=(8, 16, 16, 1)).astype(np.float32)
   config = config_lib.LearnerConfig(reward='spiral++', discount=0.9, d_conditioning='pair')
   noise = {'epsilon': tf.constant(np.linspace(0.1, 0.9, 8), tf.float32), 'half': tf.zeros([8], tf.int32)}
-  results = [learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False).gradients(
-                 episodes, real, None, noise) for agent, d in ((agent32, ds[0]), (agent16, ds[1]))]
+  results = [
+      learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False).gradients(
+          episodes, real, None, noise
+      )
+      for agent, d in ((agent32, ds[0]), (agent16, ds[1]))
+  ]
   (policy32, d32, metrics32, _), (policy16, d16, metrics16, _) = results
   assert all(g.dtype == tf.float32 for g in policy16 + d16)
   # The gradients point the same way (cosine similarity) and have the same size.
   assert _cosine(policy32, policy16) > 0.98 and _cosine(d32, d16) > 0.98
   norm_ratio = float(tf.linalg.global_norm(policy16) / tf.linalg.global_norm(policy32))
   assert norm_ratio == pytest.approx(1, abs=0.05)
-  for key in ('policy_loss', 'value_loss', 'entropy', 'd_loss_real', 'd_loss_fake', 'gradient_penalty',
-              'reward_mean'):
+  for key in (
+      'policy_loss',
+      'value_loss',
+      'entropy',
+      'd_loss_real',
+      'd_loss_fake',
+      'gradient_penalty',
+      'reward_mean',
+  ):
     a, b = float(metrics32[key]), float(metrics16[key])
     assert b == pytest.approx(a, rel=0.05, abs=0.02), key
 

@@ -13,6 +13,7 @@ Usage:
   root = real_data.require('mnist')           # pathlib.Path with root/'mnist'/..., or skips (fails in CI)
   root, reason = real_data.find('celeba')     # (None, why) when absent; never skips
 """
+
 import os
 import pathlib
 
@@ -23,8 +24,12 @@ REQUIRE_ENV = 'SPIRAL_TEST_REQUIRE_DATA'
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # The files each real-data test reads (the CelebA ones are the project's subset: docs/datasets.md).
 FILES = {
-    'mnist': ('mnist/train-images-idx3-ubyte.gz', 'mnist/t10k-images-idx3-ubyte.gz',
-              'mnist/train-labels-idx1-ubyte.gz', 'mnist/t10k-labels-idx1-ubyte.gz'),
+    'mnist': (
+        'mnist/train-images-idx3-ubyte.gz',
+        'mnist/t10k-images-idx3-ubyte.gz',
+        'mnist/train-labels-idx1-ubyte.gz',
+        'mnist/t10k-labels-idx1-ubyte.gz',
+    ),
     'omniglot': ('omniglot/images_background.zip', 'omniglot/images_evaluation.zip'),
     'celeba': ('celeba/img_align_celeba_subset.zip', 'celeba/list_eval_partition_subset.txt'),
 }

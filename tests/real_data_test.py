@@ -1,4 +1,5 @@
 """tests/real_data.py: where the real datasets are looked for, and skip or failure when they are absent."""
+
 import subprocess
 import sys
 
@@ -36,7 +37,9 @@ def test_the_variable_overrides_the_sibling_folder(tmp_path):
   assert root is None and 'empty' in reason
   _place(elsewhere, 'omniglot')
   assert real_data.find('omniglot', environ={real_data.DIR_ENV: str(elsewhere)}, repo=repo) == (
-      elsewhere, None)
+      elsewhere,
+      None,
+  )
   with pytest.raises(ValueError, match='cifar'):
     real_data.find('cifar', environ={})
 
@@ -45,9 +48,19 @@ def test_the_variable_overrides_the_sibling_folder(tmp_path):
 def test_absent_data_skips_with_the_reason_or_fails_in_ci(tmp_path, required, outcome):
   test = tmp_path / 'uses_real_mnist_test.py'
   test.write_text('import real_data\n\ndef test_it():\n  real_data.require("mnist")\n')
-  env = {'PATH': '/usr/bin:/bin', 'PYTHONPATH': str(real_data.REPO / 'tests'),
-         real_data.DIR_ENV: str(tmp_path / 'empty'), real_data.REQUIRE_ENV: required}
-  result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider', str(test)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+  env = {
+      'PATH': '/usr/bin:/bin',
+      'PYTHONPATH': str(real_data.REPO / 'tests'),
+      real_data.DIR_ENV: str(tmp_path / 'empty'),
+      real_data.REQUIRE_ENV: required,
+  }
+  result = subprocess.run(
+      [sys.executable, '-m', 'pytest', '-q', '-rs', '-p', 'no:cacheprovider', str(test)],
+      cwd=tmp_path,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert outcome in result.stdout, result.stdout + result.stderr
   assert f'real mnist not found in {tmp_path / "empty"}' in result.stdout

@@ -9,6 +9,7 @@ reads `--role` and, without TensorFlow, plays a role that behaves as told:
   --role=reverb    sleeps until SIGTERM
   --role=learner   sleeps --learner_seconds, then exits 0 (ends the run)
 """
+
 import re
 import signal
 import subprocess
@@ -26,8 +27,15 @@ class Watched:
   def __init__(self, command, log_path, cwd=None, env=None):
     self.lines: list[tuple[float, str]] = []
     self._log = open(log_path, 'w')
-    self.proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    self.proc = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     self._lock = threading.Lock()
     self._reader = threading.Thread(target=self._read, daemon=True)
     self._reader.start()

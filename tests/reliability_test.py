@@ -14,6 +14,7 @@ Separately: crash-loop backoff of the supervisor (stand-in roles, tests/reliabil
 non-finite guard against a NumPy copy of the weights, actors in another network namespace with a link cut,
 and configuration errors refused before any process starts.
 """
+
 import glob
 import os
 import pathlib
@@ -72,8 +73,14 @@ def run(tmp_path_factory):
   """The shared run (module docstring, steps 1–4); returns what the tests check."""
   tmp = tmp_path_factory.mktemp('reliability')
   root = tmp / 'run'
-  flags = [f'--root_dir={root}', '--log_every_seconds=0', '--max_learner_steps=100000', '--max_minutes=10',
-           '--checkpoint_every_minutes=60', f'--max_nonfinite_updates={MAX_NONFINITE}']
+  flags = [
+      f'--root_dir={root}',
+      '--log_every_seconds=0',
+      '--max_learner_steps=100000',
+      '--max_minutes=10',
+      '--checkpoint_every_minutes=60',
+      f'--max_nonfinite_updates={MAX_NONFINITE}',
+  ]
   r = Record(root=root)
   first = rf.Watched(TRAIN + flags, tmp / 'first.log', cwd=ROOT)
   try:
@@ -88,7 +95,7 @@ def run(tmp_path_factory):
     os.kill(actor_pid, signal.SIGKILL)
     first.wait_for(r'\[supervisor\] restarting actor-0', 30, since=r.actor_kill_time)
     first.wait_for_step(r.step_at_actor_kill + 4, 60)
-    r.actor_log = (root / 'logs' / 'actor-0.log')
+    r.actor_log = root / 'logs' / 'actor-0.log'
     deadline = time.monotonic() + 120  # The restarted actor acts (its second start line in its log).
     while r.actor_log.read_text().count('[actor 0] ') < 2 and time.monotonic() < deadline:
       time.sleep(0.5)
@@ -139,16 +146,21 @@ def test_by_default_only_reverb_listens_and_only_on_loopback(run):
 
 def test_bind_shim_narrows_wildcard_binds_only(tmp_path):
   """The LD_PRELOAD library on plain sockets: wildcard binds narrowed, explicit ones untouched."""
-  probe = ('import socket\n'
-           'for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::"), '
-           '(socket.AF_INET, "127.0.0.2")):\n'
-           '  s = socket.socket(family)\n'
-           '  try: s.bind((host, 0)); print(s.getsockname()[0])\n'
-           '  except OSError: print("refused")\n')
+  probe = (
+      'import socket\n'
+      'for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::"), '
+      '(socket.AF_INET, "127.0.0.2")):\n'
+      '  s = socket.socket(family)\n'
+      '  try: s.bind((host, 0)); print(s.getsockname()[0])\n'
+      '  except OSError: print("refused")\n'
+  )
+
   def bound(address):
     env = listen.preload_env(address)
-    return subprocess.run([sys.executable, '-c', probe], env=env, capture_output=True, text=True,
-                          check=True, timeout=30).stdout.split()
+    return subprocess.run(
+        [sys.executable, '-c', probe], env=env, capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
+
   assert bound('127.0.0.1') == ['127.0.0.1', '::ffff:127.0.0.1', '127.0.0.2']
   assert bound('0.0.0.0') == ['0.0.0.0', '::', '127.0.0.2']  # Wildcard: no shim at all.
   assert 'LD_PRELOAD' not in listen.preload_env('0.0.0.0', environ={})
@@ -157,8 +169,9 @@ def test_bind_shim_narrows_wildcard_binds_only(tmp_path):
 
 def test_reverb_role_alone_picks_a_port_on_loopback_only(tmp_path):
   """`--role=reverb` by hand (no supervisor: it preloads the shim by re-executing itself), port 0."""
-  server = rf.Watched(TRAIN + [f'--root_dir={tmp_path / "run"}', '--role=reverb'], tmp_path / 'reverb.log',
-                      cwd=ROOT)
+  server = rf.Watched(
+      TRAIN + [f'--root_dir={tmp_path / "run"}', '--role=reverb'], tmp_path / 'reverb.log', cwd=ROOT
+  )
   try:
     port = int(server.wait_for(r'\[reverb\] serving on 127\.0\.0\.1, port (\d+)', START_S).group(1))
     assert port != 0
@@ -191,14 +204,14 @@ def test_actor_sigkill_is_restarted_and_learner_keeps_training(run):
   assert window[-1][1] >= run.step_at_actor_kill + 4
   gaps = np.diff([t for t, _ in window])
   assert gaps.max() < 30, f'learner stalled {gaps.max():.0f} s after an actor died'
-  assert 'no episodes from the actors' not in out[out.index('restarting actor-0'):]
+  assert 'no episodes from the actors' not in out[out.index('restarting actor-0') :]
   # Only the killed actor died: the learner and the other actor are the first ones.
   assert len(run.pids['learner']) == 1 and len(run.pids['actor-1']) == 1
 
 
 def test_reverb_restart_learner_and_actors_reconnect(run):
   out = run.first_output
-  after = out[out.index('[supervisor] reverb exited'):]
+  after = out[out.index('[supervisor] reverb exited') :]
   assert re.search(r'\[supervisor\] reverb exited with code -9', after)
   assert len(run.pids['reverb']) == 2
   # Nobody else died (actors reconnect in place; see README, Operations) and the learner went on.
@@ -227,8 +240,11 @@ def test_restart_resumes_counters_optimizers_d_and_tensorboard(run):
     assert _value(final, f'{optimizer}/_iterations') == run.final_step
   # Policy and D weights continue from the stopped run: moved, by small Adam steps.
   for prefix in ('agent/', 'discriminator/'):
-    names = [n for n in run.stopped_checkpoint.get_variable_to_shape_map()
-             if n.startswith(prefix) and n.endswith('VARIABLE_VALUE') and 'optimizer' not in n]
+    names = [
+        n
+        for n in run.stopped_checkpoint.get_variable_to_shape_map()
+        if n.startswith(prefix) and n.endswith('VARIABLE_VALUE') and 'optimizer' not in n
+    ]
     assert names, prefix
     moved = [np.abs(final.get_tensor(n) - run.stopped_checkpoint.get_tensor(n)).max() for n in names]
     assert max(moved) > 0 and np.median(moved) < 0.1, (prefix, np.median(moved))
@@ -274,12 +290,21 @@ def test_restart_delay_doubles_for_quick_deaths_up_to_the_cap():
 def test_crash_looping_actor_is_restarted_with_growing_delays(tmp_path, capsys):
   """Real supervisor, stand-in roles: the actor exits at once, every time, for 9 s."""
   config = config_lib.Config(root_dir=str(tmp_path), num_actors=1)
-  sup = supervisor_lib.Supervisor(str(ROOT / 'tests' / 'reliability_fixtures.py'), ['--learner_seconds=9'],
-                                  config, poll_s=0.05, healthy_after_s=5, backoff_s=0.5, max_backoff_s=2)
+  sup = supervisor_lib.Supervisor(
+      str(ROOT / 'tests' / 'reliability_fixtures.py'),
+      ['--learner_seconds=9'],
+      config,
+      poll_s=0.05,
+      healthy_after_s=5,
+      backoff_s=0.5,
+      max_backoff_s=2,
+  )
   assert sup.run() == 0
   out = capsys.readouterr().out
-  delays = [float(d) for d in re.findall(r'actor-0 exited with code 1 after [\d.]+ s; restarting it in '
-                                         r'([\d.]+) s', out)]
+  delays = [
+      float(d)
+      for d in re.findall(r'actor-0 exited with code 1 after [\d.]+ s; restarting it in ' r'([\d.]+) s', out)
+  ]
   assert delays[:5] == [0.0, 0.5, 1.0, 2.0, 2.0], out
   assert 'crash loop: 4 quick exits in a row' in out
   # Without backoff a 50 ms poll would restart it ~100 times in 9 s; with it, 0+0.5+1+2+2+2 s → ≤ 8.
@@ -297,15 +322,22 @@ def test_guard_restores_weights_and_optimizer_after_a_nan_update():
   from spiral_tf.learning import learner_step  # pylint: disable=g-import-not-at-top
   from spiral_tf.networks import agent as agent_lib  # pylint: disable=g-import-not-at-top
   from spiral_tf.networks import discriminator as d_lib  # pylint: disable=g-import-not-at-top
+
   action_spec, obs_spec = nf.painter_specs(grid=8, width=16, conditional=True)
   agent = agent_lib.Agent(action_spec, obs_spec, size=nf.MICRO, conditional=True)
   d = d_lib.Discriminator(channels=nf.MICRO_D, input_shape=[16, 16, 2])
   episodes = nf.sampled_episodes(agent, action_spec, obs_spec, 2, 3, seed=5)
   real = np.random.default_rng(6).uniform(size=(2, 16, 16, 1)).astype(np.float32)
-  learner = learner_step.LearnerUpdate(agent, d, config_lib.LearnerConfig(), conditional=True,
-                                       jit_compile=False)
-  variables = [*agent.variables, *d.variables, *learner.policy_optimizer.variables,
-               *learner.d_optimizer.variables, *learner.normaliser.variables]
+  learner = learner_step.LearnerUpdate(
+      agent, d, config_lib.LearnerConfig(), conditional=True, jit_compile=False
+  )
+  variables = [
+      *agent.variables,
+      *d.variables,
+      *learner.policy_optimizer.variables,
+      *learner.d_optimizer.variables,
+      *learner.normaliser.variables,
+  ]
   guard = nonfinite.NonFiniteGuard(variables, max_in_a_row=2)
   # D's fakes with NaN canvases (a conditional D's real pairs are the fakes' targets, so NaN must come in
   # through the fakes).
@@ -376,8 +408,12 @@ def two_hosts():
 
 def _reachable(ns, host, port):
   probe = f'import socket; socket.create_connection(("{host}", {port}), timeout=1.5)'
-  return subprocess.run(['ip', 'netns', 'exec', ns, sys.executable, '-c', probe], capture_output=True,
-                        timeout=30).returncode == 0
+  return (
+      subprocess.run(
+          ['ip', 'netns', 'exec', ns, sys.executable, '-c', probe], capture_output=True, timeout=30
+      ).returncode
+      == 0
+  )
 
 
 def test_actor_on_another_host_survives_a_link_cut(two_hosts, tmp_path):
@@ -385,21 +421,33 @@ def test_actor_on_another_host_survives_a_link_cut(two_hosts, tmp_path):
   a, b, b_dev = two_hosts
   port = random.randrange(20000, 60000)
   root = tmp_path / 'run'
-  common = TRAIN + [f'--root_dir={root}', '--log_every_seconds=0', '--max_learner_steps=100000',
-                    '--max_minutes=10']
+  common = TRAIN + [
+      f'--root_dir={root}',
+      '--log_every_seconds=0',
+      '--max_learner_steps=100000',
+      '--max_minutes=10',
+  ]
   on = lambda ns: ['ip', 'netns', 'exec', ns]  # pylint: disable=unnecessary-lambda-assignment
   procs = []
   try:
     # Reverb listens on host A's link address only (not on its loopback, not everywhere).
     reverb = rf.Watched(
         on(a) + common + ['--role=reverb', f'--reverb_port={port}', '--reverb_bind_address=10.231.0.1'],
-        tmp_path / 'reverb.log', cwd=ROOT)
+        tmp_path / 'reverb.log',
+        cwd=ROOT,
+    )
     procs.append(reverb)
-    learner = rf.Watched(on(a) + common + ['--role=learner', f'--reverb_address=10.231.0.1:{port}'],
-                         tmp_path / 'learner.log', cwd=ROOT)
+    learner = rf.Watched(
+        on(a) + common + ['--role=learner', f'--reverb_address=10.231.0.1:{port}'],
+        tmp_path / 'learner.log',
+        cwd=ROOT,
+    )
     procs.append(learner)
-    actor = rf.Watched(on(b) + common + ['--role=actor', '--task=0', f'--reverb_address=10.231.0.1:{port}'],
-                       tmp_path / 'actor.log', cwd=ROOT)
+    actor = rf.Watched(
+        on(b) + common + ['--role=actor', '--task=0', f'--reverb_address=10.231.0.1:{port}'],
+        tmp_path / 'actor.log',
+        cwd=ROOT,
+    )
     procs.append(actor)
     learner.wait_for_step(3, START_S)
     assert listen.listening_sockets(reverb.pid) == {('10.231.0.1', port)}
@@ -431,15 +479,18 @@ def test_actor_on_another_host_survives_a_link_cut(two_hosts, tmp_path):
 # --- bad configuration -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize('flags, named', [
-    (['--reverb_address=localhost'], '--reverb_address'),
-    (['--reverb_address=localhost:99999'], '--reverb_address'),
-    (['--reverb_port=70000'], '--reverb_port'),
-    (['--max_nonfinite_updates=0'], '--max_nonfinite_updates'),
-    (['--reverb_bind_address=myhost'], '--reverb_bind_address'),
-    (['--root_dir=/etc/hostname/run'], '--root_dir'),
-    (['--policy_learning_rate=nan'], '--policy_learning_rate'),
-])
+@pytest.mark.parametrize(
+    'flags, named',
+    [
+        (['--reverb_address=localhost'], '--reverb_address'),
+        (['--reverb_address=localhost:99999'], '--reverb_address'),
+        (['--reverb_port=70000'], '--reverb_port'),
+        (['--max_nonfinite_updates=0'], '--max_nonfinite_updates'),
+        (['--reverb_bind_address=myhost'], '--reverb_bind_address'),
+        (['--root_dir=/etc/hostname/run'], '--root_dir'),
+        (['--policy_learning_rate=nan'], '--policy_learning_rate'),
+    ],
+)
 def test_bad_configuration_is_refused_before_any_process(tmp_path, flags, named):
   command = TRAIN + [f'--root_dir={tmp_path / "run"}', *flags]
   result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -6,6 +6,7 @@ What is checked: the four tables and their signatures; the queue is FIFO, hands 
 blocks writers when full; `fakes` keeps the newest `fakes_size` renders and samples them with replacement; a
 variables table holds the one newest push; `wait_for_server` waits, and says what it waited for.
 """
+
 import numpy as np
 import pytest
 import reverb
@@ -22,8 +23,10 @@ LSTM = 4
 
 def _specs():
   action_spec, observation_spec = network_fixtures.painter_specs(grid=4, width=8, conditional=True)
-  return (trajectory.trajectory_spec(observation_spec, action_spec, LSTM, LENGTH),
-          trajectory.fake_spec(observation_spec['canvas'], conditional=True))
+  return (
+      trajectory.trajectory_spec(observation_spec, action_spec, LSTM, LENGTH),
+      trajectory.fake_spec(observation_spec['canvas'], conditional=True),
+  )
 
 
 @pytest.fixture
@@ -34,8 +37,9 @@ def variables():
 @pytest.fixture
 def server(variables):
   trajectory_spec, fake_spec = _specs()
-  tables = replay.make_tables(trajectory_spec, fake_spec, variables, variables[:1], queue_size=2,
-                              fakes_size=3)
+  tables = replay.make_tables(
+      trajectory_spec, fake_spec, variables, variables[:1], queue_size=2, fakes_size=3
+  )
   server = reverb.Server(tables, port=None)
   yield server
   server.stop()
@@ -47,9 +51,14 @@ def _address(server):
 
 def _episode(rng, spec):
   """One episode's items as a writer appends them: a value of each leaf's per-step spec, per step."""
+
   def value(s):
-    return rng.uniform(0, 1, s.shape[1:]).astype(s.dtype.as_numpy_dtype) if s.dtype.is_floating else (
-        rng.integers(0, 2, s.shape[1:]).astype(s.dtype.as_numpy_dtype))
+    return (
+        rng.uniform(0, 1, s.shape[1:]).astype(s.dtype.as_numpy_dtype)
+        if s.dtype.is_floating
+        else (rng.integers(0, 2, s.shape[1:]).astype(s.dtype.as_numpy_dtype))
+    )
+
   per_step = {k: spec[k] for k in ('step_type', 'observation', 'action', 'behaviour_log_prob')}
   return [tf.nest.map_structure(value, per_step) for _ in range(LENGTH)]
 
@@ -58,12 +67,17 @@ def _write_episode(writer, steps, marker):
   """Appends `steps`, then a queue item over all of them whose policy_step is `marker`."""
   for t, step in enumerate(steps):
     if t == 0:
-      step = dict(step, core_state={'h': np.full(LSTM, marker, np.float32),
-                                    'c': np.zeros(LSTM, np.float32)}, policy_step=np.int64(marker))
+      step = dict(
+          step,
+          core_state={'h': np.full(LSTM, marker, np.float32), 'c': np.zeros(LSTM, np.float32)},
+          policy_step=np.int64(marker),
+      )
     writer.append(step)
   history = writer.history
-  item = tf.nest.map_structure(lambda column: column[-LENGTH:], {
-      k: history[k] for k in ('step_type', 'observation', 'action', 'behaviour_log_prob')})
+  item = tf.nest.map_structure(
+      lambda column: column[-LENGTH:],
+      {k: history[k] for k in ('step_type', 'observation', 'action', 'behaviour_log_prob')},
+  )
   item['core_state'] = {k: history['core_state'][k][-LENGTH] for k in ('h', 'c')}
   item['policy_step'] = history['policy_step'][-LENGTH]
   writer.create_item(replay.QUEUE, priority=1.0, trajectory=item)
@@ -82,7 +96,8 @@ def test_tables_and_their_signatures(server, variables):
   assert info[replay.POLICY_VARIABLES].signature == replay.variables_signature(variables)
   assert replay.variables_signature(variables) == {
       'learner_step': tf.TensorSpec((), tf.int64),
-      'weights': [tf.TensorSpec((2, 3), tf.float32), tf.TensorSpec((), tf.int32)]}
+      'weights': [tf.TensorSpec((2, 3), tf.float32), tf.TensorSpec((), tf.int32)],
+  }
 
 
 def test_queue_is_fifo_each_episode_once_and_blocks_when_full(server):
@@ -102,7 +117,8 @@ def test_queue_is_fifo_each_episode_once_and_blocks_when_full(server):
 
   # Read as the learner reads it (TrajectoryDataset from the table's signature).
   dataset = reverb.TrajectoryDataset.from_table_signature(
-      _address(server), replay.QUEUE, max_in_flight_samples_per_worker=1, rate_limiter_timeout_ms=5_000)
+      _address(server), replay.QUEUE, max_in_flight_samples_per_worker=1, rate_limiter_timeout_ms=5_000
+  )
   samples = [sample.data for sample in dataset.take(3)]
   writer.end_episode(timeout_ms=10_000)  # the third went in once the first was read
   assert [int(s['policy_step']) for s in samples] == [0, 1, 2]  # oldest first, each once
@@ -122,8 +138,9 @@ def test_fakes_keep_the_newest_and_sample_with_replacement(server):
   with client.trajectory_writer(num_keep_alive_refs=1) as writer:
     for i in range(5):
       writer.append({'canvas': np.full((8, 8, 1), i, np.float32), 'target': np.zeros((8, 8, 1), np.float32)})
-      writer.create_item(replay.FAKES, priority=1.0,
-                         trajectory={k: writer.history[k][-1] for k in ('canvas', 'target')})
+      writer.create_item(
+          replay.FAKES, priority=1.0, trajectory={k: writer.history[k][-1] for k in ('canvas', 'target')}
+      )
       writer.end_episode(timeout_ms=10_000)
   assert client.server_info()[replay.FAKES].current_size == 3  # fakes_size: the oldest two are gone
   samples = client.sample(replay.FAKES, num_samples=40, emit_timesteps=False, unpack_as_table_signature=True)
@@ -134,19 +151,23 @@ def test_fakes_keep_the_newest_and_sample_with_replacement(server):
 
 def test_variables_table_holds_the_newest_push(server, variables):
   container = reverb_variable_container.ReverbVariableContainer(
-      _address(server), table_names=[replay.POLICY_VARIABLES])
+      _address(server), table_names=[replay.POLICY_VARIABLES]
+  )
   for step, value in ((3, 1.0), (5, 2.0)):  # the learner's way of pushing (spiral_tf/distributed/learner.py)
     variables[0].assign(np.full((2, 3), value, np.float32))
-    container.push({'learner_step': tf.constant(step, tf.int64), 'weights': variables},
-                   replay.POLICY_VARIABLES)
+    container.push(
+        {'learner_step': tf.constant(step, tf.int64), 'weights': variables}, replay.POLICY_VARIABLES
+    )
   info = reverb.Client(_address(server)).server_info()
   assert info[replay.POLICY_VARIABLES].current_size == 1
   pulled = container.pull(replay.POLICY_VARIABLES)
   assert int(pulled['learner_step']) == 5
   np.testing.assert_array_equal(pulled['weights'][0], np.full((2, 3), 2.0, np.float32))
   with pytest.raises(Exception, match='(?i)signature|shape|dtype|compatible'):
-    container.push({'learner_step': tf.constant(6, tf.int64),
-                    'weights': [tf.zeros((3, 2)), tf.constant(0)]}, replay.POLICY_VARIABLES)
+    container.push(
+        {'learner_step': tf.constant(6, tf.int64), 'weights': [tf.zeros((3, 2)), tf.constant(0)]},
+        replay.POLICY_VARIABLES,
+    )
 
 
 def test_wait_for_server_waits_and_names_what_it_waited_for(server, variables):

@@ -7,6 +7,7 @@ SavedModel (tests/export_test.py covers that).
 It also keeps what a report needs of a run whose directory is gone (a seed trained in an earlier session):
 results.json's entry and curves/<run>.json stand in for it, and only for it.
 """
+
 import json
 import os
 
@@ -65,8 +66,9 @@ def report_dirs(tmp_path):
   """--runs_dir and --out under tmp_path, r1's seeds 0 and 1, 500 held-out targets."""
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
-  with flagsaver.flagsaver(runs_dir=str(tmp_path / 'runs'), out=str(tmp_path / 'out'), seeds=['0', '1'],
-                           num_targets=500):
+  with flagsaver.flagsaver(
+      runs_dir=str(tmp_path / 'runs'), out=str(tmp_path / 'out'), seeds=['0', '1'], num_targets=500
+  ):
     yield tmp_path
 
 
@@ -75,8 +77,11 @@ def _entry(greedy):
 
 
 def test_a_missing_run_is_taken_from_the_earlier_report_and_says_so(report_dirs):
-  previous = {'num_targets': 500, 'written': '2026-12-02 04:29 UTC',
-              'runs': {'mnist_d-seed0': _entry(0.0497), 'mnist_l2-seed0': _entry(0.0532)}}
+  previous = {
+      'num_targets': 500,
+      'written': '2026-12-02 04:29 UTC',
+      'runs': {'mnist_d-seed0': _entry(0.0497), 'mnist_l2-seed0': _entry(0.0532)},
+  }
   stored = reproduce.stored_runs('r1', {'r1': previous})
   assert sorted(stored) == ['mnist_d-seed0', 'mnist_l2-seed0']
   assert stored['mnist_d-seed0']['heldout'] == previous['runs']['mnist_d-seed0']['heldout']
@@ -97,8 +102,12 @@ def test_training_starts_each_run_once_and_none_that_results_json_holds(report_d
   results = {'r1': {'num_targets': 500, 'runs': {'mnist_d-seed0': _entry(0.0497)}}}
   with flagsaver.flagsaver(reproductions=['r1', 'r1_entropy_cost']):
     assert reproduce.runs_to_train(results) == [
-        ('reproductions/mnist_d', 1), ('reproductions/mnist_l2', 0), ('reproductions/mnist_l2', 1),
-        ('reproductions/mnist_d_entropy_cost_half', 0), ('reproductions/mnist_d_entropy_cost_half', 1)]
+        ('reproductions/mnist_d', 1),
+        ('reproductions/mnist_l2', 0),
+        ('reproductions/mnist_l2', 1),
+        ('reproductions/mnist_d_entropy_cost_half', 0),
+        ('reproductions/mnist_d_entropy_cost_half', 1),
+    ]
 
 
 def test_a_run_directory_here_is_evaluated_never_replaced_by_its_stored_entry(report_dirs):
@@ -119,12 +128,14 @@ def test_figures_on_other_held_out_targets_are_not_mixed_in(report_dirs):
 def _trained_run(tmp_path_run):
   """A run directory with real TensorBoard logs (learner and evaluator) and an export at step 100."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   os.makedirs(tmp_path_run)
   with open(os.path.join(tmp_path_run, 'config.json'), 'w') as f:
     json.dump({'batch_size': 16, 'episode_length': 10}, f)  # 144 frames per learner step.
-  for log_dir, points in ((dashboard.learner_log_dir(tmp_path_run), {'entropy': [(1, 10.5)]}),
-                          (dashboard.eval_log_dir(tmp_path_run),
-                           {'eval/agent_mse': [(0, 0.09), (100, 0.0512345678)]})):
+  for log_dir, points in (
+      (dashboard.learner_log_dir(tmp_path_run), {'entropy': [(1, 10.5)]}),
+      (dashboard.eval_log_dir(tmp_path_run), {'eval/agent_mse': [(0, 0.09), (100, 0.0512345678)]}),
+  ):
     with tf.summary.create_file_writer(log_dir).as_default():
       for tag, values in points.items():
         for step, value in values:
@@ -134,8 +145,10 @@ def _trained_run(tmp_path_run):
 
 def test_kept_curves_come_back_as_the_stored_run_s_curves(report_dirs):
   _trained_run(reproduce.run_dir('reproductions/mnist_d', 1))
-  reproduce.write_curves(reproduce.Run('reproductions/mnist_d', 1),
-                         (('eval', 'eval/agent_mse'), ('train', 'entropy'), ('train', 'd_score_real')))
+  reproduce.write_curves(
+      reproduce.Run('reproductions/mnist_d', 1),
+      (('eval', 'eval/agent_mse'), ('train', 'entropy'), ('train', 'd_score_real')),
+  )
   run = reproduce.StoredRun('reproductions/mnist_d', 1, _entry(0.05))
   assert run.curve('eval/agent_mse', 'eval') == ([0, 14400], [0.09, 0.0512346])  # 6 significant digits.
   assert run.curve('entropy') == ([144], [10.5])

@@ -3,6 +3,7 @@
 The real layouts are also what the other tests read: tests/train_test.py (a run's directory, written by
 --role=all) and tests/export_test.py / painter_test.py (an export, read with plain TensorFlow).
 """
+
 import json
 import subprocess
 import sys
@@ -16,10 +17,26 @@ from spiral_tf.inference import export_format
 def test_run_directory_layout(tmp_path):
   run = run_dir.RunDir(tmp_path / 'run')
   assert run.root == str(tmp_path / 'run')  # a path-like becomes a string
-  assert (run.config_file, run.checkpoints, run.export, run.tensorboard, run.logs, run.log('actor_0'),
-          run.reverb_checkpoints) == tuple(str(tmp_path / 'run' / p) for p in (
-              'config.json', 'checkpoints', 'export', 'tensorboard', 'logs', 'logs/actor_0.log',
-              'reverb_checkpoints'))
+  assert (
+      run.config_file,
+      run.checkpoints,
+      run.export,
+      run.tensorboard,
+      run.logs,
+      run.log('actor_0'),
+      run.reverb_checkpoints,
+  ) == tuple(
+      str(tmp_path / 'run' / p)
+      for p in (
+          'config.json',
+          'checkpoints',
+          'export',
+          'tensorboard',
+          'logs',
+          'logs/actor_0.log',
+          'reverb_checkpoints',
+      )
+  )
   assert not run.is_run()
   (tmp_path / 'run').mkdir()
   (tmp_path / 'run' / 'config.json').write_text('{}')
@@ -28,8 +45,10 @@ def test_run_directory_layout(tmp_path):
 
 def test_the_layout_modules_import_no_tensorflow():
   # The supervisor and the CLIs' early checks use them before (or without) TensorFlow.
-  code = ('import sys; from spiral_tf import run_dir; from spiral_tf.inference import export_format; '
-          'assert "tensorflow" not in sys.modules, sorted(m for m in sys.modules if "tensorflow" in m)')
+  code = (
+      'import sys; from spiral_tf import run_dir; from spiral_tf.inference import export_format; '
+      'assert "tensorflow" not in sys.modules, sorted(m for m in sys.modules if "tensorflow" in m)'
+  )
   result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
   assert result.returncode == 0, result.stderr
 
@@ -38,9 +57,17 @@ def test_export_names():
   keys = ['control', 'end']
   assert export_format.state_keys(keys) == ['core_h', 'core_c', 'prev_action_control', 'prev_action_end']
   assert export_format.observation_keys(keys, conditional=True, noise_dim=10) == [
-      'canvas', 'target', 'noise_sample', 'action_mask_control', 'action_mask_end']
+      'canvas',
+      'target',
+      'noise_sample',
+      'action_mask_control',
+      'action_mask_end',
+  ]
   assert export_format.observation_keys(keys, conditional=False, noise_dim=0) == [
-      'canvas', 'action_mask_control', 'action_mask_end']
+      'canvas',
+      'action_mask_control',
+      'action_mask_end',
+  ]
   keys = (export_format.action_key('end'), export_format.log_prob_key('end'))
   assert keys == ('action_end', 'log_prob_end')
 

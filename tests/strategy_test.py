@@ -1,4 +1,5 @@
 """Strategies from flag names; unusable ones fail with a message that names the flag and the fix."""
+
 import socket
 import time
 
@@ -25,13 +26,16 @@ def test_mirrored_on_one_cpu_runs_a_replica_function():
   assert float(mirrored.reduce(tf.distribute.ReduceOp.SUM, out, axis=None)) == 6.0
 
 
-@pytest.mark.parametrize('tpu, tpu_name, tried', [
-    ('', None, 'TPU_NAME environment variable'),
-    ('', 'local', "Cloud TPU named 'local' from the TPU_NAME"),  # TensorFlow reads it as a name.
-    ('local', None, 'the TPU attached to this host'),
-    ('local', 'some-tpu', 'the TPU attached to this host'),
-    ('grpc://127.0.0.1:1', None, 'the TPU at grpc://127.0.0.1:1'),  # Refused at once (no hang).
-])
+@pytest.mark.parametrize(
+    'tpu, tpu_name, tried',
+    [
+        ('', None, 'TPU_NAME environment variable'),
+        ('', 'local', "Cloud TPU named 'local' from the TPU_NAME"),  # TensorFlow reads it as a name.
+        ('local', None, 'the TPU attached to this host'),
+        ('local', 'some-tpu', 'the TPU attached to this host'),
+        ('grpc://127.0.0.1:1', None, 'the TPU at grpc://127.0.0.1:1'),  # Refused at once (no hang).
+    ],
+)
 def test_tpu_absent_is_a_clear_error_naming_the_flag(monkeypatch, tpu, tpu_name, tried):
   if tpu_name is None:
     monkeypatch.delenv('TPU_NAME', raising=False)

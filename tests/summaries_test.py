@@ -1,4 +1,5 @@
 """The learner's summaries, in-process: scalars and images as TensorBoard reads them, the progress line."""
+
 import numpy as np
 from tensorboard.backend.event_processing import event_accumulator
 import tensorflow as tf
@@ -50,8 +51,9 @@ def test_images_put_targets_beside_renders_and_strips_of_every_canvas(tmp_path):
 
 
 def test_progress_line_shows_what_was_measured(capsys):
-  summaries.print_progress(12, 34_567, {'frames_per_s': 99.6, 'd_score_real': 0.5, 'busy_fraction': 0.25},
-                           3725)
+  summaries.print_progress(
+      12, 34_567, {'frames_per_s': 99.6, 'd_score_real': 0.5, 'busy_fraction': 0.25}, 3725
+  )
   line = capsys.readouterr().out.strip()
   assert line == '[learner] step 12  frames 34,567  100 frames/s  ETA 1:02:05  D(real) 0.500  busy 0.250'
   summaries.print_progress(1, 2, {}, None)

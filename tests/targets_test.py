@@ -1,4 +1,5 @@
 """Tests of ConditionalTargets around the real libmypaint painter."""
+
 import dm_env
 import numpy as np
 import pytest
@@ -63,8 +64,12 @@ def test_target_and_noise_are_fixed_within_an_episode_and_redrawn_for_the_next()
     assert timestep.step_type == dm_env.StepType.FIRST
   assert len(set(seen)) > 6  # drawn anew (200 images, 12 episodes)
   assert len({n.tobytes() for n in noises}) == 12
-  samples = np.concatenate([targets.ConditionalTargets(_env(), images, seed=s).reset()
-                            .observation['noise_sample'] for s in range(100)])
+  samples = np.concatenate(
+      [
+          targets.ConditionalTargets(_env(), images, seed=s).reset().observation['noise_sample']
+          for s in range(100)
+      ]
+  )
   assert abs(samples.mean()) < 0.1 and abs(samples.std() - 1) < 0.1  # N(0, 1)
 
 

@@ -14,6 +14,7 @@ after one pass of the evaluator over that run's export, on a loopback port the O
 A broken install (setuptools without pkg_resources: tensorboard dies on import) fails the fixture with
 tensorboard's own error.
 """
+
 import json
 import os
 import pathlib
@@ -67,11 +68,20 @@ def _tail(path, chars=4000):
 def _evaluate_once(root, log):
   """`--role=evaluator` on the run until it has scored the export once (TensorBoard run `eval`)."""
   with open(log, 'w') as out:
-    proc = subprocess.Popen(TRAIN + [f'--root_dir={root}', '--role=evaluator', '--eval_targets=4'],
-                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        TRAIN + [f'--root_dir={root}', '--role=evaluator', '--eval_targets=4'],
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
   try:
-    _wait_for(lambda: '[evaluator] learner step' in _tail(log), START_S, 'the evaluator scoring the export',
-              proc, log)
+    _wait_for(
+        lambda: '[evaluator] learner step' in _tail(log),
+        START_S,
+        'the evaluator scoring the export',
+        proc,
+        log,
+    )
   finally:
     proc.send_signal(signal.SIGTERM)  # It polls for the next export until told to stop.
     proc.wait(timeout=60)
@@ -102,22 +112,27 @@ def served(tmp_path_factory):
   _evaluate_once(run.root, logs / 'evaluator.log')
   out, err = logs / 'serve.out', logs / 'serve.err'
   with open(out, 'w') as stdout, open(err, 'w') as stderr:
-    proc = subprocess.Popen(SERVE + [f'--run={run.root}', '--port=0'], cwd=ROOT, stdout=stdout,
-                            stderr=stderr)
+    proc = subprocess.Popen(SERVE + [f'--run={run.root}', '--port=0'], cwd=ROOT, stdout=stdout, stderr=stderr)
   try:
-    url = _wait_for(lambda: re.search(r'starting at (http://\S+/)', _tail(out)), 30, 'the printed URL',
-                    proc, err).group(1)
+    url = _wait_for(
+        lambda: re.search(r'starting at (http://\S+/)', _tail(out)), 30, 'the printed URL', proc, err
+    ).group(1)
 
     last = {}
 
     def loaded():  # Answers, and has read both runs (the data server loads them in the background).
       last['tags'] = _answering(url + 'data/plugin/scalars/tags')
       tags = last['tags'] or {}
-      return (set(SCALAR_TAGS) <= set(tags.get('learner', ()))
-              and set(EVAL_TAGS) <= set(tags.get('eval', ())))
+      return set(SCALAR_TAGS) <= set(tags.get('learner', ())) and set(EVAL_TAGS) <= set(tags.get('eval', ()))
 
-    _wait_for(loaded, START_S, lambda: f'TensorBoard at {url} serving the learner and eval scalars (last '
-              f'answer: {last.get("tags")})', proc, err)
+    _wait_for(
+        loaded,
+        START_S,
+        lambda: f'TensorBoard at {url} serving the learner and eval scalars (last '
+        f'answer: {last.get("tags")})',
+        proc,
+        err,
+    )
     yield url, proc, out, err
   finally:
     if proc.poll() is None:
@@ -132,8 +147,9 @@ def test_is_the_venvs_tensorboard_on_loopback_at_the_printed_url(served):
   binary = os.path.join(os.path.dirname(sys.executable), 'tensorboard')
   assert binary in psutil.Process(proc.pid).cmdline(), psutil.Process(proc.pid).cmdline()
   assert f'TensorBoard 2.15.2 at {url}' in _tail(err), _tail(err)
-  listening = [c.laddr for c in psutil.Process(proc.pid).net_connections('inet')
-               if c.status == psutil.CONN_LISTEN]
+  listening = [
+      c.laddr for c in psutil.Process(proc.pid).net_connections('inet') if c.status == psutil.CONN_LISTEN
+  ]
   assert listening and all(address.ip == '127.0.0.1' for address in listening), listening
   assert f'{url}#custom_scalars' in _tail(out)
 
@@ -152,8 +168,11 @@ def test_scalar_and_image_tags_of_the_learner_and_the_evaluator(served):
   for run, tags in (('learner', IMAGE_TAGS), ('eval', EVAL_IMAGE_TAGS)):
     missing = sorted(set(tags) - set(images[run]))
     assert not missing, f'{run}: image tags {missing} not served; have {sorted(images[run])}'
-  samples = _json(url + 'data/plugin/images/images?' + urllib.parse.urlencode(
-      {'run': 'learner', 'tag': 'strokes', 'sample': 0}))
+  samples = _json(
+      url
+      + 'data/plugin/images/images?'
+      + urllib.parse.urlencode({'run': 'learner', 'tag': 'strokes', 'sample': 0})
+  )
   assert samples, 'no strokes images'
   assert _get(url + 'data/plugin/images/individualImage?' + samples[-1]['query']).startswith(b'\x89PNG')
 
@@ -164,8 +183,12 @@ def _layout(url):
 
 def _charts(layout, tag):
   """[(category title, chart title)] of the charts whose regexes match `tag` (as the plugin matches)."""
-  return [(category.title, chart.title) for category in layout.category for chart in category.chart
-          if any(re.match(regex, tag) for regex in chart.multiline.tag)]
+  return [
+      (category.title, chart.title)
+      for category in layout.category
+      for chart in category.chart
+      if any(re.match(regex, tag) for regex in chart.multiline.tag)
+  ]
 
 
 def test_custom_scalars_layout_is_served_and_groups_what_belongs_together(served):
@@ -187,8 +210,14 @@ def test_custom_scalars_layout_is_served_and_groups_what_belongs_together(served
   one_chart('d_score_real', 'd_score_fake')
   one_chart('l2_to_target', 'eval/agent_mse', 'eval/blank_mse')
   # The learning diagnostics, including ones added later under diagnostics/ (matched by regex).
-  one_category('entropy', 'policy_loss', 'value_loss', 'diagnostics/explained_variance',
-               'diagnostics/entropy_brush', 'grad_norm')
+  one_category(
+      'entropy',
+      'policy_loss',
+      'value_loss',
+      'diagnostics/explained_variance',
+      'diagnostics/entropy_brush',
+      'grad_norm',
+  )
   one_category('frames_per_s', 'busy_fraction', 'queue_size', 'fakes_size')
 
 
@@ -196,16 +225,21 @@ def test_every_chart_has_data_and_no_tag_is_in_two_charts(served):
   url = served[0]
   layout = _layout(url)
   served_tags = _json(url + 'data/plugin/scalars/tags')
-  twice = {tag: _charts(layout, tag) for run in served_tags for tag in served_tags[run]
-           if len(_charts(layout, tag)) > 1}
+  twice = {
+      tag: _charts(layout, tag)
+      for run in served_tags
+      for tag in served_tags[run]
+      if len(_charts(layout, tag)) > 1
+  }
   assert not twice, f'tags drawn in more than one chart: {twice}'
   for category in layout.category:
     for chart in category.chart:
       found = {}  # run → tags with events, as the dashboard fetches them (one request per run and regex).
       for run in served_tags:
         for regex in chart.multiline.tag:
-          response = _json(url + 'data/plugin/custom_scalars/scalars?' +
-                           urllib.parse.urlencode({'run': run, 'tag': regex}))
+          response = _json(
+              url + 'data/plugin/custom_scalars/scalars?' + urllib.parse.urlencode({'run': run, 'tag': regex})
+          )
           assert response['regex_valid'], (chart.title, regex)
           found.setdefault(run, set()).update(t for t, events in response['tag_to_events'].items() if events)
       assert any(found.values()), f'chart {chart.title!r} ({list(chart.multiline.tag)}) has no data'
@@ -234,16 +268,25 @@ def test_serve_picks_the_run_that_logged_last_and_names_what_is_missing(tmp_path
   for name, age_s in (('older', 600), ('newer', 0), ('reproductions/nested', 300)):
     _fake_run(runs, name, age_s)
   # `--version_tb` makes the exec'd tensorboard print its version and exit instead of serving.
-  result = subprocess.run(SERVE + [f'--runs_dir={runs}', '--', '--version_tb'], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+  result = subprocess.run(
+      SERVE + [f'--runs_dir={runs}', '--', '--version_tb'],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=120,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
-  assert (f'[tensorboard] {runs / "newer" / "tensorboard"} (runs: learner) — the latest of 3 runs under '
-          f'{runs}') in result.stdout, result.stdout
+  assert (
+      f'[tensorboard] {runs / "newer" / "tensorboard"} (runs: learner) — the latest of 3 runs under '
+      f'{runs}'
+  ) in result.stdout, result.stdout
   assert result.stdout.strip().endswith('2.15.2'), result.stdout  # The pinned tensorboard ran.
   (tmp_path / 'empty').mkdir()
-  for flags, message in (([f'--runs_dir={tmp_path / "empty"}'], 'no TensorBoard logs under'),
-                         ([f'--run={tmp_path / "absent"}'], 'is not a directory'),
-                         ([f'--run={tmp_path / "empty"}'], 'no TensorBoard logs under')):
+  for flags, message in (
+      ([f'--runs_dir={tmp_path / "empty"}'], 'no TensorBoard logs under'),
+      ([f'--run={tmp_path / "absent"}'], 'is not a directory'),
+      ([f'--run={tmp_path / "empty"}'], 'no TensorBoard logs under'),
+  ):
     failed = subprocess.run(SERVE + flags, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1 and 'serve_tensorboard.py: error: ' in failed.stderr, failed.stderr
     assert message in failed.stderr and str(tmp_path) in failed.stderr, failed.stderr

@@ -13,6 +13,7 @@ Usage:
   run.root, run.first.stdout, run.second.stdout, run.first_checkpoint
   train_fixtures.train(root_dir, '--max_learner_steps=2')    # any other run (a CompletedProcess)
 """
+
 import atexit
 import dataclasses
 import functools
@@ -33,18 +34,33 @@ BATCH, FRAMES_PER_EPISODE = 8, 4  # smoke.cfg: batch 8, episode_length 5.
 FIRST_ACTORS = ('--num_actors=3', '--envs_per_actor=2', '--local_actors=2')
 
 # What the learner logs (TensorBoard run `learner`).
-SCALAR_TAGS = ('policy_loss', 'value_loss', 'entropy', 'd_loss_real', 'd_loss_fake', 'gradient_penalty',
-               'd_score_real', 'd_score_fake', 'reward_mean', 'l2_to_target', 'frames_per_s',
-               'learner_steps_per_s', 'queue_size', 'fakes_size', 'policy_lag_steps', 'd_steps')
+SCALAR_TAGS = (
+    'policy_loss',
+    'value_loss',
+    'entropy',
+    'd_loss_real',
+    'd_loss_fake',
+    'gradient_penalty',
+    'd_score_real',
+    'd_score_fake',
+    'reward_mean',
+    'l2_to_target',
+    'frames_per_s',
+    'learner_steps_per_s',
+    'queue_size',
+    'fakes_size',
+    'policy_lag_steps',
+    'd_steps',
+)
 IMAGE_TAGS = ('targets_and_renders', 'strokes')
 
 
 @dataclasses.dataclass
 class SmokeRun:
   root: pathlib.Path
-  first: subprocess.CompletedProcess   # the first FIRST_STEPS steps
+  first: subprocess.CompletedProcess  # the first FIRST_STEPS steps
   second: subprocess.CompletedProcess  # the resumed run, to RESUMED_STEPS
-  first_checkpoint: object             # tf.train.load_checkpoint of ckpt-FIRST_STEPS (gone after the resume)
+  first_checkpoint: object  # tf.train.load_checkpoint of ckpt-FIRST_STEPS (gone after the resume)
 
 
 def train(root_dir, *flags, timeout=300):
@@ -54,21 +70,32 @@ def train(root_dir, *flags, timeout=300):
   minutes = max(timeout - 60, timeout / 2) / 60
   return subprocess.run(
       TRAIN + [f'--root_dir={root_dir}', '--log_every_seconds=0', f'--max_minutes={minutes:g}', *flags],
-      cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=timeout,
+  )
 
 
 @functools.lru_cache(maxsize=None)
 def smoke_run() -> SmokeRun:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   base = tempfile.mkdtemp(prefix='spiral_smoke_run_')
   atexit.register(shutil.rmtree, base, True)
   root = pathlib.Path(base) / 'run'
   first = train(root, f'--max_learner_steps={FIRST_STEPS}', *FIRST_ACTORS)
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
   first_checkpoint = tf.train.load_checkpoint(str(root / 'checkpoints' / f'ckpt-{FIRST_STEPS}'))
-  second = train(root, f'--max_learner_steps={RESUMED_STEPS}', '--strategy=mirrored',
-                 '--num_cpu_replicas=2', f'--d_steps_per_policy_step={RESUMED_D_STEPS_PER_POLICY_STEP}',
-                 f'--policy_learning_rate={RESUMED_POLICY_LEARNING_RATE}',
-                 f'--d_learning_rate={RESUMED_D_LEARNING_RATE}', '--verbosity=0')
+  second = train(
+      root,
+      f'--max_learner_steps={RESUMED_STEPS}',
+      '--strategy=mirrored',
+      '--num_cpu_replicas=2',
+      f'--d_steps_per_policy_step={RESUMED_D_STEPS_PER_POLICY_STEP}',
+      f'--policy_learning_rate={RESUMED_POLICY_LEARNING_RATE}',
+      f'--d_learning_rate={RESUMED_D_LEARNING_RATE}',
+      '--verbosity=0',
+  )
   assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
   return SmokeRun(root, first, second, first_checkpoint)

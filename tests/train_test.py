@@ -7,6 +7,7 @@ restart, learning rates from the flags rather than the checkpoint, the D/policy 
 reaching the actors, the fakes replay filling, and the TensorBoard tags. Config errors must fail before any
 process starts.
 """
+
 import glob
 import os
 import re
@@ -61,8 +62,11 @@ def test_trains_and_checkpoints_with_both_strategies(run):
 
 def test_resume_continues_counters_weights_and_optimizer(run):
   root, _, second, first_checkpoint = run
-  assert re.search(rf'resumed from .*ckpt-{FIRST_STEPS}: step {FIRST_STEPS}, '
-                   rf'frames {FIRST_STEPS * BATCH * FRAMES_PER_EPISODE}', second.stdout)
+  assert re.search(
+      rf'resumed from .*ckpt-{FIRST_STEPS}: step {FIRST_STEPS}, '
+      rf'frames {FIRST_STEPS * BATCH * FRAMES_PER_EPISODE}',
+      second.stdout,
+  )
   final = tf.train.load_checkpoint(str(root / 'checkpoints' / f'ckpt-{RESUMED_STEPS}'))
   assert final.get_tensor('learner_step/.ATTRIBUTES/VARIABLE_VALUE') == RESUMED_STEPS
   assert final.get_tensor('frames/.ATTRIBUTES/VARIABLE_VALUE') == RESUMED_STEPS * BATCH * FRAMES_PER_EPISODE
@@ -75,8 +79,11 @@ def test_resume_continues_counters_weights_and_optimizer(run):
   logged = sorted((step, int(v)) for step, v in _scalars(root)['d_steps'])
   assert logged == [(s, sum(ratio(t) for t in range(1, s + 1))) for s in range(1, RESUMED_STEPS + 1)], logged
   # The weights moved on from the first run's (they were trained further, not re-initialised far away).
-  names = [n for n in first_checkpoint.get_variable_to_shape_map()
-           if n.startswith('agent/') and n.endswith('VARIABLE_VALUE')]
+  names = [
+      n
+      for n in first_checkpoint.get_variable_to_shape_map()
+      if n.startswith('agent/') and n.endswith('VARIABLE_VALUE')
+  ]
   assert names
   moved = [np.abs(final.get_tensor(n) - first_checkpoint.get_tensor(n)).max() for n in names]
   assert max(moved) > 0
@@ -89,8 +96,10 @@ def test_resume_takes_the_learning_rates_of_its_flags(run):
   # Adam checkpoints its learning rate: restoring alone would keep the first run's 1e-4.
   root, _, second, first_checkpoint = run
   final = tf.train.load_checkpoint(str(root / 'checkpoints' / f'ckpt-{RESUMED_STEPS}'))
-  for optimizer, resumed in (('policy_optimizer', RESUMED_POLICY_LEARNING_RATE),
-                             ('d_optimizer', RESUMED_D_LEARNING_RATE)):
+  for optimizer, resumed in (
+      ('policy_optimizer', RESUMED_POLICY_LEARNING_RATE),
+      ('d_optimizer', RESUMED_D_LEARNING_RATE),
+  ):
     name = f'{optimizer}/_learning_rate/.ATTRIBUTES/VARIABLE_VALUE'
     assert first_checkpoint.get_tensor(name) == np.float32(1e-4)
     assert final.get_tensor(name) == np.float32(resumed), (optimizer, final.get_tensor(name))
@@ -115,12 +124,15 @@ def test_weights_reach_actors_and_fakes_fill(run):
   assert max(float(v) for _, v in scalars['fakes_size']) >= BATCH
 
 
-@pytest.mark.parametrize('flags, named', [
-    (['--dataset=imagenet'], '--dataset'),
-    (['--grid_width=128'], '--grid_width'),
-    (['--strategy=mirrored', '--num_cpu_replicas=3'], '--batch_size'),
-    (['--d_steps_per_policy_step=0'], '--d_steps_per_policy_step'),
-])
+@pytest.mark.parametrize(
+    'flags, named',
+    [
+        (['--dataset=imagenet'], '--dataset'),
+        (['--grid_width=128'], '--grid_width'),
+        (['--strategy=mirrored', '--num_cpu_replicas=3'], '--batch_size'),
+        (['--d_steps_per_policy_step=0'], '--d_steps_per_policy_step'),
+    ],
+)
 def test_config_error_fails_before_any_process(tmp_path, flags, named):
   root = tmp_path / 'bad'
   result = _train(root, *flags, timeout=60)
@@ -134,7 +146,8 @@ def test_an_unreachable_tpu_stops_the_run_with_a_configuration_error(tmp_path):
   # --tpu reaches make_strategy in the learner process; its StrategyError ends the run with exit code 2.
   result = _train(tmp_path / 'tpu', '--strategy=tpu', '--tpu=grpc://127.0.0.1:1', timeout=120)
   assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
-  assert ("configuration error: --strategy=tpu: no TPU reachable with --tpu='grpc://127.0.0.1:1'"
-          in result.stderr)
+  assert (
+      "configuration error: --strategy=tpu: no TPU reachable with --tpu='grpc://127.0.0.1:1'" in result.stderr
+  )
   assert 'Connection refused' in result.stderr
   assert '[supervisor] learner exited with code 2' in result.stdout

@@ -1,4 +1,5 @@
 """V-trace against an independent NumPy IMPALA recursion (clipping included) and the A2C special case."""
+
 import numpy as np
 import pytest
 
@@ -23,7 +24,9 @@ def _numpy_vtrace(log_rhos, discounts, rewards, values, bootstrap, rho_bar, pg_r
   return vs, advantages
 
 
-@pytest.mark.parametrize('rho_bar,pg_rho_bar,c_bar', [(1.0, 1.0, 1.0), (2.0, 0.5, 0.9), (100., 100., 100.)])
+@pytest.mark.parametrize(
+    'rho_bar,pg_rho_bar,c_bar', [(1.0, 1.0, 1.0), (2.0, 0.5, 0.9), (100.0, 100.0, 100.0)]
+)
 def test_matches_numpy_recursion(rho_bar, pg_rho_bar, c_bar):
   rng = np.random.default_rng(0)
   length, batch = 7, 5
@@ -32,8 +35,9 @@ def test_matches_numpy_recursion(rho_bar, pg_rho_bar, c_bar):
   rewards = rng.normal(size=(length, batch))
   values = rng.normal(size=(length, batch))
   bootstrap = rng.normal(size=batch)
-  out = vtrace.from_importance_weights(log_rhos, discounts, rewards, values, bootstrap,
-                                       rho_bar, pg_rho_bar, c_bar)
+  out = vtrace.from_importance_weights(
+      log_rhos, discounts, rewards, values, bootstrap, rho_bar, pg_rho_bar, c_bar
+  )
   vs, advantages = _numpy_vtrace(log_rhos, discounts, rewards, values, bootstrap, rho_bar, pg_rho_bar, c_bar)
   np.testing.assert_allclose(out.vs.numpy(), vs, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(out.pg_advantages.numpy(), advantages, rtol=1e-5, atol=1e-5)
@@ -55,8 +59,9 @@ def test_on_policy_is_a2c_with_discounted_returns():
     returns[t] = future
   np.testing.assert_allclose(out.vs.numpy(), returns, rtol=1e-5, atol=1e-5)
   next_returns = np.concatenate([returns[1:], bootstrap[None]], 0)
-  np.testing.assert_allclose(out.pg_advantages.numpy(), rewards + gamma * next_returns - values,
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+      out.pg_advantages.numpy(), rewards + gamma * next_returns - values, rtol=1e-5, atol=1e-5
+  )
 
 
 def test_rejects_batch_major_rank():

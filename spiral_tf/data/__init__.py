@@ -16,6 +16,7 @@ Usage:
   dataset = real_dataset('celeba', 'train', batch_size=64, channels=3)   # float32 batches for D
   env = targets.ConditionalTargets(LibMyPaint(use_color=False), load_images('strokes'), seed=0)
 """
+
 from spiral_tf.data import celeba
 from spiral_tf.data import images as _images
 from spiral_tf.data import mnist
@@ -49,8 +50,7 @@ def load_native(name, split='train', data_dir=None, *, cache_dir=None, limit=Non
   return module.load(data_dir, split, limit=limit, cache_dir=cache_dir)
 
 
-def load_images(name, split='train', data_dir=None, channels=1, *, cache_dir=None, limit=None,
-                **options):
+def load_images(name, split='train', data_dir=None, channels=1, *, cache_dir=None, limit=None, **options):
   """uint8 [N, 64, 64, channels] images of dataset `name`, ink on white (255 = paper).
 
   Args:
@@ -72,14 +72,17 @@ def load_images(name, split='train', data_dir=None, channels=1, *, cache_dir=Non
   if name == 'strokes':
     options['channels'] = channels
   return _images.convert_channels(
-      load_native(name, split, data_dir, cache_dir=cache_dir, limit=limit, **options), channels)
+      load_native(name, split, data_dir, cache_dir=cache_dir, limit=limit, **options), channels
+  )
 
 
-def real_dataset(name, split, batch_size, data_dir=None, channels=1, seed=0, *, cache_dir=None,
-                 limit=None, **options):
+def real_dataset(
+    name, split, batch_size, data_dir=None, channels=1, seed=0, *, cache_dir=None, limit=None, **options
+):
   """Endless shuffled float32 [batch_size, 64, 64, channels] batches in [0, 1] (see pipeline.py)."""
   # Lazy: TensorFlow; the supervisor reads dataset sizes through this package and must not load it.
   from spiral_tf.data import pipeline  # pylint: disable=g-import-not-at-top
+
   if channels not in (1, 3):
     raise ValueError(f'channels must be 1 (grey) or 3 (colour), got {channels!r}')
   if name == 'strokes':

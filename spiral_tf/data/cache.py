@@ -11,6 +11,7 @@ Usage:
   images = cached('mnist-train', {'version': 1, 'sources': fingerprint(paths)}, decode_fn, cache_dir)
   images = cached_split('mnist', 'train', paths, decode_fn, version=1, limit=None)   # a loader's split
 """
+
 import fcntl
 import hashlib
 import json
@@ -74,8 +75,9 @@ def cached(name, key, build, cache_dir=None):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     lock = open(path + '.lock', 'a+b')  # pylint: disable=consider-using-with
   except OSError as e:
-    logging.warning('Could not cache %s in %s (%s); it will be decoded again next time.',
-                    name, os.path.dirname(path), e)
+    logging.warning(
+        'Could not cache %s in %s (%s); it will be decoded again next time.', name, os.path.dirname(path), e
+    )
     return build()
   with lock:
     fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed

@@ -17,6 +17,7 @@ Usage:
   faces = load(data_dir, 'train', limit=1000)    # uint8 [1000, 64, 64, 3]
   n = len(split_files(data_dir, 'test'))          # count without decoding
 """
+
 import concurrent.futures
 import glob
 import io
@@ -34,10 +35,12 @@ from spiral_tf.data import locations
 SPLITS = {'train': 0, 'validation': 1, 'test': 2}
 IMAGE_SOURCES = ('img_align_celeba', 'img_align_celeba.zip', 'img_align_celeba_subset.zip')
 PARTITION_FILES = ('list_eval_partition.txt', 'list_eval_partition_subset.txt')
-HOW_TO_GET = ('CelebA is for non-commercial research only: accept its terms and download '
-              '"Align&Cropped Images" (img_align_celeba.zip) and list_eval_partition.txt from '
-              'https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html into <data_dir>/celeba/ '
-              '(the zip may be extracted to img_align_celeba/).')
+HOW_TO_GET = (
+    'CelebA is for non-commercial research only: accept its terms and download '
+    '"Align&Cropped Images" (img_align_celeba.zip) and list_eval_partition.txt from '
+    'https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html into <data_dir>/celeba/ '
+    '(the zip may be extracted to img_align_celeba/).'
+)
 _VERSION = 1
 _SHAPE = (218, 178, 3)
 _CHUNK = 1024  # images decoded at full size at a time
@@ -48,12 +51,26 @@ def load(data_dir=None, split='train', limit=None, cache_dir=None):
   locations.check_split('CelebA', split, SPLITS)
   records = _tfds_records(data_dir, split)
   if records:
-    return cache.cached_split('celeba-tfds', split, records, lambda: _decode_tfds(records, limit),
-                              version=_VERSION, limit=limit, cache_dir=cache_dir)
+    return cache.cached_split(
+        'celeba-tfds',
+        split,
+        records,
+        lambda: _decode_tfds(records, limit),
+        version=_VERSION,
+        limit=limit,
+        cache_dir=cache_dir,
+    )
   source, partition = _find(data_dir)
   files = split_files(data_dir, split)[:limit]
-  return cache.cached_split('celeba', split, [source, partition], lambda: _decode(source, files),
-                            version=_VERSION, limit=limit, cache_dir=cache_dir)
+  return cache.cached_split(
+      'celeba',
+      split,
+      [source, partition],
+      lambda: _decode(source, files),
+      version=_VERSION,
+      limit=limit,
+      cache_dir=cache_dir,
+  )
 
 
 def split_files(data_dir=None, split='train'):
@@ -69,7 +86,8 @@ def split_files(data_dir=None, split='train'):
         continue
       if len(fields) != 2 or fields[1] not in ('0', '1', '2'):
         raise locations.CorruptDataError(
-            partition, f'line {number} is {line.strip()!r}, expected "<image>.jpg <0|1|2>"')
+            partition, f'line {number} is {line.strip()!r}, expected "<image>.jpg <0|1|2>"'
+        )
       if fields[1] == wanted:
         names.append(fields[0])
   return names
@@ -92,32 +110,41 @@ def _version_key(directory):
 def _decode_tfds(records, limit):
   # Lazy: TensorFlow only for TFRecords; the supervisor reads CelebA's file list without it.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   feature = {'image': tf.io.FixedLenFeature([], tf.string)}
   dataset = tf.data.TFRecordDataset(records)
   if limit is not None:
     dataset = dataset.take(limit)
   try:
-    jpegs = [(f'{records[0]} (record {i})', tf.io.parse_single_example(r, feature)['image'].numpy())
-             for i, r in enumerate(dataset)]
+    jpegs = [
+        (f'{records[0]} (record {i})', tf.io.parse_single_example(r, feature)['image'].numpy())
+        for i, r in enumerate(dataset)
+    ]
   except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-    raise locations.CorruptDataError(os.path.dirname(records[0]),
-                                     f'cannot read the celeb_a TFRecords ({e.message})') from None
+    raise locations.CorruptDataError(
+        os.path.dirname(records[0]), f'cannot read the celeb_a TFRecords ({e.message})'
+    ) from None
   return _decode_items(jpegs)
 
 
 def _find(data_dir):
   root, origin = locations.resolve_data_dir(data_dir)
   directory = os.path.join(root, 'celeba')
-  source = next((os.path.join(directory, s) for s in IMAGE_SOURCES
-                 if os.path.exists(os.path.join(directory, s))), None)
-  partition = next((os.path.join(directory, p) for p in PARTITION_FILES
-                    if os.path.isfile(os.path.join(directory, p))), None)
+  source = next(
+      (os.path.join(directory, s) for s in IMAGE_SOURCES if os.path.exists(os.path.join(directory, s))), None
+  )
+  partition = next(
+      (os.path.join(directory, p) for p in PARTITION_FILES if os.path.isfile(os.path.join(directory, p))),
+      None,
+  )
   if source and partition:
     return source, partition
   expected = ['img_align_celeba.zip (or folder img_align_celeba/)', 'list_eval_partition.txt']
   missing = [e for e, found in zip(expected, (source, partition)) if not found]
-  how = HOW_TO_GET + (' Or point --data_dir at a tensorflow-datasets directory holding a prepared '
-                      'celeb_a (<data_dir>/celeb_a/<version>/celeb_a-<split>.tfrecord-*).')
+  how = HOW_TO_GET + (
+      ' Or point --data_dir at a tensorflow-datasets directory holding a prepared '
+      'celeb_a (<data_dir>/celeb_a/<version>/celeb_a-<split>.tfrecord-*).'
+  )
   raise locations.missing_files('CelebA', directory, origin, expected, how, missing)
 
 
@@ -126,7 +153,7 @@ def _read_chunks(source, files):
   if os.path.isdir(source):
     for start in range(0, len(files), _CHUNK):
       chunk = []
-      for name in files[start:start + _CHUNK]:
+      for name in files[start : start + _CHUNK]:
         path = os.path.join(source, name)
         if not os.path.isfile(path):
           raise locations.CorruptDataError(source, f'{name}, listed in the partition file, is missing')
@@ -140,10 +167,12 @@ def _read_chunks(source, files):
       absent = [name for name in files if name not in members]
       if absent:
         raise locations.CorruptDataError(
-            source, f'{len(absent)} images listed in the partition file are not in it '
-            f'(e.g. {absent[0]}); use the partition file that belongs to this archive')
+            source,
+            f'{len(absent)} images listed in the partition file are not in it '
+            f'(e.g. {absent[0]}); use the partition file that belongs to this archive',
+        )
       for start in range(0, len(files), _CHUNK):
-        yield [(f'{source}:{members[n]}', archive.read(members[n])) for n in files[start:start + _CHUNK]]
+        yield [(f'{source}:{members[n]}', archive.read(members[n])) for n in files[start : start + _CHUNK]]
   except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
     raise locations.CorruptDataError(source, f'cannot read the zip archive ({e})') from None
 

@@ -15,6 +15,7 @@ Usage:
   square = centre_crop(images_uint8)                 # largest centred square
   grey = convert_channels(rgb_uint8, 1)              # ITU-R BT.601 luma
 """
+
 import numpy as np
 
 RESIZE_METHODS = ('area', 'bilinear')
@@ -27,9 +28,9 @@ def area_matrix(in_size: int, out_size: int) -> np.ndarray:
   """[out, in] weights: row i averages the source interval [i·s, (i+1)·s), s = in/out."""
   _check_sizes(in_size, out_size)
   scale = in_size / out_size
-  lo = np.arange(out_size)[:, None] * scale            # output pixel i covers [lo_i, hi_i)
+  lo = np.arange(out_size)[:, None] * scale  # output pixel i covers [lo_i, hi_i)
   hi = lo + scale
-  src = np.arange(in_size)[None, :]                     # source pixel j covers [j, j + 1)
+  src = np.arange(in_size)[None, :]  # source pixel j covers [j, j + 1)
   overlap = np.clip(np.minimum(hi, src + 1) - np.maximum(lo, src), 0.0, None)
   return (overlap / scale).astype(np.float32)
 
@@ -63,11 +64,11 @@ def resize(images: np.ndarray, height: int, width: int, method: str) -> np.ndarr
   rows, cols = make(in_h, height), make(in_w, width)
   out = np.empty((n, height, width, channels), np.uint8)
   for start in range(0, n, _CHUNK):
-    chunk = images[start:start + _CHUNK].astype(np.float32)
+    chunk = images[start : start + _CHUNK].astype(np.float32)
     # tensordot makes each contraction one large matrix product (a stack of small ones is slow).
-    by_rows = np.tensordot(chunk, rows, axes=([1], [1]))       # [n, W, C, h]
-    resized = np.tensordot(by_rows, cols, axes=([1], [1]))     # [n, C, h, w]
-    out[start:start + _CHUNK] = to_uint8(resized.transpose(0, 2, 3, 1))
+    by_rows = np.tensordot(chunk, rows, axes=([1], [1]))  # [n, W, C, h]
+    resized = np.tensordot(by_rows, cols, axes=([1], [1]))  # [n, C, h, w]
+    out[start : start + _CHUNK] = to_uint8(resized.transpose(0, 2, 3, 1))
   return out
 
 
@@ -76,7 +77,7 @@ def centre_crop(images: np.ndarray) -> np.ndarray:
   _, h, w, _ = images.shape
   side = min(h, w)
   top, left = (h - side) // 2, (w - side) // 2
-  return images[:, top:top + side, left:left + side]
+  return images[:, top : top + side, left : left + side]
 
 
 def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
@@ -91,8 +92,8 @@ def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
   if have == 3:
     out = np.empty(images.shape[:-1] + (1,), np.uint8)
     for start in range(0, len(images), _CHUNK):
-      luma = images[start:start + _CHUNK].astype(np.float32) @ LUMA_WEIGHTS
-      out[start:start + _CHUNK, ..., 0] = to_uint8(luma)
+      luma = images[start : start + _CHUNK].astype(np.float32) @ LUMA_WEIGHTS
+      out[start : start + _CHUNK, ..., 0] = to_uint8(luma)
     return out
   raise ValueError(f'cannot convert images with {have} channels (shape {images.shape}) to {channels}')
 

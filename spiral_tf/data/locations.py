@@ -10,12 +10,15 @@ Usage:
   raise CorruptDataError(path, 'truncated gzip stream')
   check_split('MNIST', split, SPLITS)                  # ValueError naming the splits there are
 """
+
 import os
 
 DATA_DIR_ENV = 'SPIRAL_DATA_DIR'
 DEFAULT_DATA_DIR = os.path.join('~', 'spiral_data')
-NO_DOWNLOAD_HINT = ('The embedded default needs no download: configs/strokes.cfg (--dataset=strokes) '
-                    'renders its procedural stroke targets with the painter.')
+NO_DOWNLOAD_HINT = (
+    'The embedded default needs no download: configs/strokes.cfg (--dataset=strokes) '
+    'renders its procedural stroke targets with the painter.'
+)
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -27,8 +30,10 @@ class CorruptDataError(ValueError):
 
   def __init__(self, path, reason):
     self.path = str(path)
-    super().__init__(f'{self.path}: {reason}. The file looks corrupt or truncated; replace it with a '
-                     f'fresh copy (see docs/datasets.md).')
+    super().__init__(
+        f'{self.path}: {reason}. The file looks corrupt or truncated; replace it with a '
+        f'fresh copy (see docs/datasets.md).'
+    )
 
 
 def check_split(dataset, split, splits):
@@ -50,8 +55,10 @@ def resolve_data_dir(data_dir=None):
 
 def missing_files(dataset, directory, origin, expected, how_to_get, missing=None):
   """The one error for absent data: which files were expected where, and how to obtain them."""
-  lines = [f'{dataset} not found: expected {", ".join(expected)} in {directory} '
-           f'(data directory from {origin}; pass --data_dir or set ${DATA_DIR_ENV}).']
+  lines = [
+      f'{dataset} not found: expected {", ".join(expected)} in {directory} '
+      f'(data directory from {origin}; pass --data_dir or set ${DATA_DIR_ENV}).'
+  ]
   if missing:
     lines.append(f'Missing: {", ".join(missing)}.')
   lines.append(f'How to get it: {how_to_get}')

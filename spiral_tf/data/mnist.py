@@ -12,6 +12,7 @@ Usage:
   digits = load(data_dir, 'train')        # uint8 [60000, 64, 64, 1], 255 = paper
   labels = load_labels(data_dir, 'train') # uint8 [60000], 0–9
 """
+
 import gzip
 import os
 import zlib
@@ -24,9 +25,11 @@ from spiral_tf.data import locations
 
 SPLITS = {'train': 'train-images-idx3-ubyte', 'test': 't10k-images-idx3-ubyte'}
 COUNTS = {'train': 60000, 'test': 10000}
-HOW_TO_GET = ('download the four IDX files (train/t10k images and labels, *.gz) from '
-              'http://yann.lecun.com/exdb/mnist/ or a mirror such as '
-              'https://storage.googleapis.com/cvdf-datasets/mnist/ into <data_dir>/mnist/.')
+HOW_TO_GET = (
+    'download the four IDX files (train/t10k images and labels, *.gz) from '
+    'http://yann.lecun.com/exdb/mnist/ or a mirror such as '
+    'https://storage.googleapis.com/cvdf-datasets/mnist/ into <data_dir>/mnist/.'
+)
 _VERSION = 1
 _IDX_IMAGES_MAGIC = 2051
 _IDX_LABELS_MAGIC = 2049
@@ -37,8 +40,9 @@ def load(data_dir=None, split='train', limit=None, cache_dir=None):
   """uint8 [N, 64, 64, 1] digits of `split`, ink on white (the first `limit` if given)."""
   locations.check_split('MNIST', split, SPLITS)
   path = _find(data_dir, split)
-  return cache.cached_split('mnist', split, [path], lambda: _decode(path, limit), version=_VERSION,
-                            limit=limit, cache_dir=cache_dir)
+  return cache.cached_split(
+      'mnist', split, [path], lambda: _decode(path, limit), version=_VERSION, limit=limit, cache_dir=cache_dir
+  )
 
 
 def load_labels(data_dir=None, split='train'):
@@ -79,8 +83,10 @@ def read_idx_images(path):
     raise locations.CorruptDataError(path, f'IDX magic number {magic}, expected {_IDX_IMAGES_MAGIC}')
   if len(data) != 16 + int(count) * rows * cols:
     raise locations.CorruptDataError(
-        path, f'header promises {count} images of {rows}×{cols} ({16 + count * rows * cols} bytes), '
-        f'the file has {len(data)} bytes')
+        path,
+        f'header promises {count} images of {rows}×{cols} ({16 + count * rows * cols} bytes), '
+        f'the file has {len(data)} bytes',
+    )
   return np.frombuffer(data, np.uint8, offset=16).reshape(count, rows, cols)
 
 

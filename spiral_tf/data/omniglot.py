@@ -11,6 +11,7 @@ amount of ink.
 Usage:
   characters = load(data_dir, 'test')     # uint8 [13180, 64, 64, 1], 255 = paper
 """
+
 import concurrent.futures
 import io
 import os
@@ -26,9 +27,11 @@ from spiral_tf.data import locations
 
 SPLITS = {'train': 'images_background', 'test': 'images_evaluation'}
 COUNTS = {'train': 19280, 'test': 13180}
-HOW_TO_GET = ('download images_background.zip and images_evaluation.zip from '
-              'https://github.com/brendenlake/omniglot (folder python/) into <data_dir>/omniglot/ '
-              '(zipped or extracted).')
+HOW_TO_GET = (
+    'download images_background.zip and images_evaluation.zip from '
+    'https://github.com/brendenlake/omniglot (folder python/) into <data_dir>/omniglot/ '
+    '(zipped or extracted).'
+)
 _VERSION = 1
 _SIZE = 105
 
@@ -37,8 +40,15 @@ def load(data_dir=None, split='train', limit=None, cache_dir=None):
   """uint8 [N, 64, 64, 1] characters of `split`, ink on white (the first `limit` if given)."""
   locations.check_split('Omniglot', split, SPLITS)
   path = _find(data_dir, split)
-  return cache.cached_split('omniglot', split, [path], lambda: _decode(path, limit), version=_VERSION,
-                            limit=limit, cache_dir=cache_dir)
+  return cache.cached_split(
+      'omniglot',
+      split,
+      [path],
+      lambda: _decode(path, limit),
+      version=_VERSION,
+      limit=limit,
+      cache_dir=cache_dir,
+  )
 
 
 def _find(data_dir, split):
@@ -50,16 +60,23 @@ def _find(data_dir, split):
     if os.path.exists(path):
       return path
   expected = [f'{SPLITS[s]}.zip (or folder {SPLITS[s]}/)' for s in SPLITS]
-  missing = [SPLITS[s] + '.zip' for s in SPLITS
-             if not any(os.path.exists(os.path.join(directory, SPLITS[s] + e)) for e in ('.zip', ''))]
+  missing = [
+      SPLITS[s] + '.zip'
+      for s in SPLITS
+      if not any(os.path.exists(os.path.join(directory, SPLITS[s] + e)) for e in ('.zip', ''))
+  ]
   raise locations.missing_files('Omniglot', directory, origin, expected, HOW_TO_GET, missing)
 
 
 def _read_members(path, limit):
   """[(name, png bytes)] in sorted order, from a zip or an extracted folder."""
   if os.path.isdir(path):
-    names = sorted(os.path.relpath(os.path.join(d, f), path)
-                   for d, _, fs in os.walk(path) for f in fs if f.endswith('.png'))[:limit]
+    names = sorted(
+        os.path.relpath(os.path.join(d, f), path)
+        for d, _, fs in os.walk(path)
+        for f in fs
+        if f.endswith('.png')
+    )[:limit]
     out = []
     for name in names:
       with open(os.path.join(path, name), 'rb') as f:

@@ -10,6 +10,7 @@ Usage:
   dataset = image_batches(uint8_images, batch_size=64, channels=1, seed=0)
   for batch in dataset: ...        # float32 [64, H, W, channels] in [0, 1], repeats forever
 """
+
 import numpy as np
 import tensorflow as tf
 

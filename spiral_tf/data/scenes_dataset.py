@@ -31,6 +31,7 @@ written whole or not at all (spiral_tf/files.py), so a crash leaves no truncated
 
 spiral_tf/data/scenes.py reads the training and held-out images of a generated set as the `scenes` dataset.
 """
+
 import hashlib
 import json
 import os
@@ -64,7 +65,8 @@ def random_program(seed, index, max_objects=5):
   program[:, ACTION_KEYS.index('mode')] = mujoco_scenes.SKIP
   program[:count, ACTION_KEYS.index('mode')] = mujoco_scenes.ADD
   program[:count, ACTION_KEYS.index('location')] = rng.choice(
-      num_values['location'], size=count, replace=False)  # distinct cells
+      num_values['location'], size=count, replace=False
+  )  # distinct cells
   for key in ('type', 'size', 'red', 'green', 'blue'):
     program[:count, ACTION_KEYS.index(key)] = rng.integers(num_values[key], size=count)
   return program
@@ -74,8 +76,10 @@ def program_actions(program):
   """The rows of a stored program as action dicts {key: int} for MujocoScenes.step."""
   program = np.asarray(program)
   if program.ndim != 2 or program.shape[1] != len(ACTION_KEYS):
-    raise ValueError(f'program must have shape [steps, {len(ACTION_KEYS)}] (columns '
-                     f'{list(ACTION_KEYS)}), got {program.shape}')
+    raise ValueError(
+        f'program must have shape [steps, {len(ACTION_KEYS)}] (columns '
+        f'{list(ACTION_KEYS)}), got {program.shape}'
+    )
   return [dict(zip(ACTION_KEYS, (int(v) for v in row))) for row in program]
 
 
@@ -83,12 +87,24 @@ def program_objects(program):
   """The SceneObjects a stored program adds, in order."""
   mode = ACTION_KEYS.index('mode')
   columns = [ACTION_KEYS.index(k) for k in _OBJECT_KEYS]
-  return [mujoco_scenes.SceneObject(*(int(row[c]) for c in columns))
-          for row in np.asarray(program) if row[mode] == mujoco_scenes.ADD]
+  return [
+      mujoco_scenes.SceneObject(*(int(row[c]) for c in columns))
+      for row in np.asarray(program)
+      if row[mode] == mujoco_scenes.ADD
+  ]
 
 
-def generate(out_dir, num_scenes=50000, seed=0, shard_size=5000, image_width=64, max_objects=5,
-             test_fraction=0.1, overwrite=False, log=None):
+def generate(
+    out_dir,
+    num_scenes=50000,
+    seed=0,
+    shard_size=5000,
+    image_width=64,
+    max_objects=5,
+    test_fraction=0.1,
+    overwrite=False,
+    log=None,
+):
   """Renders scenes 0..num_scenes-1 into `out_dir` (layout in the module docstring).
 
   Args:
@@ -116,8 +132,10 @@ def generate(out_dir, num_scenes=50000, seed=0, shard_size=5000, image_width=64,
   os.makedirs(out_dir, exist_ok=True)
   existing = _dataset_files(out_dir)
   if existing and not overwrite:
-    raise FileExistsError(f'{out_dir} already holds a scenes dataset ({existing[0]}, ...); pass '
-                          f'overwrite=True (--overwrite) or choose another directory')
+    raise FileExistsError(
+        f'{out_dir} already holds a scenes dataset ({existing[0]}, ...); pass '
+        f'overwrite=True (--overwrite) or choose another directory'
+    )
   for name in existing:
     os.remove(os.path.join(out_dir, name))
 
@@ -138,8 +156,12 @@ def generate(out_dir, num_scenes=50000, seed=0, shard_size=5000, image_width=64,
         if not members.any():
           continue
         name = f'{split}-{shard:05d}.npz'
-        _save_npz(os.path.join(out_dir, name), images=images[members],
-                  programs=programs[members], scene_index=indices[members])
+        _save_npz(
+            os.path.join(out_dir, name),
+            images=images[members],
+            programs=programs[members],
+            scene_index=indices[members],
+        )
         splits[split]['files'].append(name)
         splits[split]['num_scenes'] += int(members.sum())
       if log is not None:
@@ -148,10 +170,15 @@ def generate(out_dir, num_scenes=50000, seed=0, shard_size=5000, image_width=64,
     renderer.close()
 
   metadata = {
-      'format': FORMAT, 'num_scenes': int(num_scenes), 'seed': int(seed),
-      'shard_size': int(shard_size), 'image_width': int(image_width),
-      'max_objects': int(max_objects), 'test_fraction': float(test_fraction),
-      'action_keys': list(ACTION_KEYS), 'splits': splits,
+      'format': FORMAT,
+      'num_scenes': int(num_scenes),
+      'seed': int(seed),
+      'shard_size': int(shard_size),
+      'image_width': int(image_width),
+      'max_objects': int(max_objects),
+      'test_fraction': float(test_fraction),
+      'action_keys': list(ACTION_KEYS),
+      'splits': splits,
   }
   with files.atomic_output(os.path.join(out_dir, METADATA)) as temporary:
     with open(temporary, 'w', encoding='utf-8') as f:
@@ -166,12 +193,15 @@ def read_metadata(data_dir):
     what = 'does not exist' if not os.path.isdir(data_dir) else f'has no {METADATA}'
     raise FileNotFoundError(
         f'scenes dataset directory {data_dir!r} {what} (missing or incomplete dataset); '
-        f'generate it with: {GENERATE_COMMAND.format(data_dir)}')
+        f'generate it with: {GENERATE_COMMAND.format(data_dir)}'
+    )
   with open(path, encoding='utf-8') as f:
     metadata = json.load(f)
   if metadata.get('format') != FORMAT:
-    raise ValueError(f'{path}: format {metadata.get("format")!r} is not {FORMAT!r}; regenerate '
-                     f'with: {GENERATE_COMMAND.format(data_dir)} --overwrite')
+    raise ValueError(
+        f'{path}: format {metadata.get("format")!r} is not {FORMAT!r}; regenerate '
+        f'with: {GENERATE_COMMAND.format(data_dir)} --overwrite'
+    )
   return metadata
 
 
@@ -192,8 +222,10 @@ def load(data_dir, split='train', with_index=False):
   for name in metadata['splits'][split]['files']:
     path = os.path.join(os.fspath(data_dir), name)
     if not os.path.isfile(path):
-      raise FileNotFoundError(f'{path}: shard listed in {METADATA} is missing; regenerate with: '
-                              f'{GENERATE_COMMAND.format(data_dir)} --overwrite')
+      raise FileNotFoundError(
+          f'{path}: shard listed in {METADATA} is missing; regenerate with: '
+          f'{GENERATE_COMMAND.format(data_dir)} --overwrite'
+      )
     with np.load(path) as shard:
       images.append(shard['images'])
       programs.append(shard['programs'])
@@ -201,8 +233,9 @@ def load(data_dir, split='train', with_index=False):
   images, programs = np.concatenate(images), np.concatenate(programs)
   expected = metadata['splits'][split]['num_scenes']
   if len(images) != expected:
-    raise ValueError(f'{data_dir}: the {split} shards hold {len(images)} scenes, {METADATA} '
-                     f'says {expected}')
+    raise ValueError(
+        f'{data_dir}: the {split} shards hold {len(images)} scenes, {METADATA} ' f'says {expected}'
+    )
   if with_index:
     return images, programs, np.concatenate(indices)
   return images, programs
@@ -217,8 +250,11 @@ def _check_int(name, value, low, high=None):
 
 
 def _dataset_files(out_dir):
-  return sorted(name for name in os.listdir(out_dir)
-                if name == METADATA or (name.endswith('.npz') and name.split('-')[0] in SPLITS))
+  return sorted(
+      name
+      for name in os.listdir(out_dir)
+      if name == METADATA or (name.endswith('.npz') and name.split('-')[0] in SPLITS)
+  )
 
 
 def _save_npz(path, **arrays):

@@ -17,6 +17,7 @@ Usage:
   targets = load('train', channels=1, episode_length=10)          # uint8 [10000, 64, 64, 1], cached
   images, programs = render(16, seed=0, split='test', channels=1)  # programs replay exactly
 """
+
 import concurrent.futures
 import os
 
@@ -29,16 +30,38 @@ SPLITS = {'train': 0, 'test': 1}
 COUNTS = {'train': 10000, 'test': 1000}
 # Painter settings that shape the targets; anything else LibMyPaint takes is rejected (a typo there
 # would silently give targets the agent cannot reproduce).
-PAINTER_OPTIONS = ('episode_length', 'canvas_width', 'grid_width', 'brush_type', 'brush_sizes',
-                   'use_pressure', 'brushes_basedir', 'render_width')
-PAINTER_DEFAULTS = {'episode_length': 10, 'canvas_width': 64, 'grid_width': 32,
-                    'brush_type': 'classic/dry_brush', 'brush_sizes': (1, 2, 4, 8, 12, 24),
-                    'use_pressure': True}
+PAINTER_OPTIONS = (
+    'episode_length',
+    'canvas_width',
+    'grid_width',
+    'brush_type',
+    'brush_sizes',
+    'use_pressure',
+    'brushes_basedir',
+    'render_width',
+)
+PAINTER_DEFAULTS = {
+    'episode_length': 10,
+    'canvas_width': 64,
+    'grid_width': 32,
+    'brush_type': 'classic/dry_brush',
+    'brush_sizes': (1, 2, 4, 8, 12, 24),
+    'use_pressure': True,
+}
 _VERSION = 2
 
 
-def load(split='train', channels=1, seed=0, num_images=None, limit=None, cache_dir=None,
-         paint_probability=0.6, max_brush_size=4.0, **painter):
+def load(
+    split='train',
+    channels=1,
+    seed=0,
+    num_images=None,
+    limit=None,
+    cache_dir=None,
+    paint_probability=0.6,
+    max_brush_size=4.0,
+    **painter,
+):
   """uint8 [N, W, W, channels] targets of `split` (N = num_images or COUNTS[split]), cached."""
   if split not in SPLITS:
     raise ValueError(f'strokes split must be one of {tuple(SPLITS)}, got {split!r}')
@@ -46,19 +69,27 @@ def load(split='train', channels=1, seed=0, num_images=None, limit=None, cache_d
   if limit is not None:
     count = min(count, limit)
   settings = _painter_settings(channels, painter)
-  key = {'version': _VERSION, 'seed': seed, 'count': count, 'p': paint_probability,
-         'max_brush_size': max_brush_size, 'painter': settings,
-         'code': cache.fingerprint(_painter_files(settings))}
+  key = {
+      'version': _VERSION,
+      'seed': seed,
+      'count': count,
+      'p': paint_probability,
+      'max_brush_size': max_brush_size,
+      'painter': settings,
+      'code': cache.fingerprint(_painter_files(settings)),
+  }
   name = f'strokes-{split}-{channels}'
   build = lambda: render(count, seed, split, channels, paint_probability, max_brush_size, **painter)[0]
   return cache.cached(name, key, build, cache_dir)
 
 
-def render(num_images, seed=0, split='train', channels=1, paint_probability=0.6, max_brush_size=4.0,
-           **painter):
+def render(
+    num_images, seed=0, split='train', channels=1, paint_probability=0.6, max_brush_size=4.0, **painter
+):
   """Paints `num_images` random programs: (uint8 [N, W, W, channels], [program per image])."""
   # Lazy: the painter's engine only when painting; a cached set needs none (nor does the supervisor).
   from environments import libmypaint  # pylint: disable=g-import-not-at-top
+
   if split not in SPLITS:
     raise ValueError(f'strokes split must be one of {tuple(SPLITS)}, got {split!r}')
   if not isinstance(num_images, (int, np.integer)) or num_images < 0:
@@ -68,8 +99,9 @@ def render(num_images, seed=0, split='train', channels=1, paint_probability=0.6,
   settings = _painter_settings(channels, painter)
   small = [i for i, s in enumerate(settings['brush_sizes']) if s <= max_brush_size]
   if len(settings['brush_sizes']) > 1 and not small:
-    raise ValueError(f'max_brush_size={max_brush_size} is below every brush size '
-                     f'{settings["brush_sizes"]}')
+    raise ValueError(
+        f'max_brush_size={max_brush_size} is below every brush size ' f'{settings["brush_sizes"]}'
+    )
   width = settings.get('canvas_width', 64)
   out = np.empty((num_images, width, width, channels), np.uint8)
   programs = [None] * num_images
@@ -81,8 +113,7 @@ def render(num_images, seed=0, split='train', channels=1, paint_probability=0.6,
     highs = np.array([spec[k].num_values for k in keys])
     for i in block:
       rng = np.random.default_rng([seed, SPLITS[split], i])
-      actions = _random_actions(rng, keys, highs, settings['episode_length'] - 1, paint_probability,
-                                small)
+      actions = _random_actions(rng, keys, highs, settings['episode_length'] - 1, paint_probability, small)
       env.reset()
       for action in actions:
         timestep = env.step(action)
@@ -130,5 +161,6 @@ def _painter_files(settings):
   """The files the rendering depends on: the painter's code and the brush."""
   from environments import _mypaint  # pylint: disable=g-import-not-at-top  (as above)
   from environments import libmypaint  # pylint: disable=g-import-not-at-top  (as above)
+
   brush = libmypaint.find_brush(settings['brush_type'], settings.get('brushes_basedir'))
   return [libmypaint.__file__, _mypaint.__file__, brush]

@@ -10,6 +10,7 @@ Usage:
   actor.run(num_episodes=10)          # or None: until stop() is called
   steps, core = run_episode(envs, agent, agent.step, episode_length)   # the loop alone (tests, tools)
 """
+
 import threading
 import time
 from typing import Sequence
@@ -32,11 +33,13 @@ class WeightPuller:
   between episodes) assigns them if they are newer than the ones in use.
   """
 
-  def __init__(self, address: str, variables: Sequence[tf.Variable], interval_s: float = 2.0,
-               timeout_s: float = 600.0):
+  def __init__(
+      self, address: str, variables: Sequence[tf.Variable], interval_s: float = 2.0, timeout_s: float = 600.0
+  ):
     replay.wait_for_server(address, timeout_s, table=replay.POLICY_VARIABLES)
     self._container = reverb_variable_container.ReverbVariableContainer(
-        address, table_names=[replay.POLICY_VARIABLES])
+        address, table_names=[replay.POLICY_VARIABLES]
+    )
     self._variables = list(variables)
     self._interval_s = interval_s
     self._lock = threading.Lock()
@@ -110,16 +113,25 @@ def run_episode(envs: Sequence[dm_env.Environment], agent, policy, episode_lengt
       log_prob = {key: np.zeros(k, np.float32) for key in keys}
     steps.append(trajectory.Step(step_type, observation, action, log_prob))
   if not all(ts.last() for ts in timesteps):
-    raise RuntimeError(f'episodes of one actor must end together: not all LAST after {episode_length} '
-                       'observations (do the environments have --episode_length?)')
+    raise RuntimeError(
+        f'episodes of one actor must end together: not all LAST after {episode_length} '
+        'observations (do the environments have --episode_length?)'
+    )
   return steps, first_core
 
 
 class Actor:
   """Runs K environments with one policy and writes their episodes (see module docstring)."""
 
-  def __init__(self, envs: Sequence[dm_env.Environment], agent, client: reverb.Client,
-               weights: WeightPuller | None, conditional: bool, episode_length: int):
+  def __init__(
+      self,
+      envs: Sequence[dm_env.Environment],
+      agent,
+      client: reverb.Client,
+      weights: WeightPuller | None,
+      conditional: bool,
+      episode_length: int,
+  ):
     self._envs = list(envs)
     self._agent = agent
     self._client = client
@@ -150,8 +162,13 @@ class Actor:
       if now - last_log > log_every_s:
         last_log = now
         step = self._weights.learner_step if self._weights else -1
-        logging.info('[actor] episodes %d  frames %d  %.0f frames/s  weights from learner step %d',
-                     self.episodes, self.frames, self.frames / (now - start), step)
+        logging.info(
+            '[actor] episodes %d  frames %d  %.0f frames/s  weights from learner step %d',
+            self.episodes,
+            self.frames,
+            self.frames / (now - start),
+            step,
+        )
 
   def _write(self, steps, first_core):
     policy_step = np.int64(self._weights.learner_step if self._weights else 0)
@@ -160,8 +177,11 @@ class Actor:
         # Per-episode fields are written once, with step 0, and referenced by the item.
         self._writer.append(trajectory.writer_columns(step, i, first_core if t == 0 else None, policy_step))
       history = self._writer.history
-      self._writer.create_item(replay.QUEUE, priority=1.0,
-                               trajectory=trajectory.queue_item(history, self._length, self._action_spec))
+      self._writer.create_item(
+          replay.QUEUE,
+          priority=1.0,
+          trajectory=trajectory.queue_item(history, self._length, self._action_spec),
+      )
       fake = {'canvas': history['observation']['canvas'][-1]}
       if self._conditional:
         fake['target'] = history['observation']['target'][-1]

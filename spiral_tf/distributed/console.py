@@ -14,6 +14,7 @@ Usage:
   say(f'[learner] stopped: {reason}.')
   tee = Tee(proc.stdout, sys.stdout, log_file, lock, show_all=False); tee.start(); ...; tee.join()
 """
+
 import re
 import sys
 import threading
@@ -30,12 +31,16 @@ _CPP_STARTUP = re.compile(
     r'Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning|Could not find cuda drivers|'
     r'failed call to cuInit|oneDNN custom operations are on|This TensorFlow binary is optimized|'
     r'Could not find TensorRT|cuda_diagnostics|retrieving CUDA diagnostic information|'
-    r'SetPriority unimplemented for this stream')
+    r'SetPriority unimplemented for this stream'
+)
 # absl's C++ notice when XLA first logs.
 _ABSL_CPP_NOTICE = 'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR'
 # gym's banner at import (tf_agents imports gym).
-_GYM = ('Gym has been unmaintained since 2022', 'Please upgrade to Gymnasium',
-        'See the migration guide at https://gymnasium.farama.org/')
+_GYM = (
+    'Gym has been unmaintained since 2022',
+    'Please upgrade to Gymnasium',
+    'See the migration guide at https://gymnasium.farama.org/',
+)
 
 
 # Reentrant: a signal handler (the supervisor's) may say a line while the main thread is inside say.

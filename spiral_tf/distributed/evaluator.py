@@ -11,6 +11,7 @@ Usage:
   watch(config, stop_event)                     # what that role runs (spiral_tf/distributed/roles.py)
   figures = evaluate_export(export_dir, targets, writer)
 """
+
 import json
 import threading
 
@@ -41,8 +42,10 @@ def evaluate_export(directory, targets, writer, seed=0) -> dict:
   step = int(painter.metadata.get('learner_step') or 0)
   paintings = [samples[0] for samples in painter.paint_targets(targets, num_samples=1, seed=seed)]
   floats = targets.astype(np.float32) / 255.0
-  figures = {'eval/agent_mse': float(np.mean([p.mse for p in paintings])),
-             'eval/blank_mse': float(np.mean([evaluation.mse_per_pixel(np.ones_like(t), t) for t in floats]))}
+  figures = {
+      'eval/agent_mse': float(np.mean([p.mse for p in paintings])),
+      'eval/blank_mse': float(np.mean([evaluation.mse_per_pixel(np.ones_like(t), t) for t in floats])),
+  }
   with writer.as_default(step=step):
     for name, value in figures.items():
       tf.summary.scalar(name, value)
@@ -66,6 +69,8 @@ def watch(config: config_lib.Config, stop: threading.Event) -> None:
     if step is not None and step != done:
       figures = evaluate_export(directory, targets, writer, seed=config.seed)
       done = step
-      console.say(f'[evaluator] learner step {step}: mse {figures["eval/agent_mse"]:.4f} '
-                  f'(blank canvas {figures["eval/blank_mse"]:.4f}) on {len(targets)} held-out targets')
+      console.say(
+          f'[evaluator] learner step {step}: mse {figures["eval/agent_mse"]:.4f} '
+          f'(blank canvas {figures["eval/blank_mse"]:.4f}) on {len(targets)} held-out targets'
+      )
     stop.wait(POLL_SECONDS)

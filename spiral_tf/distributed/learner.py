@@ -32,6 +32,7 @@ Usage:
 The process around it (signals, the wait for Reverb, exit codes) is `--role=learner` in
 spiral_tf/distributed/roles.py.
 """
+
 import os
 import shutil
 import tempfile
@@ -59,8 +60,15 @@ from spiral_tf.replay import tables as replay
 # How long a dataset waits for actors before the learner logs that it is starved and retries.
 DATA_TIMEOUT_MS = 30_000
 # Errors of a Reverb server that is gone or restarting: wait for it and reconnect.
-REVERB_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
-                 tf.errors.AbortedError, tf.errors.InternalError, reverb.errors.ReverbError, RuntimeError)
+REVERB_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.CancelledError,
+    tf.errors.AbortedError,
+    tf.errors.InternalError,
+    reverb.errors.ReverbError,
+    RuntimeError,
+)
 RECONNECT_TIMEOUT_S = 600.0
 # Test hook (fault injection through the real update): while the file this names exists, the fake canvases
 # of each batch are multiplied by NaN (every D sees them, conditional or not).
@@ -88,13 +96,21 @@ class Learner:
       self.learner_step = tf.Variable(0, dtype=tf.int64, name='learner_step')
       self.frames = tf.Variable(0, dtype=tf.int64, name='frames')
       self.checkpoint = tf.train.Checkpoint(
-          agent=self.agent, discriminator=self.discriminator, policy_optimizer=self.update.policy_optimizer,
-          d_optimizer=self.update.d_optimizer, reward_normaliser=self.update.normaliser,
-          learner_step=self.learner_step, frames=self.frames)
+          agent=self.agent,
+          discriminator=self.discriminator,
+          policy_optimizer=self.update.policy_optimizer,
+          d_optimizer=self.update.d_optimizer,
+          reward_normaliser=self.update.normaliser,
+          learner_step=self.learner_step,
+          frames=self.frames,
+      )
     self.checkpoint_dir = run_dir.RunDir(config.root_dir).checkpoints
     # Every worker saves, the chief into the run and the others where nothing is kept (module docstring).
-    self._save_dir = (self.checkpoint_dir if chief
-                      else tempfile.mkdtemp(prefix=f'spiral_learner_{self.workers.task.replace(":", "_")}_'))
+    self._save_dir = (
+        self.checkpoint_dir
+        if chief
+        else tempfile.mkdtemp(prefix=f'spiral_learner_{self.workers.task.replace(":", "_")}_')
+    )
     self.manager = tf.train.CheckpointManager(self.checkpoint, self._save_dir, max_to_keep=3)
     self.restored_from = tf.train.latest_checkpoint(self.checkpoint_dir)  # The chief's, on every worker.
     if self.restored_from:
@@ -110,9 +126,15 @@ class Learner:
       self.writer = tf.summary.create_noop_writer()
     self._variables = self._variable_container() if chief else None
     self.guard = nonfinite.NonFiniteGuard(
-        [*self.agent.variables, *self.discriminator.variables, *self.update.policy_optimizer.variables,
-         *self.update.d_optimizer.variables, *self.update.normaliser.variables],
-        max_in_a_row=config.max_nonfinite_updates)
+        [
+            *self.agent.variables,
+            *self.discriminator.variables,
+            *self.update.policy_optimizer.variables,
+            *self.update.d_optimizer.variables,
+            *self.update.normaliser.variables,
+        ],
+        max_in_a_row=config.max_nonfinite_updates,
+    )
     self._poison_file = os.environ.get(POISON_FILE_ENV)
     # The learner role replaces it with one that prints lines until the first steps are done.
     self.heartbeat = startup.Heartbeat.disabled()
@@ -121,17 +143,26 @@ class Learner:
     """Keras's Adam checkpoints its learning rate; a resumed run takes the current flags' instead."""
     c = self.config
     for what, optimizer, flag_value in (
-        ('policy', self.update.policy_optimizer, decayed_learning_rate(
-            c.learner.policy_learning_rate, c.policy_learning_rate_decay, int(self.frames.numpy()),
-            c.max_frames)),
-        ('D', self.update.d_optimizer, c.learner.d_learning_rate)):
+        (
+            'policy',
+            self.update.policy_optimizer,
+            decayed_learning_rate(
+                c.learner.policy_learning_rate,
+                c.policy_learning_rate_decay,
+                int(self.frames.numpy()),
+                c.max_frames,
+            ),
+        ),
+        ('D', self.update.d_optimizer, c.learner.d_learning_rate),
+    ):
       restored = np.float32(optimizer.learning_rate.numpy())
       optimizer.learning_rate = flag_value
       # A decayed rate moves a little every step: only a change of the schedule itself is news.
       tolerance = 0.01 if what == 'policy' and c.policy_learning_rate_decay != 'none' else 0.0
       if not np.isclose(restored, np.float32(flag_value), rtol=tolerance, atol=0):
-        console.say(f'[learner] {what} learning rate {_short(restored)} → {_short(flag_value)} '
-                    '(from the flags)')
+        console.say(
+            f'[learner] {what} learning rate {_short(restored)} → {_short(flag_value)} ' '(from the flags)'
+        )
 
   def _check_same_start(self):
     """Every worker must have restored the chief's step: a worker that cannot read the chief's --root_dir
@@ -141,16 +172,22 @@ class Learner:
     if chief_step != step:
       raise config_lib.ConfigError(
           f'--root_dir: learner worker {self.workers.task} resumed at step {step} but the chief at step '
-          f'{chief_step}: every worker must read the chief\'s {self.checkpoint_dir} (a shared file system)')
+          f"{chief_step}: every worker must read the chief's {self.checkpoint_dir} (a shared file system)"
+      )
 
   def _variable_container(self):
     return reverb_variable_container.ReverbVariableContainer(
-        self._address, table_names=[replay.POLICY_VARIABLES, replay.D_VARIABLES])
+        self._address, table_names=[replay.POLICY_VARIABLES, replay.D_VARIABLES]
+    )
 
   def _reconnect(self, error):
     """Waits (with backoff) for the Reverb server, then rebuilds the connections; returns the datasets."""
-    logging.warning('[learner] Reverb at %s unavailable (%s: %s); reconnecting', self._address,
-                    type(error).__name__, str(error).splitlines()[0] if str(error) else '')
+    logging.warning(
+        '[learner] Reverb at %s unavailable (%s: %s); reconnecting',
+        self._address,
+        type(error).__name__,
+        str(error).splitlines()[0] if str(error) else '',
+    )
     deadline, delay = time.monotonic() + RECONNECT_TIMEOUT_S, 1.0
     while True:
       if self._stop.is_set():
@@ -179,15 +216,20 @@ class Learner:
     def from_table(table, context):
       del context
       dataset = reverb.TrajectoryDataset.from_table_signature(
-          address, table, max_in_flight_samples_per_worker=2 * per_replica,
-          rate_limiter_timeout_ms=DATA_TIMEOUT_MS, get_signature_timeout_secs=60)
+          address,
+          table,
+          max_in_flight_samples_per_worker=2 * per_replica,
+          rate_limiter_timeout_ms=DATA_TIMEOUT_MS,
+          get_signature_timeout_secs=60,
+      )
       return dataset.map(lambda sample: sample.data).batch(per_replica, drop_remainder=True).prefetch(1)
 
     episodes = self.strategy.distribute_datasets_from_function(lambda c: from_table(replay.QUEUE, c))
     fakes = self.strategy.distribute_datasets_from_function(lambda c: from_table(replay.FAKES, c))
     # Each worker (input pipeline) its own real images: the same seed would give every worker the same.
     reals = self.strategy.distribute_datasets_from_function(
-        lambda c: components.real_dataset(self.config, per_replica, worker=c.input_pipeline_id))
+        lambda c: components.real_dataset(self.config, per_replica, worker=c.input_pipeline_id)
+    )
     return iter(episodes), iter(fakes), iter(reals)
 
   def _push_weights(self):
@@ -195,8 +237,7 @@ class Learner:
       return  # The chief's weights are everybody's (mirrored).
     step = self.learner_step.read_value()
     self._variables.push({'learner_step': step, 'weights': self.agent.variables}, replay.POLICY_VARIABLES)
-    self._variables.push({'learner_step': step, 'weights': self.discriminator.variables},
-                         replay.D_VARIABLES)
+    self._variables.push({'learner_step': step, 'weights': self.discriminator.variables}, replay.D_VARIABLES)
 
   # --- the loop ----------------------------------------------------------------------------------------
 
@@ -225,8 +266,9 @@ class Learner:
     """This worker's batches of one step, or (None, the error) when its data or Reverb is not there."""
     try:
       batch = (next(episodes), next(fakes), next(reals))
-      extra_d_batches = [(next(reals), next(fakes))
-                         for _ in range(self.config.learner.d_steps_per_policy_step - 1)]
+      extra_d_batches = [
+          (next(reals), next(fakes)) for _ in range(self.config.learner.d_steps_per_policy_step - 1)
+      ]
     except (StopIteration, tf.errors.OutOfRangeError, tf.errors.DeadlineExceededError) as e:
       return None, e
     except REVERB_ERRORS as e:
@@ -248,10 +290,12 @@ class Learner:
   def run(self) -> str:
     c = self.config
     where = f'resumed from {self.restored_from}' if self.restored_from else 'starting fresh'
-    console.say(f'[learner] {where}: step {int(self.learner_step.numpy())}, '
-                f'frames {int(self.frames.numpy())}; agent {self.agent.num_parameters():,} parameters, '
-                f'D {self.discriminator.num_parameters():,}; '
-                f'strategy {c.strategy} × {self.strategy.num_replicas_in_sync}')
+    console.say(
+        f'[learner] {where}: step {int(self.learner_step.numpy())}, '
+        f'frames {int(self.frames.numpy())}; agent {self.agent.num_parameters():,} parameters, '
+        f'D {self.discriminator.num_parameters():,}; '
+        f'strategy {c.strategy} × {self.strategy.num_replicas_in_sync}'
+    )
     self.heartbeat.waiting(self._address)  # Until the first batch (the datasets load the real images).
     self._push_weights()  # Actors start acting with these.
     episodes, fakes, reals = self._datasets()
@@ -270,7 +314,8 @@ class Learner:
       now = time.monotonic()
       stop, checkpoint_due = self.workers.any_of(
           self._stop.is_set() or self._out_of_time(start),
-          chief and now - last_checkpoint >= 60 * c.checkpoint_every_minutes)
+          chief and now - last_checkpoint >= 60 * c.checkpoint_every_minutes,
+      )
       if stop:
         reason = self._stop_reason(start)
         break
@@ -292,13 +337,20 @@ class Learner:
       t1 = time.monotonic()
       if c.policy_learning_rate_decay != 'none':
         self.update.policy_optimizer.learning_rate = decayed_learning_rate(
-            c.learner.policy_learning_rate, c.policy_learning_rate_decay, int(self.frames.numpy()),
-            c.max_frames)
+            c.learner.policy_learning_rate,
+            c.policy_learning_rate_decay,
+            int(self.frames.numpy()),
+            c.max_frames,
+        )
       self.heartbeat.updating()
       self.guard.snapshot()
       # The guard covers the whole step: a non-finite D-only update undoes the policy update with it.
-      metrics = self.update.step(batch[0], batch[2], self._maybe_poison(batch[1]),
-                                 [(real, self._maybe_poison(fake)) for real, fake in extra_d_batches])
+      metrics = self.update.step(
+          batch[0],
+          batch[2],
+          self._maybe_poison(batch[1]),
+          [(real, self._maybe_poison(fake)) for real, fake in extra_d_batches],
+      )
       if not self.guard.accept(metrics):
         reason = self._skipped_update(metrics)
         continue
@@ -317,17 +369,20 @@ class Learner:
       now = time.monotonic()
       if now - last_log >= c.log_every_seconds or step == steps0 + 1:
         frames = int(self.frames.numpy())
-        rates = {'frames_per_s': (frames - logged_frames) / (now - last_log),
-                 'learner_steps_per_s': (step - logged_steps) / (now - last_log),
-                 'busy_fraction': busy / max(busy + waited, 1e-9)}
+        rates = {
+            'frames_per_s': (frames - logged_frames) / (now - last_log),
+            'learner_steps_per_s': (step - logged_steps) / (now - last_log),
+            'busy_fraction': busy / max(busy + waited, 1e-9),
+        }
         scalars = {k: float(v.numpy()) for k, v in metrics.items()}
         scalars['d_steps'] = float(self.update.num_d_updates.numpy())
         scalars['policy_learning_rate'] = float(self.update.policy_optimizer.learning_rate.numpy())
         scalars.update(rates)
         scalars.update(self._table_sizes() if chief else {})
         # The learner step of the weights that acted: it grows as fresh weights reach the actors.
-        scalars['acting_policy_step'] = float(np.mean(
-            summaries.local_numpy(batch[0]['policy_step'], self.strategy)))
+        scalars['acting_policy_step'] = float(
+            np.mean(summaries.local_numpy(batch[0]['policy_step'], self.strategy))
+        )
         scalars['policy_lag_steps'] = step - 1 - scalars['acting_policy_step']
         summaries.write_scalars(self.writer, step, scalars)
         summaries.print_progress(step, frames, scalars, self._eta(start, step - steps0, frames - frames0))
@@ -338,15 +393,21 @@ class Learner:
       path = tf.train.latest_checkpoint(self.checkpoint_dir)
     else:
       path = self.save()
-    console.say(f'[learner] stopped: {reason}. Step {int(self.learner_step.numpy())}, '
-                f'frames {int(self.frames.numpy())}.')
+    console.say(
+        f'[learner] stopped: {reason}. Step {int(self.learner_step.numpy())}, '
+        f'frames {int(self.frames.numpy())}.'
+    )
     if not chief:
-      console.say(f'[learner] {self.workers.task} of {self.workers.num_workers} learner workers: the chief '
-                  'wrote the checkpoint, the export and the logs')
+      console.say(
+          f'[learner] {self.workers.task} of {self.workers.num_workers} learner workers: the chief '
+          'wrote the checkpoint, the export and the logs'
+      )
     else:
-      console.say(f'[learner] checkpoint: {path}\n[learner] SavedModel: '
-                  f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: '
-                  f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})')
+      console.say(
+          f'[learner] checkpoint: {path}\n[learner] SavedModel: '
+          f'{components.export_dir(self.config.root_dir)}\n[learner] TensorBoard logs: '
+          f'{dashboard.log_dir(self.config.root_dir)}  (make tensorboard RUN={self.config.root_dir})'
+      )
     # Kept alive past the return: destroying a Reverb dataset iterator waits for its in-flight samples
     # (minutes on a busy host); the learner role (spiral_tf/distributed/roles.py) ends the process without
     # destroying them.
@@ -372,13 +433,17 @@ class Learner:
   def _skipped_update(self, metrics):
     """Logs an undone non-finite update; returns the stop reason once too many came in a row."""
     g, step = self.guard, int(self.learner_step.numpy())
-    console.say(f'[learner] skipped a non-finite update at step {step} (non-finite: '
-                f'{", ".join(g.bad_metrics(metrics)) or "weights"}); weights and optimizer restored; '
-                f'{g.in_a_row} in a row (stop at --max_nonfinite_updates={g.max_in_a_row})')
+    console.say(
+        f'[learner] skipped a non-finite update at step {step} (non-finite: '
+        f'{", ".join(g.bad_metrics(metrics)) or "weights"}); weights and optimizer restored; '
+        f'{g.in_a_row} in a row (stop at --max_nonfinite_updates={g.max_in_a_row})'
+    )
     summaries.write_scalars(self.writer, step, {'nonfinite_updates_skipped': float(g.skipped)})
     if g.exhausted:
-      return (f'{NONFINITE_STOP}={g.max_in_a_row}: {g.in_a_row} non-finite updates in a row '
-              f'(the checkpoint keeps the last good weights)')
+      return (
+          f'{NONFINITE_STOP}={g.max_in_a_row}: {g.in_a_row} non-finite updates in a row '
+          f'(the checkpoint keeps the last good weights)'
+      )
     return None
 
   def _table_sizes(self):
@@ -398,8 +463,9 @@ class Learner:
     if not self.workers.is_chief:
       shutil.rmtree(self._save_dir, ignore_errors=True)
       return None
-    export.export_saved_model(self.agent, self.config, components.export_dir(self.config.root_dir),
-                              learner_step=step, frames=frames)
+    export.export_saved_model(
+        self.agent, self.config, components.export_dir(self.config.root_dir), learner_step=step, frames=frames
+    )
     self.writer.flush()
     return path
 

@@ -15,6 +15,7 @@ Usage:
   port = free_port(address)                   # a free port there (RuntimeError: not this host's address)
   listening_sockets(pid)                      # {('127.0.0.1', 41305)}: where process `pid` listens
 """
+
 import hashlib
 import ipaddress
 import os
@@ -36,8 +37,10 @@ def is_wildcard(address: str) -> bool:
 def _cache_dir() -> str:
   """A directory only this user can write: ~/.cache/spiral_tf, or <tmp>/spiral_tf-<uid> (read-only HOME)."""
   user_cache = os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache')
-  candidates = [os.path.join(user_cache, 'spiral_tf'),
-                os.path.join(tempfile.gettempdir(), f'spiral_tf-{os.getuid()}')]
+  candidates = [
+      os.path.join(user_cache, 'spiral_tf'),
+      os.path.join(tempfile.gettempdir(), f'spiral_tf-{os.getuid()}'),
+  ]
   for path in candidates:
     try:
       os.makedirs(path, mode=0o700, exist_ok=True)
@@ -62,13 +65,20 @@ def shim_path() -> str:
   try:
     # Atomic: processes building it at once all end with a whole file.
     with files.atomic_output(path) as tmp:
-      subprocess.run([compiler, '-shared', '-fPIC', '-O2', '-o', tmp, _SOURCE, '-ldl'], check=True,
-                     capture_output=True, text=True, timeout=120)
+      subprocess.run(
+          [compiler, '-shared', '-fPIC', '-O2', '-o', tmp, _SOURCE, '-ldl'],
+          check=True,
+          capture_output=True,
+          text=True,
+          timeout=120,
+      )
   except (OSError, subprocess.SubprocessError) as e:
     detail = getattr(e, 'stderr', None) or str(e)
-    raise RuntimeError(f'cannot build {_SOURCE} with `{compiler}` ({detail.strip()}); it keeps Reverb on '
-                       '--reverb_bind_address. Install a C compiler (scripts/system_deps.sh), or pass '
-                       '--reverb_bind_address=0.0.0.0 to let Reverb listen on every interface.') from None
+    raise RuntimeError(
+        f'cannot build {_SOURCE} with `{compiler}` ({detail.strip()}); it keeps Reverb on '
+        '--reverb_bind_address. Install a C compiler (scripts/system_deps.sh), or pass '
+        '--reverb_bind_address=0.0.0.0 to let Reverb listen on every interface.'
+    ) from None
   return path
 
 
@@ -109,15 +119,17 @@ def free_port(address: str) -> int:
     try:
       s.bind((host, 0))
     except OSError as e:
-      raise RuntimeError(f'--reverb_bind_address={address} cannot be listened on here ({e.strerror}): '
-                         'use 127.0.0.1, 0.0.0.0 or an address of this host') from None
+      raise RuntimeError(
+          f'--reverb_bind_address={address} cannot be listened on here ({e.strerror}): '
+          'use 127.0.0.1, 0.0.0.0 or an address of this host'
+      ) from None
     return s.getsockname()[1]
 
 
 def _decode(hex_address: str) -> str:
   raw = bytes.fromhex(hex_address)
   # /proc prints each 32-bit word in host (little-endian) order.
-  words = b''.join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+  words = b''.join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
   address = ipaddress.ip_address(words)
   if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
     address = address.ipv4_mapped

@@ -21,6 +21,7 @@ Usage:
            local_actors=config.local_actors, evaluator=config.evaluator)
   print(p.describe()); p.actor_envs  # (32, 32); p.first_env(1) == 32
 """
+
 import dataclasses
 import glob
 import json
@@ -52,8 +53,12 @@ CRITICAL_FRACTION = 0.04
 # MuJoCo 4.4; an actor with 32 environments 0.57 (unconditional CelebA) to 0.86 (MNIST, 60k targets),
 # 1.8 GiB for MuJoCo scenes (45k targets); Reverb 0.44–0.58.
 LEARNER_BASE = {'tiny': 600 * MIB, 'deepmind': 600 * MIB}
-LEARNER_PER_STEP = {('deepmind', False): 3.0 * MIB, ('deepmind', True): 3.7 * MIB,
-                    ('tiny', False): 0.5 * MIB, ('tiny', True): 0.7 * MIB}  # (network_size, jit_compile)
+LEARNER_PER_STEP = {
+    ('deepmind', False): 3.0 * MIB,
+    ('deepmind', True): 3.7 * MIB,
+    ('tiny', False): 0.5 * MIB,
+    ('tiny', True): 0.7 * MIB,
+}  # (network_size, jit_compile)
 ACTOR = {'tiny': 450 * MIB, 'deepmind': 500 * MIB}
 EVALUATOR = {'tiny': 700 * MIB, 'deepmind': 1000 * MIB}
 REVERB_BASE = 450 * MIB
@@ -61,8 +66,7 @@ SUPERVISOR = 60 * MIB
 # Per environment of an actor, by renderer.
 PER_ENV = {'libmypaint': 6 * MIB, 'mujoco_scenes': 26 * MIB}
 # Training images per dataset when their number cannot be read from the files (full datasets).
-TRAIN_IMAGES = {'strokes': 10_000, 'mnist': 60_000, 'omniglot': 19_280, 'celeba': 162_770,
-                'scenes': 45_000}
+TRAIN_IMAGES = {'strokes': 10_000, 'mnist': 60_000, 'omniglot': 19_280, 'celeba': 162_770, 'scenes': 45_000}
 
 
 class PlacementError(ValueError):
@@ -72,18 +76,22 @@ class PlacementError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Host:
   """What the plan needs to know about a host."""
+
   cores: int
   memory_total: int  # bytes (RAM, or the cgroup's limit)
   memory_available: int  # bytes (MemAvailable, or what the cgroup's limit leaves)
 
   def describe(self) -> str:
-    return (f'{self.cores} core{"s" if self.cores != 1 else ""}, {_gib(self.memory_total)} GiB, '
-            f'{_gib(self.memory_available)} GiB available')
+    return (
+        f'{self.cores} core{"s" if self.cores != 1 else ""}, {_gib(self.memory_total)} GiB, '
+        f'{_gib(self.memory_available)} GiB available'
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class Footprint:
   """Estimated resident memory (bytes) of each process of a run."""
+
   learner: int
   reverb: int
   actor: int  # one actor process, without its environments
@@ -102,6 +110,7 @@ class Footprint:
 @dataclasses.dataclass(frozen=True)
 class Plan:
   """The local actor processes of a `--role=all` run and the memory they are expected to take."""
+
   num_actors: int  # requested (the config)
   envs_per_actor: int  # requested
   actor_envs: tuple  # environments of each local actor process, in task order
@@ -137,22 +146,38 @@ class Plan:
     """The plan, as the supervisor prints it before anything starts."""
     envs = sorted(set(self.actor_envs), reverse=True)
     shares = ' + '.join(f'{self.actor_envs.count(k)} × {k}' for k in envs)
-    processes = (f'{self.processes} actor process{"es" if self.processes != 1 else ""} × '
-                 f'{_envs(self.actor_envs[0])}' if len(envs) == 1 else
-                 f'{self.processes} actor processes ({shares} envs)')
+    processes = (
+        f'{self.processes} actor process{"es" if self.processes != 1 else ""} × '
+        f'{_envs(self.actor_envs[0])}'
+        if len(envs) == 1
+        else f'{self.processes} actor processes ({shares} envs)'
+    )
     f = self.footprint
-    memory = (f'memory ≈ {_gib(self.memory_needed)} GiB (learner {_gib(f.learner)}, Reverb '
-              f'{_gib(f.reverb)}, {self.processes} × actor {_gib(f.actor)} + {self.total_envs} envs × '
-              f'{f.per_env / MIB:.0f} MiB' + (f', evaluator {_gib(f.evaluator)}' if self.evaluator else '') +
-              f'; {BUDGET_FRACTION:.0%} of RAM = {_gib(BUDGET_FRACTION * self.host.memory_total)} GiB)')
-    return (f'{self.num_actors} actor{"s" if self.num_actors != 1 else ""} × '
-            f'{_envs(self.envs_per_actor)} requested; this host ({self.host.describe()}): {processes} '
-            f'[{self.reason}]; {memory}' + ''.join(f'; {note}' for note in self.notes))
+    memory = (
+        f'memory ≈ {_gib(self.memory_needed)} GiB (learner {_gib(f.learner)}, Reverb '
+        f'{_gib(f.reverb)}, {self.processes} × actor {_gib(f.actor)} + {self.total_envs} envs × '
+        f'{f.per_env / MIB:.0f} MiB'
+        + (f', evaluator {_gib(f.evaluator)}' if self.evaluator else '')
+        + f'; {BUDGET_FRACTION:.0%} of RAM = {_gib(BUDGET_FRACTION * self.host.memory_total)} GiB)'
+    )
+    return (
+        f'{self.num_actors} actor{"s" if self.num_actors != 1 else ""} × '
+        f'{_envs(self.envs_per_actor)} requested; this host ({self.host.describe()}): {processes} '
+        f'[{self.reason}]; {memory}' + ''.join(f'; {note}' for note in self.notes)
+    )
 
 
-def plan(host: Host, num_actors: int, envs_per_actor: int, footprint: Footprint, local_actors: int = 0,
-         evaluator: bool = False, budget_fraction: float = BUDGET_FRACTION, learner_flags: tuple = (),
-         notes: tuple = ()) -> Plan:
+def plan(
+    host: Host,
+    num_actors: int,
+    envs_per_actor: int,
+    footprint: Footprint,
+    local_actors: int = 0,
+    evaluator: bool = False,
+    budget_fraction: float = BUDGET_FRACTION,
+    learner_flags: tuple = (),
+    notes: tuple = (),
+) -> Plan:
   """The local placement of a `--role=all` run (module docstring); raises PlacementError."""
   total = num_actors * envs_per_actor
   if num_actors < 1 or envs_per_actor < 1:
@@ -160,9 +185,11 @@ def plan(host: Host, num_actors: int, envs_per_actor: int, footprint: Footprint,
   if local_actors < 0:
     raise PlacementError(f'--local_actors={local_actors} < 0 (0: sized to this host)')
   if local_actors > total:
-    raise PlacementError(f'--local_actors={local_actors} is more processes than the run has environments '
-                         f'({num_actors} actors × {_envs(envs_per_actor)} = {total}); nothing is dropped or '
-                         f'duplicated, so use at most --local_actors={total}')
+    raise PlacementError(
+        f'--local_actors={local_actors} is more processes than the run has environments '
+        f'({num_actors} actors × {_envs(envs_per_actor)} = {total}); nothing is dropped or '
+        f'duplicated, so use at most --local_actors={total}'
+    )
   fixed = footprint.fixed(evaluator) + total * footprint.per_env
   if local_actors:
     processes, reason = local_actors, f'--local_actors={local_actors}'
@@ -175,13 +202,18 @@ def plan(host: Host, num_actors: int, envs_per_actor: int, footprint: Footprint,
     elif processes == host.cores and (by_memory >= processes):
       reason = 'one per core; --local_actors=N overrides'
     else:
-      reason = (f'what {_gib(budget)} GiB of memory holds beside the learner; --local_actors=N '
-                f'overrides')
-  result = Plan(num_actors=num_actors, envs_per_actor=envs_per_actor,
-                actor_envs=_split(total, processes) if processes != num_actors else
-                (envs_per_actor,) * num_actors,
-                host=host, footprint=footprint, evaluator=evaluator, reason=reason,
-                learner_flags=tuple(learner_flags), notes=tuple(notes))
+      reason = f'what {_gib(budget)} GiB of memory holds beside the learner; --local_actors=N ' f'overrides'
+  result = Plan(
+      num_actors=num_actors,
+      envs_per_actor=envs_per_actor,
+      actor_envs=_split(total, processes) if processes != num_actors else (envs_per_actor,) * num_actors,
+      host=host,
+      footprint=footprint,
+      evaluator=evaluator,
+      reason=reason,
+      learner_flags=tuple(learner_flags),
+      notes=tuple(notes),
+  )
   check_memory(result)
   return result
 
@@ -192,27 +224,37 @@ def check_memory(p: Plan) -> None:
   if needed <= available:
     return
   f = p.footprint
-  figures = (f'this run needs ≈ {_gib(needed)} GiB (learner {_gib(f.learner)}, Reverb {_gib(f.reverb)}, '
-             f'{p.processes} actor process{"es" if p.processes != 1 else ""} × {_gib(f.actor)} + '
-             f'{p.total_envs} environments × {f.per_env / MIB:.0f} MiB'
-             + (f', evaluator {_gib(f.evaluator)}' if p.evaluator else '') +
-             f') but this host has {_gib(available)} GiB available (of {_gib(p.host.memory_total)} GiB)')
+  figures = (
+      f'this run needs ≈ {_gib(needed)} GiB (learner {_gib(f.learner)}, Reverb {_gib(f.reverb)}, '
+      f'{p.processes} actor process{"es" if p.processes != 1 else ""} × {_gib(f.actor)} + '
+      f'{p.total_envs} environments × {f.per_env / MIB:.0f} MiB'
+      + (f', evaluator {_gib(f.evaluator)}' if p.evaluator else '')
+      + f') but this host has {_gib(available)} GiB available (of {_gib(p.host.memory_total)} GiB)'
+  )
   room = available - f.fixed(p.evaluator) - p.total_envs * f.per_env
   fits = int(room // f.actor) if f.actor > 0 else 0
   if p.reason.startswith('--local_actors') and fits >= 1:
     raise PlacementError(f'--local_actors={p.processes}: {figures}; at most --local_actors={fits} fit')
   changes = []
   if p.processes > 1:
-    changes.append(f'fewer actor processes (--local_actors={max(1, fits)})' if fits >= 1 else
-                   'one actor process (--local_actors=1)')
-  changes.append(f'fewer environments (--num_actors × --envs_per_actor = {p.num_actors} × '
-                 f'{p.envs_per_actor})')
+    changes.append(
+        f'fewer actor processes (--local_actors={max(1, fits)})'
+        if fits >= 1
+        else 'one actor process (--local_actors=1)'
+    )
+  changes.append(
+      f'fewer environments (--num_actors × --envs_per_actor = {p.num_actors} × ' f'{p.envs_per_actor})'
+  )
   if p.evaluator:
     changes.append('no evaluator (--evaluator=false)')
-  changes.append('a smaller learner (--batch_size, --episode_length, --network_size; --jit_compile=false '
-                 'compiles the update in less memory than XLA)')
-  raise PlacementError(f'{figures}. Needs less: {"; ".join(changes)}; or run the roles on several hosts '
-                       f'(--role=reverb/learner/actor; README, Operations)')
+  changes.append(
+      'a smaller learner (--batch_size, --episode_length, --network_size; --jit_compile=false '
+      'compiles the update in less memory than XLA)'
+  )
+  raise PlacementError(
+      f'{figures}. Needs less: {"; ".join(changes)}; or run the roles on several hosts '
+      f'(--role=reverb/learner/actor; README, Operations)'
+  )
 
 
 def learner_jit(jit_compile: bool, given: bool, strategy: str, accelerator: bool):
@@ -225,14 +267,18 @@ def learner_jit(jit_compile: bool, given: bool, strategy: str, accelerator: bool
   """
   if given or not jit_compile or accelerator or strategy == 'tpu':
     return jit_compile, None
-  return False, ('learner: TensorFlow kernels, not XLA (no GPU or TPU here: XLA:CPU compiles this update for '
-                 'minutes and runs it slower; --jit_compile=true keeps XLA)')
+  return False, (
+      'learner: TensorFlow kernels, not XLA (no GPU or TPU here: XLA:CPU compiles this update for '
+      'minutes and runs it slower; --jit_compile=true keeps XLA)'
+  )
 
 
 def has_accelerator() -> bool:
   """Whether this host shows a GPU or TPU device (NVIDIA, AMD ROCm, Cloud TPU), without TensorFlow."""
-  return any(glob.glob(pattern) for pattern in ('/dev/nvidia[0-9]*', '/dev/kfd', '/dev/accel[0-9]*',
-                                                '/dev/vfio/[0-9]*'))
+  return any(
+      glob.glob(pattern)
+      for pattern in ('/dev/nvidia[0-9]*', '/dev/kfd', '/dev/accel[0-9]*', '/dev/vfio/[0-9]*')
+  )
 
 
 def _split(total: int, processes: int) -> tuple:
@@ -309,15 +355,24 @@ def footprint(config, images: int | None = None) -> Footprint:
   """The estimated memory of each process of `config`'s run (constants above; `images`: train count)."""
   size = config.network_size if config.network_size in ACTOR else 'deepmind'
   images = train_images(config) if images is None else images
-  image_bytes = images * config.canvas_width ** 2 * config.channels  # uint8
+  image_bytes = images * config.canvas_width**2 * config.channels  # uint8
   targets = image_bytes if config.conditional else 0
   # Reverb holds the queue (whole episodes, float32 canvas and target per step) and the fakes.
-  observation = config.canvas_width ** 2 * config.channels * 4 * (2 if config.conditional else 1)
-  reverb = (REVERB_BASE + config.effective_queue_size * config.episode_length * observation
-            + config.fakes_replay_size * observation)
+  observation = config.canvas_width**2 * config.channels * 4 * (2 if config.conditional else 1)
+  reverb = (
+      REVERB_BASE
+      + config.effective_queue_size * config.episode_length * observation
+      + config.fakes_replay_size * observation
+  )
   # Each learner worker holds TensorFlow, the networks and the real images; the batch is split over them.
-  learner = (config.num_learner_workers * (LEARNER_BASE[size] + image_bytes) + config.batch_size
-             * config.episode_length * LEARNER_PER_STEP[(size, bool(config.jit_compile))])
-  return Footprint(learner=int(learner), reverb=reverb, actor=ACTOR[size] + targets,
-                   per_env=PER_ENV.get(config.environment, PER_ENV['mujoco_scenes']),
-                   evaluator=EVALUATOR[size] + image_bytes // 10)
+  learner = (
+      config.num_learner_workers * (LEARNER_BASE[size] + image_bytes)
+      + config.batch_size * config.episode_length * LEARNER_PER_STEP[(size, bool(config.jit_compile))]
+  )
+  return Footprint(
+      learner=int(learner),
+      reverb=reverb,
+      actor=ACTOR[size] + targets,
+      per_env=PER_ENV.get(config.environment, PER_ENV['mujoco_scenes']),
+      evaluator=EVALUATOR[size] + image_bytes // 10,
+  )

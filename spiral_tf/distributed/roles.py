@@ -15,6 +15,7 @@ Reverb signatures and weight tables agree across processes and hosts. The librar
 Usage:
   sys.exit(roles.run('learner', config))
 """
+
 import ipaddress
 import os
 import signal
@@ -62,9 +63,14 @@ def _tables(config: config_lib.Config):
   agent = components.make_agent(config)
   discriminator = components.make_discriminator(config)
   trajectory_spec, fake_spec = components.specs(config)
-  return replay.make_tables(trajectory_spec, fake_spec, agent.variables, discriminator.variables,
-                            queue_size=config.effective_queue_size,
-                            fakes_size=config.effective_fakes_replay_size)
+  return replay.make_tables(
+      trajectory_spec,
+      fake_spec,
+      agent.variables,
+      discriminator.variables,
+      queue_size=config.effective_queue_size,
+      fakes_size=config.effective_fakes_replay_size,
+  )
 
 
 def run_reverb(config: config_lib.Config) -> int:
@@ -79,14 +85,16 @@ def run_reverb(config: config_lib.Config) -> int:
   port = listen.free_port(bind) if config.reverb_port == 0 else config.reverb_port
   stop = stop_event()
   checkpoint_dir = run_dir.RunDir(config.root_dir).reverb_checkpoints
-  server = reverb.Server(_tables(config), port=port,
-                         checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir))
+  server = reverb.Server(
+      _tables(config), port=port, checkpointer=reverb.checkpointers.DefaultCheckpointer(checkpoint_dir)
+  )
   # This process listens on nothing else, so any other socket means the shim did not take effect.
   listening = listen.listening_sockets()
   if not listen.is_wildcard(bind) and listening != {(str(ipaddress.ip_address(bind)), port)}:
     server.stop()
-    raise RuntimeError(f'Reverb listens on {sorted(listening)}, not only on --reverb_bind_address={bind} '
-                       f'port {port}')
+    raise RuntimeError(
+        f'Reverb listens on {sorted(listening)}, not only on --reverb_bind_address={bind} ' f'port {port}'
+    )
   where = 'every interface' if listen.is_wildcard(bind) else bind
   console.say(f'[reverb] serving on {where}, port {port}')
   while not stop.wait(1.0):  # A timed wait: the signal handler always gets its turn.
@@ -112,15 +120,25 @@ def run_actor(config: config_lib.Config, task: int) -> int:
   # Environment n of the run (n = first + i) is seeded by n: --role=all packs the run's environments into
   # fewer processes (spiral_tf/distributed/placement.py) and passes each its --first_env.
   first = config.first_env if config.first_env >= 0 else task * k
-  envs = [components.make_environment(config, 'train', seed=config.seed * 100_003 + first + i,
-                                      images=images) for i in range(k)]
+  envs = [
+      components.make_environment(config, 'train', seed=config.seed * 100_003 + first + i, images=images)
+      for i in range(k)
+  ]
   agent = components.make_agent(config)
   replay.wait_for_server(config.reverb_address, timeout_s=600)
   weights = actor_lib.WeightPuller(config.reverb_address, agent.variables, config.weight_pull_seconds)
-  actor = actor_lib.Actor(envs, agent, reverb.Client(config.reverb_address), weights,
-                          conditional=config.conditional, episode_length=config.episode_length)
-  console.say(f'[actor {task}] {k} environments (the run\'s {first}–{first + k - 1}), '
-              f'weights from learner step {weights.learner_step}')
+  actor = actor_lib.Actor(
+      envs,
+      agent,
+      reverb.Client(config.reverb_address),
+      weights,
+      conditional=config.conditional,
+      episode_length=config.episode_length,
+  )
+  console.say(
+      f"[actor {task}] {k} environments (the run's {first}–{first + k - 1}), "
+      f'weights from learner step {weights.learner_step}'
+  )
   actor.run()
   weights.stop()
   return EXIT_OK

@@ -13,6 +13,7 @@ Usage (spiral_tf/distributed/learner.py):
   heartbeat.updating()           # first batch in hand: the first update runs (compiles)
   heartbeat.stepped(seconds)     # after each learner step; the heartbeat ends after the second
 """
+
 import threading
 import time
 
@@ -25,10 +26,18 @@ from spiral_tf.distributed import console
 # the others: benchmarks/results.md, network_throughput at load ≈ 1.5 (deepmind with TensorFlow's
 # kernels 289 frames/s, tiny 986, tiny XLA 182). Other jobs on the host make steps slower.
 MEASURED_CORES = 2
-SECONDS_PER_FRAME = {('deepmind', True): 16.0 / 1216, ('deepmind', False): 1 / 289,
-                     ('tiny', True): 1 / 182, ('tiny', False): 1 / 986}
-COMPILE_SECONDS = {('deepmind', True): 100.0, ('deepmind', False): 10.0, ('tiny', True): 40.0,
-                   ('tiny', False): 5.0}
+SECONDS_PER_FRAME = {
+    ('deepmind', True): 16.0 / 1216,
+    ('deepmind', False): 1 / 289,
+    ('tiny', True): 1 / 182,
+    ('tiny', False): 1 / 986,
+}
+COMPILE_SECONDS = {
+    ('deepmind', True): 100.0,
+    ('deepmind', False): 10.0,
+    ('tiny', True): 40.0,
+    ('tiny', False): 5.0,
+}
 INTERVAL_S = 20.0
 QUEUE = 'queue'  # spiral_tf/replay/tables.py's table of whole episodes (not imported: it imports TensorFlow).
 
@@ -48,10 +57,12 @@ def announcement(config, cores: int) -> str:
   step = expected_step_seconds(config.network_size, config.jit_compile, frames, cores)
   compiled = 'XLA' if config.jit_compile else 'TensorFlow kernels'
   compile_s = COMPILE_SECONDS[key] * MEASURED_CORES / max(1, cores)
-  return (f'[learner] on a CPU a learner step takes ≈ {_seconds(step)} ({config.network_size} network, '
-          f'{compiled}, {frames:,} frames: ≤ {frames / step:,.0f} frames/s), the first ≈ '
-          f'{_seconds(compile_s)} more (compilation) — measured on {MEASURED_CORES} cores, scaled to '
-          f'{cores}; slower when other jobs share them')
+  return (
+      f'[learner] on a CPU a learner step takes ≈ {_seconds(step)} ({config.network_size} network, '
+      f'{compiled}, {frames:,} frames: ≤ {frames / step:,.0f} frames/s), the first ≈ '
+      f'{_seconds(compile_s)} more (compilation) — measured on {MEASURED_CORES} cores, scaled to '
+      f'{cores}; slower when other jobs share them'
+  )
 
 
 def _seconds(s: float) -> str:
@@ -61,8 +72,15 @@ def _seconds(s: float) -> str:
 class Heartbeat(threading.Thread):
   """Prints a line every `interval_s` until the learner's first steps are done (module docstring)."""
 
-  def __init__(self, config, cores: int, interval_s: float = INTERVAL_S, clock=time.monotonic,
-               printer=None, server_info=None):
+  def __init__(
+      self,
+      config,
+      cores: int,
+      interval_s: float = INTERVAL_S,
+      clock=time.monotonic,
+      printer=None,
+      server_info=None,
+  ):
     super().__init__(daemon=True, name='learner-heartbeat')
     self._config, self._cores, self._interval_s, self._clock = config, cores, interval_s, clock
     self._print = printer or console.say
@@ -117,9 +135,11 @@ class Heartbeat(threading.Thread):
       self._done.set()
       frames = self._config.batch_size * self._config.frames_per_episode
       first, step = self._step_seconds[0], self._step_seconds[-1]
-      self._print(f'[learner] measured: a learner step takes {_seconds(step)} here (≤ '
-                  f'{frames / max(step, 1e-9):,.0f} frames/s); the first took {_seconds(first)} '
-                  f'(compilation included), {_seconds(self._clock() - self._start)} after the start')
+      self._print(
+          f'[learner] measured: a learner step takes {_seconds(step)} here (≤ '
+          f'{frames / max(step, 1e-9):,.0f} frames/s); the first took {_seconds(first)} '
+          f'(compilation included), {_seconds(self._clock() - self._start)} after the start'
+      )
 
   def stop(self):
     self._done.set()
@@ -136,8 +156,7 @@ class Heartbeat(threading.Thread):
     if phase == 'waiting':
       return f'[learner] waiting for the first batch ({elapsed}): {self._queue(address)}'
     if phase == 'updating':
-      return (f'[learner] first update running for {since:.0f} s (it compiles the update first; '
-              f'{elapsed})')
+      return f'[learner] first update running for {since:.0f} s (it compiles the update first; ' f'{elapsed})'
     return f'[learner] step 2 running for {since:.0f} s ({elapsed})'
 
   def _queue(self, address) -> str:
@@ -148,6 +167,7 @@ class Heartbeat(threading.Thread):
       else:
         # Lazy: Reverb loads TensorFlow; this module runs without it (its tests, the stand-in servers).
         import reverb  # pylint: disable=g-import-not-at-top
+
         info = reverb.Client(address).server_info(timeout=5)
       queue = info[QUEUE]
       episodes = queue.rate_limiter_info.insert_stats.completed
@@ -155,5 +175,7 @@ class Heartbeat(threading.Thread):
       return f'Reverb at {address} not answering ({type(e).__name__})'
     frames = episodes * c.frames_per_episode
     # The learner's dataset takes episodes out of the queue as they come, so the count written tells more.
-    return (f'the actors have written {episodes:,} episodes ({frames:,} frames; a batch takes '
-            f'{c.batch_size}), {queue.current_size} still in the queue')
+    return (
+        f'the actors have written {episodes:,} episodes ({frames:,} frames; a batch takes '
+        f'{c.batch_size}), {queue.current_size} still in the queue'
+    )

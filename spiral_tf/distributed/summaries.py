@@ -5,6 +5,7 @@ Usage:
   write_images(writer, step, episodes, strategy)       # targets beside renders; stroke-by-stroke strips
   print_progress(step, frames, scalars, eta_s)
 """
+
 import numpy as np
 import tensorflow as tf
 
@@ -47,10 +48,19 @@ def _format_eta(seconds):
 
 
 def print_progress(step: int, frames: int, scalars: dict, eta_s) -> None:
-  parts = [f'step {step}', f'frames {frames:,}', f'{scalars.get("frames_per_s", 0):.0f} frames/s',
-           f'ETA {_format_eta(eta_s)}']
-  for key, label in (('d_score_real', 'D(real)'), ('d_score_fake', 'D(fake)'), ('l2_to_target', 'l2'),
-                     ('reward_mean', 'reward'), ('busy_fraction', 'busy')):
+  parts = [
+      f'step {step}',
+      f'frames {frames:,}',
+      f'{scalars.get("frames_per_s", 0):.0f} frames/s',
+      f'ETA {_format_eta(eta_s)}',
+  ]
+  for key, label in (
+      ('d_score_real', 'D(real)'),
+      ('d_score_fake', 'D(fake)'),
+      ('l2_to_target', 'l2'),
+      ('reward_mean', 'reward'),
+      ('busy_fraction', 'busy'),
+  ):
     if key in scalars:
       parts.append(f'{label} {scalars[key]:.3f}')
   console.say('[learner] ' + '  '.join(parts))

@@ -29,6 +29,7 @@ learner checkpoints — before the kernel's OOM killer picks a process.
 Usage:
   exit_code = Supervisor(train_py, argv, config, plan=placement.plan(...)).run()
 """
+
 import json
 import os
 import signal
@@ -77,11 +78,20 @@ def learner_tf_configs(host: str, ports: list[int]) -> list[str]:
 class Supervisor:
   """Starts, watches and stops the roles of a run (see module docstring)."""
 
-  def __init__(self, train_py: str, argv: list[str], config: config_lib.Config, poll_s: float = 0.5,
-               healthy_after_s: float = HEALTHY_AFTER_S, backoff_s: float = BACKOFF_S,
-               max_backoff_s: float = MAX_BACKOFF_S, plan: placement.Plan | None = None,
-               show_all: bool = False, memory_poll_s: float = MEMORY_POLL_S,
-               meminfo=placement.read_meminfo):
+  def __init__(
+      self,
+      train_py: str,
+      argv: list[str],
+      config: config_lib.Config,
+      poll_s: float = 0.5,
+      healthy_after_s: float = HEALTHY_AFTER_S,
+      backoff_s: float = BACKOFF_S,
+      max_backoff_s: float = MAX_BACKOFF_S,
+      plan: placement.Plan | None = None,
+      show_all: bool = False,
+      memory_poll_s: float = MEMORY_POLL_S,
+      meminfo=placement.read_meminfo,
+  ):
     self._train_py = train_py
     self._argv = [a for a in argv if not a.startswith(_PER_CHILD_FLAGS)]
     self._config = config
@@ -111,24 +121,33 @@ class Supervisor:
     self._logs[name] = out
     if to_console:  # Both streams through a filter (distributed/console.py) to the console and the log.
       env = dict(env or os.environ, PYTHONUNBUFFERED='1')
-      proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              start_new_session=True, env=env)
+      proc = subprocess.Popen(
+          command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, env=env
+      )
       lock = threading.Lock()
-      self._tees = [console.Tee(proc.stdout, sys.stdout, out, lock, self._show_all),
-                    console.Tee(proc.stderr, sys.stderr, out, lock, self._show_all)]
+      self._tees = [
+          console.Tee(proc.stdout, sys.stdout, out, lock, self._show_all),
+          console.Tee(proc.stderr, sys.stderr, out, lock, self._show_all),
+      ]
       for tee in self._tees:
         tee.start()
     else:
-      proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                              env=env)
+      proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     self._procs[name] = proc
     self._started_at[name] = time.monotonic()
     console.say(f'[supervisor] started {name} (pid {self._procs[name].pid})')
 
   def _start_actor(self, i):
-    self._start(f'actor-{i}', self._command(
-        'actor', f'--task={i}', f'--reverb_address={self._address}',
-        f'--envs_per_actor={self._actor_envs[i]}', f'--first_env={sum(self._actor_envs[:i])}'))
+    self._start(
+        f'actor-{i}',
+        self._command(
+            'actor',
+            f'--task={i}',
+            f'--reverb_address={self._address}',
+            f'--envs_per_actor={self._actor_envs[i]}',
+            f'--first_env={sum(self._actor_envs[:i])}',
+        ),
+    )
 
   def _start_evaluator(self):
     self._start('evaluator', self._command('evaluator', f'--reverb_address={self._address}'))
@@ -181,8 +200,9 @@ class Supervisor:
     if len(self._learners) == 1:
       return [None]
     ports = [listen.free_port(host) for _ in self._learners]
-    return [dict(listen.preload_env(host), TF_CONFIG=tf_config)
-            for tf_config in learner_tf_configs(host, ports)]
+    return [
+        dict(listen.preload_env(host), TF_CONFIG=tf_config) for tf_config in learner_tf_configs(host, ports)
+    ]
 
   def _watch(self) -> int:
     learner = self._procs['learner']
@@ -197,8 +217,10 @@ class Supervisor:
       for name in self._learners[1:]:
         code = self._procs[name].poll()
         if code not in (None, 0):  # 0: it stopped with the chief, which follows.
-          console.say(f'[supervisor] {name} exited with code {code}: stopping the learner (its workers '
-                      'train only together)')
+          console.say(
+              f'[supervisor] {name} exited with code {code}: stopping the learner (its workers '
+              'train only together)'
+          )
           self._stopping = True
       self._check_memory()
       for name, proc in list(self._procs.items()):
@@ -239,13 +261,17 @@ class Supervisor:
       return
     self._memory_warned_at = now
     roles = ', '.join(f'{name} {rss / placement.GIB:.1f}' for name, rss in self._resident().items())
-    console.say(f'[supervisor] warning: this host has {available / placement.GIB:.1f} GiB of memory '
-                f'available ({available / total:.0%} of {total / placement.GIB:.1f} GiB; the floor is '
-                f'{placement.FLOOR_FRACTION:.0%}); resident GiB: {roles}. Fewer actor processes '
-                f'(--local_actors) or environments (--envs_per_actor) need less.')
+    console.say(
+        f'[supervisor] warning: this host has {available / placement.GIB:.1f} GiB of memory '
+        f'available ({available / total:.0%} of {total / placement.GIB:.1f} GiB; the floor is '
+        f'{placement.FLOOR_FRACTION:.0%}); resident GiB: {roles}. Fewer actor processes '
+        f'(--local_actors) or environments (--envs_per_actor) need less.'
+    )
     if critical and not self._stopping:
-      console.say(f'[supervisor] below {placement.CRITICAL_FRACTION:.0%} of memory available: stopping '
-                  '(learner checkpoints first) before the kernel\'s OOM killer picks a process')
+      console.say(
+          f'[supervisor] below {placement.CRITICAL_FRACTION:.0%} of memory available: stopping '
+          "(learner checkpoints first) before the kernel's OOM killer picks a process"
+      )
       self._stopping = True
 
   def _resident(self) -> dict:
@@ -266,8 +292,10 @@ class Supervisor:
     delay = restart_delay(quick, self._backoff_s, self._max_backoff_s)
     self._restart_at[name] = time.monotonic() + delay
     loop = f'; crash loop: {quick} quick exits in a row' if delay else ''
-    console.say(f'[supervisor] {name} exited with code {code} after {lived:.1f} s; '
-                f'restarting it in {delay:.1f} s{loop}')
+    console.say(
+        f'[supervisor] {name} exited with code {code} after {lived:.1f} s; '
+        f'restarting it in {delay:.1f} s{loop}'
+    )
 
   def _restart(self, name):
     self.restarts[name] = self.restarts.get(name, 0) + 1

@@ -23,6 +23,7 @@ Usage:
   result.summary()          # {'agent_mse': ..., 'baseline_mse': ..., 'blank_mse': ..., ...}
   write_grid('grid.png', result, max_columns=16)
 """
+
 import dataclasses
 import time
 
@@ -33,10 +34,10 @@ from spiral_tf.inference import image_io
 
 @dataclasses.dataclass
 class EvaluationResult:
-  targets: np.ndarray          # uint8 [N, W, W, C]
-  agent_canvases: np.ndarray   # float32 [N, W, W, C], the agent's best sample per target
+  targets: np.ndarray  # uint8 [N, W, W, C]
+  agent_canvases: np.ndarray  # float32 [N, W, W, C], the agent's best sample per target
   baseline_canvases: np.ndarray
-  agent_mse: np.ndarray        # float64 [N]
+  agent_mse: np.ndarray  # float64 [N]
   baseline_mse: np.ndarray
   blank_mse: np.ndarray
   num_samples: int
@@ -134,14 +135,17 @@ def greedy_search_baseline(painter, targets, num_samples: int = 1, seed: int = 0
   return np.stack(canvases), np.array(mse, np.float64)
 
 
-def evaluate(painter, targets, num_samples: int = 1, seed: int = 0, decoding: str = 'sample',
-             baseline=None) -> EvaluationResult:
+def evaluate(
+    painter, targets, num_samples: int = 1, seed: int = 0, decoding: str = 'sample', baseline=None
+) -> EvaluationResult:
   """Agent (best of `num_samples` episodes, `decoding` 'sample' or 'greedy') vs greedy search with the
   same renders, per target. `baseline`: a `greedy_search_baseline` result for these targets, `num_samples`
   and `seed`, to reuse instead of searching again."""
   if not painter.conditional:
-    raise ValueError(f'{painter.source} is unconditional: evaluation measures reconstructions of '
-                     'targets, which needs a conditional agent')
+    raise ValueError(
+        f'{painter.source} is unconditional: evaluation measures reconstructions of '
+        'targets, which needs a conditional agent'
+    )
   targets = np.asarray(targets)
   if len(targets) == 0:
     raise ValueError('evaluate needs at least one target')
@@ -165,11 +169,17 @@ def evaluate(painter, targets, num_samples: int = 1, seed: int = 0, decoding: st
 
   steps = painter.episode_length - 1
   return EvaluationResult(
-      targets=targets, agent_canvases=np.stack(agent_canvases), baseline_canvases=baseline_canvases,
-      agent_mse=np.array(agent_mse, np.float64), baseline_mse=baseline_mse,
+      targets=targets,
+      agent_canvases=np.stack(agent_canvases),
+      baseline_canvases=baseline_canvases,
+      agent_mse=np.array(agent_mse, np.float64),
+      baseline_mse=baseline_mse,
       blank_mse=np.array([mse_per_pixel(np.ones_like(t), t) for t in floats]),
-      num_samples=num_samples, renders_per_target=num_samples * steps,
-      seconds={'agent': agent_seconds, 'baseline': baseline_seconds}, decoding=decoding)
+      num_samples=num_samples,
+      renders_per_target=num_samples * steps,
+      seconds={'agent': agent_seconds, 'baseline': baseline_seconds},
+      decoding=decoding,
+  )
 
 
 def grid_image(result: EvaluationResult, max_columns: int = 16, zoom: int = 2) -> np.ndarray:
@@ -178,15 +188,18 @@ def grid_image(result: EvaluationResult, max_columns: int = 16, zoom: int = 2) -
   A 2-pixel grey gutter separates the cells.
   """
   n = min(len(result.targets), max_columns)
-  rows = [result.targets[:n].astype(np.float32) / 255.0, result.agent_canvases[:n],
-          result.baseline_canvases[:n]]
+  rows = [
+      result.targets[:n].astype(np.float32) / 255.0,
+      result.agent_canvases[:n],
+      result.baseline_canvases[:n],
+  ]
   width, channels = rows[0].shape[1] * zoom, rows[0].shape[-1]
   gutter = 2
   out = np.full((3 * width + 4 * gutter, n * width + (n + 1) * gutter, channels), 0.5, np.float32)
   for r, images in enumerate(rows):
     for c, image in enumerate(images):
       top, left = gutter + r * (width + gutter), gutter + c * (width + gutter)
-      out[top:top + width, left:left + width] = image_io.upscale_nearest(image, zoom)
+      out[top : top + width, left : left + width] = image_io.upscale_nearest(image, zoom)
   return out
 
 

@@ -33,6 +33,7 @@ Usage:
   export_saved_model(agent, config, RunDir(root_dir).export, learner_step=1000)  # the learner
   export_from_checkpoint(root_dir)                                 # on demand (launch/export.py)
 """
+
 import json
 import os
 import shutil
@@ -87,22 +88,26 @@ class Exporter:
     self._canvas_shape = tuple(int(d) for d in observation_spec['canvas'].shape)
     self._conditional = 'target' in observation_spec
     if bool(config.conditional) != self._conditional:
-      raise ExportError(f'config.conditional={config.conditional} but the observation spec '
-                        f'{"has" if self._conditional else "has no"} `target`')
-    self._noise_dim = (int(observation_spec['noise_sample'].shape[-1])
-                       if 'noise_sample' in observation_spec else 0)
+      raise ExportError(
+          f'config.conditional={config.conditional} but the observation spec '
+          f'{"has" if self._conditional else "has no"} `target`'
+      )
+    self._noise_dim = (
+        int(observation_spec['noise_sample'].shape[-1]) if 'noise_sample' in observation_spec else 0
+    )
     self._lstm_size = int(agent.lstm_size)
     keys = self._action_keys
     self.observation_keys = export_format.observation_keys(keys, self._conditional, self._noise_dim)
     self.state_keys = export_format.state_keys(keys)
     # No AutoGraph: the step has no tensor-dependent Python control flow (learner_step.py says why).
     self._initial_state_fn = tf.function(
-        self._initial_state, input_signature=[tf.TensorSpec([], tf.int32, name='batch_size')],
-        autograph=False)
+        self._initial_state, input_signature=[tf.TensorSpec([], tf.int32, name='batch_size')], autograph=False
+    )
     self._input_specs = self._step_input_specs()
     self._step_fn = tf.function(self._flat_step, input_signature=self._input_specs, autograph=False)
-    self._step_greedy_fn = tf.function(lambda *args: self._flat_step(*args, greedy=True),
-                                       input_signature=self._input_specs, autograph=False)
+    self._step_greedy_fn = tf.function(
+        lambda *args: self._flat_step(*args, greedy=True), input_signature=self._input_specs, autograph=False
+    )
     # Trace now (once): every later save reuses these graphs.
     self._initial_state_fn.get_concrete_function()
     self._step_fn.get_concrete_function()
@@ -112,24 +117,31 @@ class Exporter:
 
   def _step_input_specs(self):
     width, _, channels = self._canvas_shape
-    specs = [tf.TensorSpec([None], tf.int32, name='step_type'),
-             tf.TensorSpec([None, width, width, channels], tf.float32, name='canvas')]
+    specs = [
+        tf.TensorSpec([None], tf.int32, name='step_type'),
+        tf.TensorSpec([None, width, width, channels], tf.float32, name='canvas'),
+    ]
     if self._conditional:
       specs.append(tf.TensorSpec([None, width, width, channels], tf.float32, name='target'))
     if self._noise_dim:
       specs.append(tf.TensorSpec([None, self._noise_dim], tf.float32, name='noise_sample'))
-    specs += [tf.TensorSpec([None], tf.float32, name=export_format.action_mask_key(k))
-              for k in self._action_keys]
-    specs += [tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_h'),
-              tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_c')]
-    specs += [tf.TensorSpec([None], tf.int32, name=export_format.prev_action_key(k))
-              for k in self._action_keys]
+    specs += [
+        tf.TensorSpec([None], tf.float32, name=export_format.action_mask_key(k)) for k in self._action_keys
+    ]
+    specs += [
+        tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_h'),
+        tf.TensorSpec([None, self._lstm_size], tf.float32, name='core_c'),
+    ]
+    specs += [
+        tf.TensorSpec([None], tf.int32, name=export_format.prev_action_key(k)) for k in self._action_keys
+    ]
     return specs
 
   def _flat_state(self, state):
     flat = {'core_h': state.core['h'], 'core_c': state.core['c']}
-    flat.update({export_format.prev_action_key(k): tf.cast(state.prev_action[k], tf.int32)
-                 for k in self._action_keys})
+    flat.update(
+        {export_format.prev_action_key(k): tf.cast(state.prev_action[k], tf.int32) for k in self._action_keys}
+    )
     return flat
 
   def _initial_state(self, batch_size):
@@ -137,15 +149,18 @@ class Exporter:
 
   def _flat_step(self, *args, greedy=False):
     inputs = {spec.name: value for spec, value in zip(self._input_specs, args)}
-    observation = {'canvas': inputs['canvas'],
-                   'action_mask': {k: inputs[export_format.action_mask_key(k)] for k in self._action_keys}}
+    observation = {
+        'canvas': inputs['canvas'],
+        'action_mask': {k: inputs[export_format.action_mask_key(k)] for k in self._action_keys},
+    }
     if self._conditional:
       observation['target'] = inputs['target']
     if self._noise_dim:
       observation['noise_sample'] = inputs['noise_sample']
     state = agent_lib.AgentState(
         core={'h': inputs['core_h'], 'c': inputs['core_c']},
-        prev_action={k: inputs[export_format.prev_action_key(k)] for k in self._action_keys})
+        prev_action={k: inputs[export_format.prev_action_key(k)] for k in self._action_keys},
+    )
     output, new_state = self._agent.step(inputs['step_type'], observation, state, greedy=greedy)
     flat = {export_format.action_key(k): tf.cast(output.action[k], tf.int32) for k in self._action_keys}
     flat.update({export_format.log_prob_key(k): output.log_prob[k] for k in self._action_keys})
@@ -192,12 +207,15 @@ class Exporter:
       module.step = self._step_fn
       module.step_greedy = self._step_greedy_fn
       module.export_asset = tf.saved_model.Asset(asset_path)
-      module.metadata = tf.function(lambda: {'export_json': tf.io.read_file(module.export_asset)},
-                                    input_signature=[])
-      signatures = {'initial_state': self._initial_state_fn.get_concrete_function(),
-                    'step': self._step_fn.get_concrete_function(),
-                    'step_greedy': self._step_greedy_fn.get_concrete_function(),
-                    'metadata': module.metadata.get_concrete_function()}
+      module.metadata = tf.function(
+          lambda: {'export_json': tf.io.read_file(module.export_asset)}, input_signature=[]
+      )
+      signatures = {
+          'initial_state': self._initial_state_fn.get_concrete_function(),
+          'step': self._step_fn.get_concrete_function(),
+          'step_greedy': self._step_greedy_fn.get_concrete_function(),
+          'metadata': module.metadata.get_concrete_function(),
+      }
       try:
         tf.saved_model.save(module, tmp_dir, signatures=signatures)
       except BaseException:
@@ -229,8 +247,9 @@ def _swap_into_place(new_dir, export_dir):
 _LAST_EXPORTER = []
 
 
-def export_saved_model(agent, config, export_dir, learner_step=None, frames=None, action_spec=None,
-                       observation_spec=None) -> str:
+def export_saved_model(
+    agent, config, export_dir, learner_step=None, frames=None, action_spec=None, observation_spec=None
+) -> str:
   """Exports `agent` (built from `config`) as a plain-TensorFlow SavedModel at `export_dir`.
 
   Fast after the first call for the same agent (the functions are traced once); atomic (temp + rename).
@@ -273,12 +292,15 @@ def export_from_checkpoint(root_dir, export_dir=None, checkpoint=None) -> str:
   try:
     tf.train.Checkpoint(agent=agent).read(checkpoint).assert_existing_objects_matched()
   except (AssertionError, ValueError, tf.errors.OpError) as e:
-    raise ExportError(f'checkpoint {checkpoint} does not hold an agent for the configuration in '
-                      f'{root_dir}/config.json: {e}') from None
+    raise ExportError(
+        f'checkpoint {checkpoint} does not hold an agent for the configuration in '
+        f'{root_dir}/config.json: {e}'
+    ) from None
   learner_step = tf.Variable(-1, dtype=tf.int64)
   frames = tf.Variable(-1, dtype=tf.int64)
   tf.train.Checkpoint(learner_step=learner_step, frames=frames).read(checkpoint).expect_partial()
   step, frame_count = int(learner_step.numpy()), int(frames.numpy())
   export_dir = run.export if export_dir is None else export_dir
   return Exporter(agent, config, action_spec, observation_spec).save(
-      export_dir, learner_step=step if step >= 0 else None, frames=frame_count if frame_count >= 0 else None)
+      export_dir, learner_step=step if step >= 0 else None, frames=frame_count if frame_count >= 0 else None
+  )

@@ -9,6 +9,7 @@ Usage:
   metadata = read_metadata(export_dir)             # ModelError / ModelNotFoundError name the problem
   inputs[action_mask_key('end')] = ...; state = {k: out[k] for k in state_keys(metadata['action_keys'])}
 """
+
 import json
 import os
 
@@ -51,8 +52,12 @@ def state_keys(action_keys) -> list:
 
 def observation_keys(action_keys, conditional: bool, noise_dim: int) -> list:
   """`step`'s observation inputs (besides `step_type` and the state)."""
-  return (['canvas'] + (['target'] if conditional else []) + (['noise_sample'] if noise_dim else [])
-          + [action_mask_key(k) for k in action_keys])
+  return (
+      ['canvas']
+      + (['target'] if conditional else [])
+      + (['noise_sample'] if noise_dim else [])
+      + [action_mask_key(k) for k in action_keys]
+  )
 
 
 def asset_path(export_dir) -> str:
@@ -69,19 +74,25 @@ def read_metadata(export_dir) -> dict:
     if os.path.isfile(os.path.join(run.export, 'saved_model.pb')):
       hint = f'; did you mean {run.export}?'
     elif run.is_run():
-      hint = ('; it looks like a training run directory: export it first with '
-              f'`python launch/export.py --root_dir={export_dir}`')
+      hint = (
+          '; it looks like a training run directory: export it first with '
+          f'`python launch/export.py --root_dir={export_dir}`'
+      )
     raise ModelNotFoundError(f'{export_dir} is not a SavedModel directory (no saved_model.pb){hint}')
   path = asset_path(export_dir)
   if not os.path.isfile(path):
-    raise ModelError(f'{export_dir} is a SavedModel but not a spiral_tf export (no assets/{ASSET}); '
-                     'export agents with launch/export.py')
+    raise ModelError(
+        f'{export_dir} is a SavedModel but not a spiral_tf export (no assets/{ASSET}); '
+        'export agents with launch/export.py'
+    )
   try:
     with open(path, encoding='utf-8') as f:
       metadata = json.load(f)
   except (OSError, ValueError) as e:
     raise ModelError(f'{path}: cannot read the export description ({e})') from None
   if not isinstance(metadata, dict) or metadata.get('format') != FORMAT:
-    raise ModelError(f'{path}: format {metadata.get("format") if isinstance(metadata, dict) else None!r}, '
-                     f'expected {FORMAT!r} (exported by another spiral_tf version?)')
+    raise ModelError(
+        f'{path}: format {metadata.get("format") if isinstance(metadata, dict) else None!r}, '
+        f'expected {FORMAT!r} (exported by another spiral_tf version?)'
+    )
   return metadata

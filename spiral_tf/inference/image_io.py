@@ -15,6 +15,7 @@ Usage:
   target = prepare_target(pixels, width=64, channels=3)   # uint8 [64, 64, 3]
   write_png('painting.png', canvas_float01)
 """
+
 import json
 import os
 
@@ -39,16 +40,19 @@ def read_image(path) -> np.ndarray:
   """
   path = os.fspath(path)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'target image {path!r} does not exist' +
-                            (' (it is a directory)' if os.path.isdir(path) else ''))
+    raise FileNotFoundError(
+        f'target image {path!r} does not exist' + (' (it is a directory)' if os.path.isdir(path) else '')
+    )
   try:
     with Image.open(path) as image:
       image.load()  # Decode now: a truncated file fails here, not later.
       image = ImageOps.exif_transpose(image)
       return to_pixels(image)
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-    raise ImageReadError(f'{path}: not a readable image ({type(e).__name__}: {e}); '
-                         'expected a PNG or JPEG (grey, RGB, RGBA, 16-bit or palette)') from None
+    raise ImageReadError(
+        f'{path}: not a readable image ({type(e).__name__}: {e}); '
+        'expected a PNG or JPEG (grey, RGB, RGBA, 16-bit or palette)'
+    ) from None
 
 
 def to_pixels(image: Image.Image) -> np.ndarray:
@@ -137,8 +141,9 @@ def write_gif(path, frames, frame_ms=250, last_frame_ms=1500) -> str:
     raise ValueError('write_gif needs at least one frame')
   durations = [frame_ms] * (len(frames) - 1) + [last_frame_ms]
   with atomic_output(path) as tmp:
-    frames[0].save(tmp, format='GIF', save_all=True, append_images=frames[1:], duration=durations,
-                   loop=0, disposal=1)
+    frames[0].save(
+        tmp, format='GIF', save_all=True, append_images=frames[1:], duration=durations, loop=0, disposal=1
+    )
   return os.fspath(path)
 
 

@@ -27,6 +27,7 @@ TensorFlow's oneDNN graph remapper logs harmless warnings ("No registered '' OpK
 failed") on the loaded graph; `tf.config.optimizer.set_experimental_options({'remapping': False})`
 silences them (launch/paint.py and launch/evaluate.py do).
 """
+
 import dataclasses
 import json
 import os
@@ -60,8 +61,10 @@ def config_of(metadata, source='the export'):
   values = dict(metadata['config'])  # Flat (config.to_dict), in exports from before Config.learner too.
   unknown = sorted(set(values) - set(config_lib.SETTINGS))
   if unknown:
-    raise ModelError(f'{source}: configuration fields {unknown} are unknown to this spiral_tf '
-                     '(exported by a newer version?)')
+    raise ModelError(
+        f'{source}: configuration fields {unknown} are unknown to this spiral_tf '
+        '(exported by a newer version?)'
+    )
   try:
     return config_lib.validate(config_lib.from_dict(values))
   except (config_lib.ConfigError, TypeError) as e:
@@ -74,30 +77,41 @@ def check_renderer(metadata, env, source='the model') -> None:
   have = {k: int(s.num_values) for k, s in env.action_spec().items()}
   if want != have:
     diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
-    details = ', '.join(f'{k}: model {want.get(k, "absent")} vs renderer {have.get(k, "absent")}'
-                        for k in diff)
-    raise ModelError(f'{source} was trained for another renderer: its actions do not fit the '
-                     f'renderer built from its configuration ({details})')
+    details = ', '.join(
+        f'{k}: model {want.get(k, "absent")} vs renderer {have.get(k, "absent")}' for k in diff
+    )
+    raise ModelError(
+        f'{source} was trained for another renderer: its actions do not fit the '
+        f'renderer built from its configuration ({details})'
+    )
   canvas = list(env.observation_spec()['canvas'].shape)
   if canvas != list(metadata['canvas_shape']):
-    raise ModelError(f'{source} was trained for another renderer: it sees canvases '
-                     f'{metadata["canvas_shape"]}, the renderer paints {canvas}')
+    raise ModelError(
+        f'{source} was trained for another renderer: it sees canvases '
+        f'{metadata["canvas_shape"]}, the renderer paints {canvas}'
+    )
 
 
 @dataclasses.dataclass
 class Painting:
   """One episode of the agent in the renderer (see module docstring for `records`)."""
-  canvas: np.ndarray            # float32 [W, W, C] in [0, 1], the final painting
-  canvases: np.ndarray          # float32 [L, W, W, C]: blank canvas, then the canvas after each step
-  actions: list                 # raw action dicts (environments.libmypaint.replay's program)
-  records: list                 # readable records, one per step
-  settings: dict                # the LibMyPaint arguments that paint `actions` into `canvas`
-  target: Optional[np.ndarray] = None   # float32 [W, W, C] the agent reconstructed (conditional)
-  mse: Optional[float] = None           # mean squared error per pixel to the target
+
+  canvas: np.ndarray  # float32 [W, W, C] in [0, 1], the final painting
+  canvases: np.ndarray  # float32 [L, W, W, C]: blank canvas, then the canvas after each step
+  actions: list  # raw action dicts (environments.libmypaint.replay's program)
+  records: list  # readable records, one per step
+  settings: dict  # the LibMyPaint arguments that paint `actions` into `canvas`
+  target: Optional[np.ndarray] = None  # float32 [W, W, C] the agent reconstructed (conditional)
+  mse: Optional[float] = None  # mean squared error per pixel to the target
 
   def to_json(self) -> dict:
-    return {'format': PROGRAM_FORMAT, 'renderer': RENDERER, 'settings': self.settings,
-            'mse': self.mse, 'steps': self.records}
+    return {
+        'format': PROGRAM_FORMAT,
+        'renderer': RENDERER,
+        'settings': self.settings,
+        'mse': self.mse,
+        'steps': self.records,
+    }
 
   def to_json_text(self) -> str:
     """`to_json()` as text with one step per line (readable, and diffs well)."""
@@ -127,13 +141,25 @@ def program_records(actions, settings) -> list:
     raw = {k: int(v) for k, v in action.items()}
     to = pixel(raw['end'])
     if raw['flag'] == 1:
-      rgb = ([round(float(libmypaint.COLOR_VALUES[raw[k]]), 4) for k in ('red', 'green', 'blue')]
-             if settings['use_color'] else [0.0, 0.0, 0.0])
+      rgb = (
+          [round(float(libmypaint.COLOR_VALUES[raw[k]]), 4) for k in ('red', 'green', 'blue')]
+          if settings['use_color']
+          else [0.0, 0.0, 0.0]
+      )
       pressure = float(libmypaint.PRESSURE_VALUES[raw['pressure']]) if settings['use_pressure'] else 1.0
-      records.append({'step': step, 'type': 'paint', 'from': pen, 'control': pixel(raw['control']),
-                      'to': to, 'pressure': round(pressure, 4),
-                      'radius': sizes[raw['size']] if 'size' in raw else sizes[0],
-                      'rgb': rgb, 'action': raw})
+      records.append(
+          {
+              'step': step,
+              'type': 'paint',
+              'from': pen,
+              'control': pixel(raw['control']),
+              'to': to,
+              'pressure': round(pressure, 4),
+              'radius': sizes[raw['size']] if 'size' in raw else sizes[0],
+              'rgb': rgb,
+              'action': raw,
+          }
+      )
     else:
       records.append({'step': step, 'type': 'move', 'from': pen, 'to': to, 'action': raw})
     pen = to
@@ -177,8 +203,10 @@ class Painter:
     self.source = source
     self.config = config_of(metadata, source)
     if self.config.environment != RENDERER or metadata.get('renderer') != RENDERER:
-      raise ModelError(f'{source} was trained for the {self.config.environment!r} renderer; the Painter '
-                       f'(and paint.py) drives {RENDERER}')
+      raise ModelError(
+          f'{source} was trained for the {self.config.environment!r} renderer; the Painter '
+          f'(and paint.py) drives {RENDERER}'
+      )
     self.settings = self.config.libmypaint_settings()
     self._brushes_basedir = brushes_basedir
     env = self.make_renderer()
@@ -194,10 +222,13 @@ class Painter:
     metadata = read_export_metadata(export_dir)
     config_of(metadata, export_dir)  # Refuse bad configurations before the slow load.
     if metadata.get('renderer') != RENDERER:
-      raise ModelError(f'{export_dir} was trained for the {metadata.get("renderer")!r} renderer; the '
-                       f'Painter (and paint.py) drives {RENDERER}')
+      raise ModelError(
+          f'{export_dir} was trained for the {metadata.get("renderer")!r} renderer; the '
+          f'Painter (and paint.py) drives {RENDERER}'
+      )
     # Lazy: replaying a program (replay_program, Painting.replay) needs no TensorFlow.
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     try:
       model = tf.saved_model.load(export_dir)
     except (OSError, ValueError, tf.errors.OpError) as e:
@@ -237,17 +268,20 @@ class Painter:
       if pixels.dtype.kind == 'f':
         shape = (self.canvas_width, self.canvas_width, self.channels)
         if pixels.shape != shape or not (np.all(pixels >= 0) and np.all(pixels <= 1)):
-          raise ValueError(f'a float target must be [W, W, C] = {list(shape)} in [0, 1], got '
-                           f'{pixels.dtype} {list(pixels.shape)}')
+          raise ValueError(
+              f'a float target must be [W, W, C] = {list(shape)} in [0, 1], got '
+              f'{pixels.dtype} {list(pixels.shape)}'
+          )
         return image_io.to_uint8_image(pixels).reshape(shape)
       if pixels.dtype != np.uint8:
         raise ValueError(f'target array must be uint8 (or float in [0, 1]), got {pixels.dtype}')
       if pixels.ndim == 3 and pixels.shape[-1] == 4:
-            pixels = image_io.to_pixels(Image.fromarray(pixels, 'RGBA'))
+        pixels = image_io.to_pixels(Image.fromarray(pixels, 'RGBA'))
     return image_io.prepare_target(pixels, self.canvas_width, self.channels)
 
-  def paint(self, image=None, num_samples: int = 1, seed: Optional[int] = None,
-            decoding: str = 'sample') -> list:
+  def paint(
+      self, image=None, num_samples: int = 1, seed: Optional[int] = None, decoding: str = 'sample'
+  ) -> list:
     """Runs `num_samples` episodes (in one batch); returns a list of `Painting`s.
 
     Args:
@@ -266,17 +300,21 @@ class Painter:
     target = None if image is None else self.prepare_target(image)
     return self._paint_batch(target, num_samples, seed, decoding=decoding)
 
-  def paint_targets(self, targets, num_samples: int = 1, seed: Optional[int] = None,
-                    decoding: str = 'sample') -> list:
+  def paint_targets(
+      self, targets, num_samples: int = 1, seed: Optional[int] = None, decoding: str = 'sample'
+  ) -> list:
     """Paints each of uint8 [N, W, W, C] targets `num_samples` times, batched: list of N lists."""
     targets = np.asarray(targets)
     shape = (self.canvas_width, self.canvas_width, self.channels)
     if targets.dtype != np.uint8 or targets.shape[1:] != shape:
-      raise ValueError(f'targets must be uint8 [N, {", ".join(map(str, shape))}], got {targets.dtype} '
-                       f'{list(targets.shape)}')
-    flat = self._paint_batch(np.repeat(targets, num_samples, axis=0), 1, seed, per_env_targets=True,
-                             decoding=decoding)
-    return [flat[i * num_samples:(i + 1) * num_samples] for i in range(len(targets))]
+      raise ValueError(
+          f'targets must be uint8 [N, {", ".join(map(str, shape))}], got {targets.dtype} '
+          f'{list(targets.shape)}'
+      )
+    flat = self._paint_batch(
+        np.repeat(targets, num_samples, axis=0), 1, seed, per_env_targets=True, decoding=decoding
+    )
+    return [flat[i * num_samples : (i + 1) * num_samples] for i in range(len(targets))]
 
   def make_renderer(self):
     """A fresh LibMyPaint with the settings the agent was trained with."""
@@ -288,12 +326,15 @@ class Painter:
     if decoding not in DECODINGS:
       raise ValueError(f'decoding {decoding!r} is not one of {DECODINGS}')
     if decoding not in self._steps:
-      raise ModelError(f'{self.source} has no {decoding!r} decoding (an export from before it existed); '
-                       're-export it with launch/export.py')
+      raise ModelError(
+          f'{self.source} has no {decoding!r} decoding (an export from before it existed); '
+          're-export it with launch/export.py'
+      )
     return self._steps[decoding]
 
   def _paint_batch(self, targets, count, seed, per_env_targets=False, decoding='sample'):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see from_saved_model)
+
     step = self._step_function(decoding)
     rng = np.random.default_rng(seed)
     if per_env_targets:
@@ -301,9 +342,12 @@ class Painter:
       images = [targets[i][None] for i in range(count)]
     else:
       images = [None if targets is None else targets[None]] * count
-    envs = [targets_lib.ConditionalTargets(self.make_renderer(), images[i], conditional=self.conditional,
-                                           seed=int(rng.integers(2**31)))
-            for i in range(count)]
+    envs = [
+        targets_lib.ConditionalTargets(
+            self.make_renderer(), images[i], conditional=self.conditional, seed=int(rng.integers(2**31))
+        )
+        for i in range(count)
+    ]
     timesteps = [env.reset() for env in envs]
     state = dict(self._initial_state(batch_size=tf.constant(count, tf.int32)))
     frames = [np.stack([ts.observation['canvas'] for ts in timesteps])]
@@ -313,8 +357,7 @@ class Painter:
       out = step(**inputs)
       state = {k: out[k] for k in self.state_keys}
       actions = {k: out[export_format.action_key(k)].numpy() for k in self.action_keys}
-      timesteps = [env.step({k: int(actions[k][i]) for k in self.action_keys})
-                   for i, env in enumerate(envs)]
+      timesteps = [env.step({k: int(actions[k][i]) for k in self.action_keys}) for i, env in enumerate(envs)]
       frames.append(np.stack([ts.observation['canvas'] for ts in timesteps]))
     frames = np.stack(frames, axis=1)  # [B, L, W, W, C]
     paintings = []
@@ -322,25 +365,35 @@ class Painter:
       program = [dict(a) for a in env.program]
       target = env.target if self.conditional else None
       canvas = frames[i, -1]
-      paintings.append(Painting(
-          canvas=canvas, canvases=frames[i], actions=program,
-          records=program_records(program, self.settings), settings=dict(self.settings),
-          target=None if target is None else np.array(target),
-          mse=None if target is None else float(np.mean(np.square(canvas - target)))))
+      paintings.append(
+          Painting(
+              canvas=canvas,
+              canvases=frames[i],
+              actions=program,
+              records=program_records(program, self.settings),
+              settings=dict(self.settings),
+              target=None if target is None else np.array(target),
+              mse=None if target is None else float(np.mean(np.square(canvas - target))),
+          )
+      )
       env.close()
     return paintings
 
   def _inputs(self, timesteps):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top  (lazy: see from_saved_model)
+
     observations = [ts.observation for ts in timesteps]
     batch = lambda key: np.stack([o[key] for o in observations]).astype(np.float32)
-    inputs = {'step_type': tf.constant([int(ts.step_type) for ts in timesteps], tf.int32),
-              'canvas': tf.constant(batch('canvas'))}
+    inputs = {
+        'step_type': tf.constant([int(ts.step_type) for ts in timesteps], tf.int32),
+        'canvas': tf.constant(batch('canvas')),
+    }
     if self.conditional:
       inputs['target'] = tf.constant(batch('target'))
     if 'noise_sample' in self.metadata['observation_keys']:
       inputs['noise_sample'] = tf.constant(batch('noise_sample'))
     for k in self.action_keys:
       inputs[export_format.action_mask_key(k)] = tf.constant(
-          np.array([o['action_mask'][k] for o in observations], np.float32))
+          np.array([o['action_mask'][k] for o in observations], np.float32)
+      )
     return inputs

@@ -44,6 +44,7 @@ Usage:
   # With LearnerConfig(d_steps_per_policy_step=3): two more (real images, fakes) batches for D.
   metrics = update.step(trajectories, real_images, fakes, extra_d_batches=[(real2, fake2), (real3, fake3)])
 """
+
 from typing import Optional
 
 import dm_env
@@ -56,10 +57,16 @@ from spiral_tf.learning import rewards as rewards_lib
 from spiral_tf.networks import discriminator as d_lib
 
 # The metrics of a D update (averaged over the D updates of a step) and their keys in the D loss dicts.
-D_METRICS = {'d_loss': 'loss', 'd_loss_real': 'loss_real', 'd_loss_fake': 'loss_fake',
-             'gradient_penalty': 'gradient_penalty', 'd_score_real': 'score_real',
-             'd_score_fake': 'score_fake', 'diagnostics/d_grad_norm_interpolates': 'interpolate_grad_norm',
-             'diagnostics/d_grad_norm': 'grad_norm'}
+D_METRICS = {
+    'd_loss': 'loss',
+    'd_loss_real': 'loss_real',
+    'd_loss_fake': 'loss_fake',
+    'gradient_penalty': 'gradient_penalty',
+    'd_score_real': 'score_real',
+    'd_score_fake': 'score_fake',
+    'diagnostics/d_grad_norm_interpolates': 'interpolate_grad_norm',
+    'diagnostics/d_grad_norm': 'grad_norm',
+}
 
 
 def time_major(x):
@@ -78,9 +85,18 @@ class LearnerUpdate(tf.Module):
   (The training loop around it, datasets, checkpoints and logs, is spiral_tf/distributed/learner.py.)
   """
 
-  def __init__(self, agent, discriminator, config: config_lib.LearnerConfig,
-               strategy: Optional[tf.distribute.Strategy] = None, *, conditional: bool = False,
-               jit_compile: bool = True, seed: int = 0, name: str = 'learner_update'):
+  def __init__(
+      self,
+      agent,
+      discriminator,
+      config: config_lib.LearnerConfig,
+      strategy: Optional[tf.distribute.Strategy] = None,
+      *,
+      conditional: bool = False,
+      jit_compile: bool = True,
+      seed: int = 0,
+      name: str = 'learner_update',
+  ):
     super().__init__(name=name)
     self.agent, self.discriminator, self.config = agent, discriminator, config
     # D's input layout (discriminator.py): an unconditional D sees the image alone.
@@ -93,8 +109,9 @@ class LearnerUpdate(tf.Module):
       self.policy_optimizer.build(agent.trainable_variables)
       self.d_optimizer.build(discriminator.trainable_variables)
       self._rng = tf.random.Generator.from_seed(seed)
-      self.normaliser = normalisation.ReturnNormaliser(config.reward_normalisation,
-                                                       config.reward_normalisation_decay)
+      self.normaliser = normalisation.ReturnNormaliser(
+          config.reward_normalisation, config.reward_normalisation_decay
+      )
     # autograph=False: the update's Python control flow is over static values only (shapes, the config;
     # tensor-dependent branches are tf.cond / tf.where already), and AutoGraph's source conversion of every
     # function it calls was half the trace time (smoke config: 15.6 → 7.7 s), paid at every learner start.
@@ -130,8 +147,10 @@ class LearnerUpdate(tf.Module):
     extra_d_batches = list(extra_d_batches)
     want = self.config.d_steps_per_policy_step - 1
     if len(extra_d_batches) != want:
-      raise ValueError(f'd_steps_per_policy_step={self.config.d_steps_per_policy_step} needs {want} extra '
-                       f'(real_images, fakes) batches for D, got {len(extra_d_batches)}')
+      raise ValueError(
+          f'd_steps_per_policy_step={self.config.d_steps_per_policy_step} needs {want} extra '
+          f'(real_images, fakes) batches for D, got {len(extra_d_batches)}'
+      )
     d_metrics = [self.d_step(real, fake) for real, fake in extra_d_batches]
     metrics = self._step_fn(trajectories, real_images, fakes)
     for key in D_METRICS if d_metrics else ():
@@ -151,8 +170,10 @@ class LearnerUpdate(tf.Module):
     return self._apply_d(*self.d_gradients(real_images, fakes, noise))
 
   def draw_noise(self, batch_size) -> dict:
-    return {'epsilon': self._rng.uniform([batch_size]),
-            'half': self._rng.uniform([batch_size], 0, 4, dtype=tf.int32)}
+    return {
+        'epsilon': self._rng.uniform([batch_size]),
+        'half': self._rng.uniform([batch_size], 0, 4, dtype=tf.int32),
+    }
 
   # --- internals -------------------------------------------------------------------------------------
 
@@ -160,29 +181,33 @@ class LearnerUpdate(tf.Module):
     def replica_step(trajectories, real_images, fakes):
       noise = self.draw_noise(tf.shape(real_images)[0])
       return self._update_fn(trajectories, real_images, fakes, noise)
-    return self._mean_over_replicas(
-        self._strategy.run(replica_step, args=(trajectories, real_images, fakes)))
+
+    return self._mean_over_replicas(self._strategy.run(replica_step, args=(trajectories, real_images, fakes)))
 
   def _distributed_d_step(self, real_images, fakes):
     def replica_step(real_images, fakes):
       noise = self.draw_noise(tf.shape(real_images)[0])
       return self._d_update_fn(real_images, fakes, noise)
+
     return self._mean_over_replicas(self._strategy.run(replica_step, args=(real_images, fakes)))
 
   def _mean_over_replicas(self, per_replica):
-    return {k: self._strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-            for k, v in per_replica.items()}
+    return {
+        k: self._strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()
+    }
 
   def _apply(self, policy_grads, d_grads, metrics, normaliser_state):
     many = self._num_replicas > 1
     if many:  # Sum the replicas' gradients here (not in the optimizer), so the clipping sees the total.
-      policy_grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM,
-                                                                    list(policy_grads))
+      policy_grads = tf.distribute.get_replica_context().all_reduce(
+          tf.distribute.ReduceOp.SUM, list(policy_grads)
+      )
     norm = tf.linalg.global_norm(policy_grads)
     if self.config.max_gradient_norm:
       policy_grads, _ = tf.clip_by_global_norm(policy_grads, self.config.max_gradient_norm, use_norm=norm)
-    self.policy_optimizer.apply_gradients(zip(policy_grads, self.agent.trainable_variables),
-                                          skip_gradients_aggregation=many)
+    self.policy_optimizer.apply_gradients(
+        zip(policy_grads, self.agent.trainable_variables), skip_gradients_aggregation=many
+    )
     self.normaliser.assign(normalisation.NormaliserState(*normaliser_state))
     return self._apply_d(d_grads, dict(metrics, **{'diagnostics/policy_grad_norm': norm}))
 
@@ -204,8 +229,10 @@ class LearnerUpdate(tf.Module):
     length = canvases.shape[0]
     targets = observation.get('target')
     if targets is None and (self.conditioning != 'none' or config.reward == 'l2'):
-      raise ValueError(f'conditioning={self.conditioning!r} / reward={config.reward!r} need a `target` '
-                       'observation in the trajectories')
+      raise ValueError(
+          f'conditioning={self.conditioning!r} / reward={config.reward!r} need a `target` '
+          'observation in the trajectories'
+      )
     final_target = None if targets is None else targets[-1]
     if config.reward == 'spiral':
       rewards = rewards_lib.final_step(self._scores(canvases[-1], final_target, half), length)
@@ -219,12 +246,14 @@ class LearnerUpdate(tf.Module):
       rewards = rewards_lib.final_step(-rewards_lib.l2_distance(canvases[-1], final_target), length)
     if config.stroke_penalty:
       if 'flag' not in action:
-        raise ValueError('stroke_penalty needs a `flag` sub-action (the painter); this spec has '
-                         f'{sorted(action)}')
+        raise ValueError(
+            'stroke_penalty needs a `flag` sub-action (the painter); this spec has ' f'{sorted(action)}'
+        )
       rewards += rewards_lib.new_stroke_penalty(action['flag'], config.stroke_penalty)
     if config.blank_penalty:
-      rewards += rewards_lib.blank_penalty(canvases[0], canvases[-1], config.blank_penalty, length,
-                                           config.blank_threshold)
+      rewards += rewards_lib.blank_penalty(
+          canvases[0], canvases[-1], config.blank_penalty, length, config.blank_threshold
+      )
     return rewards
 
   def gradients(self, trajectories, real_images, fakes, noise):
@@ -237,8 +266,10 @@ class LearnerUpdate(tf.Module):
     core_state = trajectories['core_state']
     real_images = tf.convert_to_tensor(real_images, tf.float32)
     if real_images.shape[1:] != observation['canvas'].shape[2:]:
-      raise ValueError(f'real images {real_images.shape} do not match canvases '
-                       f'{observation["canvas"].shape[2:]} (per example)')
+      raise ValueError(
+          f'real images {real_images.shape} do not match canvases '
+          f'{observation["canvas"].shape[2:]} (per example)'
+      )
     half = noise['half']
 
     raw_rewards = self._rewards(step_type, observation, action, half)
@@ -250,13 +281,25 @@ class LearnerUpdate(tf.Module):
     with tf.GradientTape() as tape:
       unrolled = self.agent.unroll(step_type, observation, action, core_state)
       log_prob = losses.masked_sum(unrolled.log_prob, mask)[:-1]
-      behaviour_log_prob = (losses.masked_sum(behaviour, mask)[:-1] if config.algorithm == 'vtrace'
-                            else tf.stop_gradient(log_prob))
+      behaviour_log_prob = (
+          losses.masked_sum(behaviour, mask)[:-1]
+          if config.algorithm == 'vtrace'
+          else tf.stop_gradient(log_prob)
+      )
       ac = losses.actor_critic_loss(
-          log_prob, behaviour_log_prob,
-          losses.masked_sum(unrolled.entropy, mask)[:-1], unrolled.value[:-1], unrolled.value[-1],
-          rewards, discounts, config.entropy_cost, config.baseline_cost, config.clip_rho,
-          config.clip_pg_rho, config.clip_c)
+          log_prob,
+          behaviour_log_prob,
+          losses.masked_sum(unrolled.entropy, mask)[:-1],
+          unrolled.value[:-1],
+          unrolled.value[-1],
+          rewards,
+          discounts,
+          config.entropy_cost,
+          config.baseline_cost,
+          config.clip_rho,
+          config.clip_pg_rho,
+          config.clip_c,
+      )
       # Replica gradients are summed by the all-reduce.
       policy_loss = ac.total / self._num_replicas
     policy_grads = tape.gradient(policy_loss, self.agent.trainable_variables)
@@ -268,18 +311,30 @@ class LearnerUpdate(tf.Module):
     d_grads, d_metrics = self.d_gradients(real_images, fakes, noise)
 
     metrics = {
-        'policy_loss': ac.policy, 'value_loss': ac.baseline, 'entropy_loss': ac.entropy,
-        'entropy': ac.mean_entropy, 'total_policy_loss': ac.total,
+        'policy_loss': ac.policy,
+        'value_loss': ac.baseline,
+        'entropy_loss': ac.entropy,
+        'entropy': ac.mean_entropy,
+        'total_policy_loss': ac.total,
         'value_mean': tf.reduce_mean(unrolled.value[:-1]),
         'reward_mean': tf.reduce_mean(tf.reduce_sum(raw_rewards, 0)),
         'log_rho_mean': tf.reduce_mean(log_prob - behaviour_log_prob),
         **d_metrics,
-        **self._diagnostics(raw_rewards, rewards, unrolled, mask, ac, unrolled.value[:-1],
-                            log_prob - behaviour_log_prob, action),
+        **self._diagnostics(
+            raw_rewards,
+            rewards,
+            unrolled,
+            mask,
+            ac,
+            unrolled.value[:-1],
+            log_prob - behaviour_log_prob,
+            action,
+        ),
     }
     if 'target' in observation:
       metrics['l2_to_target'] = tf.reduce_mean(
-          rewards_lib.l2_distance(observation['canvas'][-1], observation['target'][-1]))
+          rewards_lib.l2_distance(observation['canvas'][-1], observation['target'][-1])
+      )
     return policy_grads, d_grads, metrics, tuple(self.normaliser.updated(raw_rewards))
 
   def _diagnostics(self, raw_rewards, rewards, unrolled, mask, ac, values, log_rhos, action) -> dict:
@@ -290,13 +345,15 @@ class LearnerUpdate(tf.Module):
         'diagnostics/return_raw_std': std(tf.reduce_sum(raw_rewards, 0)),
         'diagnostics/return_std': std(tf.reduce_sum(rewards, 0)),
         'diagnostics/reward_std': std(rewards),
-        'diagnostics/normaliser_mean': mu, 'diagnostics/normaliser_std': sigma,
+        'diagnostics/normaliser_mean': mu,
+        'diagnostics/normaliser_std': sigma,
         'diagnostics/advantage_std': std(ac.pg_advantages),
         # 1 − Var(v_s − V) / Var(v_s): 1 = V predicts its targets, 0 = no better than their mean.
-        'diagnostics/explained_variance': 1.0 - tf.math.reduce_variance(ac.vs - values) / tf.maximum(
-            tf.math.reduce_variance(ac.vs), 1e-8),
+        'diagnostics/explained_variance': 1.0
+        - tf.math.reduce_variance(ac.vs - values) / tf.maximum(tf.math.reduce_variance(ac.vs), 1e-8),
         'diagnostics/clipped_rho_fraction': tf.reduce_mean(
-            tf.cast(tf.exp(log_rhos) > self.config.clip_rho, tf.float32)),
+            tf.cast(tf.exp(log_rhos) > self.config.clip_rho, tf.float32)
+        ),
         # Spread of the LSTM output across the batch: ≈ 0 means the policy ignores its input.
         'diagnostics/core_output_spread': tf.reduce_mean(tf.math.reduce_std(unrolled.core_output, 1)),
     }
@@ -304,8 +361,9 @@ class LearnerUpdate(tf.Module):
       m = mask[key][:-1]
       out[f'diagnostics/entropy_{key}'] = tf.reduce_sum(entropy[:-1] * m) / tf.maximum(tf.reduce_sum(m), 1.0)
     if 'flag' in action:
-      out['diagnostics/paint_fraction'] = tf.reduce_mean(tf.cast(tf.equal(action['flag'][:-1], 1),
-                                                                 tf.float32))
+      out['diagnostics/paint_fraction'] = tf.reduce_mean(
+          tf.cast(tf.equal(action['flag'][:-1], 1), tf.float32)
+      )
     return out
 
   def d_gradients(self, real_images, fakes, noise):
@@ -317,8 +375,10 @@ class LearnerUpdate(tf.Module):
     real_images = tf.convert_to_tensor(real_images, tf.float32)
     fake_canvas = tf.convert_to_tensor(fakes['canvas'], tf.float32)
     if fake_canvas.shape != real_images.shape:
-      raise ValueError(f'fakes {fake_canvas.shape} and real images {real_images.shape} must have the same '
-                       'shape (the gradient penalty interpolates between them)')
+      raise ValueError(
+          f'fakes {fake_canvas.shape} and real images {real_images.shape} must have the same '
+          'shape (the gradient penalty interpolates between them)'
+      )
     half = noise['half']
     if self.conditioning != 'none':
       # Real pairs are the fakes' own targets: (t, t) against (render of t, t), so D judges how well a
@@ -328,9 +388,15 @@ class LearnerUpdate(tf.Module):
     fake_in = self._d_input(fake_canvas, fakes.get('target'), half)
     with tf.GradientTape() as tape:
       if config.d_loss == 'wgan-gp':
-        d_losses = d_lib.wgan_gp_loss(self.discriminator, real_in, fake_in, noise['epsilon'],
-                                      config.gradient_penalty_weight, config.gradient_penalty_target,
-                                      config.centring_weight)
+        d_losses = d_lib.wgan_gp_loss(
+            self.discriminator,
+            real_in,
+            fake_in,
+            noise['epsilon'],
+            config.gradient_penalty_weight,
+            config.gradient_penalty_target,
+            config.centring_weight,
+        )
       else:
         d_losses = d_lib.sn_gan_loss(self.discriminator, real_in, fake_in)
       d_loss = d_losses['loss'] / self._num_replicas  # Replica gradients are summed by the all-reduce.

@@ -12,6 +12,7 @@ Usage:
   if not guard.accept(metrics):     # restored; guard.in_a_row / guard.skipped count the failures
     if guard.exhausted: stop()
 """
+
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -31,7 +32,8 @@ class NonFiniteGuard:
     self._saved = None
     floats = [v for v in self._variables if v.dtype.is_floating]
     self._all_finite = tf.function(
-        lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in floats]))
+        lambda: tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in floats])
+    )
 
   def snapshot(self) -> None:
     # np.array copies: an in-place (or XLA-aliased) update cannot reach the snapshot.

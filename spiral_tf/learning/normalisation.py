@@ -34,6 +34,7 @@ Usage:
   new_state = normaliser.updated(rewards)
   normaliser.assign(new_state)                              # with the optimizer step
 """
+
 import collections
 
 import tensorflow as tf
@@ -48,8 +49,13 @@ NormaliserState = collections.namedtuple('NormaliserState', ['weight', 'mean', '
 class ReturnNormaliser(tf.Module):
   """Running statistics of episode returns (see module docstring)."""
 
-  def __init__(self, mode: str = 'standardise', decay: float = 0.99, min_std: float = 1e-3,
-               name: str = 'reward_normaliser'):
+  def __init__(
+      self,
+      mode: str = 'standardise',
+      decay: float = 0.99,
+      min_std: float = 1e-3,
+      name: str = 'reward_normaliser',
+  ):
     super().__init__(name=name)
     if mode not in MODES:
       raise ValueError(f'reward normalisation {mode!r} is not one of {MODES}')
@@ -58,8 +64,9 @@ class ReturnNormaliser(tf.Module):
     if min_std <= 0:
       raise ValueError(f'reward normalisation min_std {min_std} must be positive')
     self.mode, self.decay, self.min_std = mode, float(decay), float(min_std)
-    variable = lambda name: tf.Variable(0.0, trainable=False, name=name,
-                                        aggregation=tf.VariableAggregation.MEAN)
+    variable = lambda name: tf.Variable(
+        0.0, trainable=False, name=name, aggregation=tf.VariableAggregation.MEAN
+    )
     self.weight, self.mean, self.mean_square = variable('weight'), variable('mean'), variable('mean_square')
 
   @property
@@ -71,9 +78,11 @@ class ReturnNormaliser(tf.Module):
     returns = tf.reduce_sum(tf.convert_to_tensor(rewards, tf.float32), 0)
     d = self.decay
     old = self.state
-    return NormaliserState(d * old.weight + (1.0 - d),
-                           d * old.mean + (1.0 - d) * tf.reduce_mean(returns),
-                           d * old.mean_square + (1.0 - d) * tf.reduce_mean(tf.square(returns)))
+    return NormaliserState(
+        d * old.weight + (1.0 - d),
+        d * old.mean + (1.0 - d) * tf.reduce_mean(returns),
+        d * old.mean_square + (1.0 - d) * tf.reduce_mean(tf.square(returns)),
+    )
 
   def centre_and_scale(self, state: NormaliserState):
     """(μ, σ) of a state; (0, 1) before any update."""

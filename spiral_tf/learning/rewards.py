@@ -16,6 +16,7 @@ for action t (c_t → c_{t+1}), so every reward tensor is [L − 1, B].
 Usage:
   r = final_step(d_final, length) + new_stroke_penalty(action['flag'], cost=0.01)
 """
+
 import tensorflow as tf
 
 
@@ -47,6 +48,7 @@ def new_stroke_penalty(flag, cost: float):
 
 def blank_penalty(first_canvas, final_canvas, cost: float, num_canvases: int, threshold: float = 1 / 255):
   """[B, H, W, C] × 2 → [L − 1, B]: −cost at the last action of episodes that left no visible mark."""
-  change = tf.reduce_max(tf.abs(tf.cast(final_canvas, tf.float32) - tf.cast(first_canvas, tf.float32)),
-                         axis=[1, 2, 3])
+  change = tf.reduce_max(
+      tf.abs(tf.cast(final_canvas, tf.float32) - tf.cast(first_canvas, tf.float32)), axis=[1, 2, 3]
+  )
   return final_step(-cost * tf.cast(change < threshold, tf.float32), num_canvases)

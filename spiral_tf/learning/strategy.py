@@ -23,6 +23,7 @@ Usage:
     agent = Agent(...)
   workers = Workers(strategy)
 """
+
 import ipaddress
 import json
 import os
@@ -46,14 +47,16 @@ def _split_cpu(num_replicas: int) -> list:
     return ['/cpu:0']
   try:
     tf.config.set_logical_device_configuration(
-        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num_replicas)])
+        cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(num_replicas)]
+    )
   except RuntimeError as e:
     logical = tf.config.list_logical_devices('CPU')
     if len(logical) >= num_replicas:  # Split earlier (e.g. by a previous call): reuse.
       return [d.name for d in logical[:num_replicas]]
     raise StrategyError(
         f'--strategy=mirrored: cannot split the CPU into {num_replicas} replicas because TensorFlow has '
-        f'already initialised its devices ({e}); build the strategy before any other TensorFlow op') from None
+        f'already initialised its devices ({e}); build the strategy before any other TensorFlow op'
+    ) from None
   return [d.name for d in tf.config.list_logical_devices('CPU')[:num_replicas]]
 
 
@@ -94,7 +97,8 @@ def _tpu_strategy(tpu: str) -> tf.distribute.TPUStrategy:
     raise StrategyError(
         f'--strategy=tpu: no TPU reachable with --tpu={tpu!r}: tried {tried}; failed with '
         f'{type(e).__name__}: {reason}. Pass --tpu=local on a TPU VM, --tpu=<Cloud TPU name> or '
-        f'--tpu=grpc://host:8470 for a TPU node, or choose another --strategy ({others}).') from None
+        f'--tpu=grpc://host:8470 for a TPU node, or choose another --strategy ({others}).'
+    ) from None
   return tf.distribute.TPUStrategy(resolver)
 
 
@@ -119,15 +123,17 @@ def _check_reachable(master: str) -> None:
   """
   if not master.startswith('grpc://'):
     return  # 'local': the TPU of this host, no network involved.
-  target = master[len('grpc://'):]
+  target = master[len('grpc://') :]
   channel = grpc.insecure_channel(target)
   try:
     # Bytes in, bytes out: an empty GetStatusRequest serialises to b''.
     channel.unary_unary('/tensorflow.WorkerService/GetStatus')(b'', timeout=TPU_CONNECT_TIMEOUT_S)
   except grpc.RpcError as e:
     details = (e.details() or '').split('\n')[0]
-    raise OSError(f'{target} did not answer TensorFlow\'s worker status call (deadline '
-                  f'{TPU_CONNECT_TIMEOUT_S:g} s): {e.code().name}: {details}') from None
+    raise OSError(
+        f"{target} did not answer TensorFlow's worker status call (deadline "
+        f'{TPU_CONNECT_TIMEOUT_S:g} s): {e.code().name}: {details}'
+    ) from None
   finally:
     channel.close()
 
@@ -170,8 +176,11 @@ class Workers:
       strategy = self.strategy
       # Every replica of a worker returns the same vector: the sum over replicas is local replicas × the
       # sum over workers (MultiWorkerMirroredStrategy gives every worker the same number of devices).
-      self._sum = tf.function(lambda v: strategy.reduce(
-          tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(v,)), axis=None))
+      self._sum = tf.function(
+          lambda v: strategy.reduce(
+              tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(v,)), axis=None
+          )
+      )
     return self._sum(tf.constant(values, tf.float32)).numpy() / self._local_replicas
 
   def any_of(self, *flags: bool) -> tuple[bool, ...]:

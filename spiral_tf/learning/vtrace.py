@@ -12,6 +12,7 @@ Usage:
   out = vtrace.from_importance_weights(log_rhos, discounts, rewards, values, bootstrap_value)
   pg_loss = −Σ log π(a_t) · out.pg_advantages;  baseline_loss = ½ Σ (out.vs − values)²
 """
+
 import collections
 
 import tensorflow as tf
@@ -19,13 +20,20 @@ import tensorflow as tf
 VTraceReturns = collections.namedtuple('VTraceReturns', ['vs', 'pg_advantages'])
 
 
-def from_importance_weights(log_rhos, discounts, rewards, values, bootstrap_value,
-                            clip_rho_threshold: float = 1.0, clip_pg_rho_threshold: float = 1.0,
-                            clip_c_threshold: float = 1.0) -> VTraceReturns:
+def from_importance_weights(
+    log_rhos,
+    discounts,
+    rewards,
+    values,
+    bootstrap_value,
+    clip_rho_threshold: float = 1.0,
+    clip_pg_rho_threshold: float = 1.0,
+    clip_c_threshold: float = 1.0,
+) -> VTraceReturns:
   """All inputs [T, B] float32 except bootstrap_value [B]; thresholds None → no clipping."""
   log_rhos, discounts, rewards, values, bootstrap_value = (
-      tf.convert_to_tensor(x, tf.float32)
-      for x in (log_rhos, discounts, rewards, values, bootstrap_value))
+      tf.convert_to_tensor(x, tf.float32) for x in (log_rhos, discounts, rewards, values, bootstrap_value)
+  )
   if log_rhos.shape.rank != 2:
     raise ValueError(f'vtrace: log_rhos must be time-major [T, B], got shape {log_rhos.shape}')
   rhos = tf.exp(log_rhos)
@@ -39,8 +47,9 @@ def from_importance_weights(log_rhos, discounts, rewards, values, bootstrap_valu
     delta, discount, c = x
     return delta + discount * c * acc
 
-  vs_minus_v = tf.scan(backwards, (deltas, discounts, cs), initializer=tf.zeros_like(bootstrap_value),
-                       reverse=True)
+  vs_minus_v = tf.scan(
+      backwards, (deltas, discounts, cs), initializer=tf.zeros_like(bootstrap_value), reverse=True
+  )
   vs = vs_minus_v + values
   vs_next = tf.concat([vs[1:], bootstrap_value[None]], 0)
   pg_advantages = clip(rhos, clip_pg_rho_threshold) * (rewards + discounts * vs_next - values)

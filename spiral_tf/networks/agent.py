@@ -20,6 +20,7 @@ Usage:
   unrolled = agent.unroll(step_type, observation, action, core_state)   # time-major [T, B]
   print(agent.num_parameters())
 """
+
 import collections
 import math
 from typing import Mapping, NamedTuple, Optional, Sequence
@@ -37,6 +38,7 @@ DEFAULT_LOCATION_KEYS = ('end', 'control', 'location')
 
 class AgentSize(NamedTuple):
   """Widths of the networks; `deepmind` is the released architecture."""
+
   torso_channels: int
   torso_res_blocks: int
   z_dim: int
@@ -49,10 +51,12 @@ class AgentSize(NamedTuple):
 
 
 SIZES = {
-    'deepmind': AgentSize(torso_channels=32, torso_res_blocks=8, z_dim=256, lstm_size=256,
-                          head_channels=32, head_res_blocks=8),
-    'tiny': AgentSize(torso_channels=16, torso_res_blocks=2, z_dim=64, lstm_size=64,
-                      head_channels=16, head_res_blocks=2),
+    'deepmind': AgentSize(
+        torso_channels=32, torso_res_blocks=8, z_dim=256, lstm_size=256, head_channels=32, head_res_blocks=8
+    ),
+    'tiny': AgentSize(
+        torso_channels=16, torso_res_blocks=2, z_dim=64, lstm_size=64, head_channels=16, head_res_blocks=2
+    ),
 }
 
 AgentState = collections.namedtuple('AgentState', ['core', 'prev_action'])
@@ -96,9 +100,10 @@ class LocationHead(tf.keras.layers.Layer):
     self._grid = grid
     self._conv_in = tf.keras.layers.Conv2D(channels, 3, padding='same')
     self._blocks = [ResidualBlock(channels) for _ in range(res_blocks)]
-    self._upsample = [tf.keras.layers.Conv2DTranspose(channels, 4, strides=2, padding='same',
-                                                      activation='relu')
-                      for _ in range(int(math.log2(grid // 4)))]
+    self._upsample = [
+        tf.keras.layers.Conv2DTranspose(channels, 4, strides=2, padding='same', activation='relu')
+        for _ in range(int(math.log2(grid // 4)))
+    ]
     self._conv_out = tf.keras.layers.Conv2D(1, 3, padding='same', kernel_initializer=_head_initializer())
 
   def call(self, z):
@@ -115,18 +120,27 @@ def _grid_of(key: str, num_values: int) -> int:
   """G for a location key with G² values; G must be 4·2^k (the head doubles a 4×4 map)."""
   grid = math.isqrt(num_values)
   if grid * grid != num_values or grid < 4 or grid & (grid - 1):
-    raise ValueError(f'action {key!r}: a location sub-action needs G×G values with G = 4·2^k '
-                     f'(16, 64, 256, 1024, ...), got {num_values}')
+    raise ValueError(
+        f'action {key!r}: a location sub-action needs G×G values with G = 4·2^k '
+        f'(16, 64, 256, 1024, ...), got {num_values}'
+    )
   return grid
 
 
 class Agent(tf.Module):
   """Policy + critic over a dict action spec (see module docstring)."""
 
-  def __init__(self, action_spec: Mapping[str, dm_env.specs.DiscreteArray],
-               observation_spec: Mapping, size='deepmind', order: Optional[Sequence[str]] = None,
-               conditional: bool = False, location_keys: Sequence[str] = DEFAULT_LOCATION_KEYS,
-               precision: str = 'float32', name: str = 'agent'):
+  def __init__(
+      self,
+      action_spec: Mapping[str, dm_env.specs.DiscreteArray],
+      observation_spec: Mapping,
+      size='deepmind',
+      order: Optional[Sequence[str]] = None,
+      conditional: bool = False,
+      location_keys: Sequence[str] = DEFAULT_LOCATION_KEYS,
+      precision: str = 'float32',
+      name: str = 'agent',
+  ):
     super().__init__(name=name)
     if isinstance(size, AgentSize):
       sizes = size
@@ -139,8 +153,11 @@ class Agent(tf.Module):
       raise ValueError(f'lstm_size {sizes.lstm_size} must be divisible by 16 (4×4 location map)')
     self._num_values = {k: int(s.num_values) for k, s in action_spec.items()}
     if order is None:
-      order = (tuple(k for k in PAINTER_ORDER if k in action_spec)
-               if set(action_spec) <= set(PAINTER_ORDER) else tuple(action_spec))
+      order = (
+          tuple(k for k in PAINTER_ORDER if k in action_spec)
+          if set(action_spec) <= set(PAINTER_ORDER)
+          else tuple(action_spec)
+      )
     order = tuple(order)
     if sorted(order) != sorted(action_spec):
       raise ValueError(f'order {order} must name every action key {tuple(action_spec)} once')
@@ -165,12 +182,13 @@ class Agent(tf.Module):
   def _make_layers(self, sizes, order):
     ch = sizes.torso_channels
     self._conv_in = tf.keras.layers.Conv2D(ch, 5, padding='same', name='torso_conv_in')
-    self._prev_action_embed = {k: tf.keras.layers.Dense(sizes.embed_size, name=f'prev_{k}')
-                               for k in order}
+    self._prev_action_embed = {k: tf.keras.layers.Dense(sizes.embed_size, name=f'prev_{k}') for k in order}
     self._prev_action_mlp = _mlp(sizes.action_mlp, ch, 'prev_action_mlp')
     self._noise_mlp = _mlp(sizes.action_mlp, ch, 'noise_mlp') if self._use_noise else None
-    self._downsample = [tf.keras.layers.Conv2D(ch, 4, strides=2, padding='same', activation='relu',
-                                               name=f'torso_down_{i}') for i in range(3)]
+    self._downsample = [
+        tf.keras.layers.Conv2D(ch, 4, strides=2, padding='same', activation='relu', name=f'torso_down_{i}')
+        for i in range(3)
+    ]
     self._conv_mid = tf.keras.layers.Conv2D(ch, 3, padding='same', name='torso_conv_mid')
     self._torso_blocks = [ResidualBlock(ch, name=f'torso_res_{i}') for i in range(sizes.torso_res_blocks)]
     self._torso_out = tf.keras.layers.Dense(sizes.z_dim, name='torso_out')
@@ -178,16 +196,17 @@ class Agent(tf.Module):
     # The baseline is one small matrix product: computed in float32 (V-trace's targets are differences
     # of values; bfloat16's 3 significant digits would be noise in them).
     self._value = tf.keras.layers.Dense(1, dtype='float32', name='value')
-    self._heads = {k: (LocationHead(self._grids[k], sizes.head_channels, sizes.head_res_blocks,
-                                    name=f'head_{k}')
-                       if k in self._grids else tf.keras.layers.Dense(
-                           n, kernel_initializer=_head_initializer(), name=f'head_{k}'))
-                   for k, n in ((k, self._num_values[k]) for k in order)}
+    self._heads = {
+        k: (
+            LocationHead(self._grids[k], sizes.head_channels, sizes.head_res_blocks, name=f'head_{k}')
+            if k in self._grids
+            else tf.keras.layers.Dense(n, kernel_initializer=_head_initializer(), name=f'head_{k}')
+        )
+        for k, n in ((k, self._num_values[k]) for k in order)
+    }
     # The last sub-action conditions nothing, so it has no z update.
-    self._sample_embed = {k: tf.keras.layers.Dense(sizes.embed_size, name=f'sample_{k}')
-                          for k in order[:-1]}
-    self._z_update = {k: _mlp(sizes.autoregressive_mlp, sizes.lstm_size, f'z_update_{k}')
-                      for k in order[:-1]}
+    self._sample_embed = {k: tf.keras.layers.Dense(sizes.embed_size, name=f'sample_{k}') for k in order[:-1]}
+    self._z_update = {k: _mlp(sizes.autoregressive_mlp, sizes.lstm_size, f'z_update_{k}') for k in order[:-1]}
 
   # --- public API ------------------------------------------------------------------------------------
 
@@ -204,8 +223,9 @@ class Agent(tf.Module):
 
   def initial_state(self, batch_size: int) -> AgentState:
     zeros = tf.zeros([batch_size, self._size.lstm_size])
-    return AgentState(core={'h': zeros, 'c': zeros},
-                      prev_action={k: tf.zeros([batch_size], tf.int32) for k in self._order})
+    return AgentState(
+        core={'h': zeros, 'c': zeros}, prev_action={k: tf.zeros([batch_size], tf.int32) for k in self._order}
+    )
 
   def step(self, step_type, observation, state: AgentState, greedy: bool = False):
     """One batched step: samples an action (greedy: the most likely value of each sub-action, given the
@@ -229,25 +249,36 @@ class Agent(tf.Module):
     first = tf.equal(step_type, int(dm_env.StepType.FIRST))
     if prev_action is None:
       prev_action = {k: tf.zeros([batch], tf.int32) for k in self._order}
-    previous = {k: tf.where(first, 0, tf.concat([tf.cast(prev_action[k], tf.int32)[None],
-                                                  tf.cast(action[k][:-1], tf.int32)], 0))
-                for k in self._order}
+    previous = {
+        k: tf.where(
+            first,
+            0,
+            tf.concat([tf.cast(prev_action[k], tf.int32)[None], tf.cast(action[k][:-1], tf.int32)], 0),
+        )
+        for k in self._order
+    }
     merge = lambda x: tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], 0))
-    torso = self._torso(tf.nest.map_structure(merge, self._used(observation)),
-                        {k: merge(v) for k, v in previous.items()}, merge(first))
+    torso = self._torso(
+        tf.nest.map_structure(merge, self._used(observation)),
+        {k: merge(v) for k, v in previous.items()},
+        merge(first),
+    )
     torso = tf.reshape(torso, [num_steps, batch, -1])
     core, outputs = core_state, []
     for t in range(num_steps):
       out, core = self._core_step(torso[t], core, first[t])
       outputs.append(out)
     core_out = merge(tf.stack(outputs))
-    _, log_prob, entropy = self._policy(core_out, {k: merge(tf.cast(action[k], tf.int32))
-                                                   for k in self._order})
+    _, log_prob, entropy = self._policy(
+        core_out, {k: merge(tf.cast(action[k], tf.int32)) for k in self._order}
+    )
     split = lambda x: tf.reshape(x, [num_steps, batch])
-    return UnrollOutput(log_prob={k: split(v) for k, v in log_prob.items()},
-                        entropy={k: split(v) for k, v in entropy.items()},
-                        value=split(self._value(core_out)[:, 0]),
-                        core_output=tf.cast(tf.reshape(core_out, [num_steps, batch, -1]), tf.float32))
+    return UnrollOutput(
+        log_prob={k: split(v) for k, v in log_prob.items()},
+        entropy={k: split(v) for k, v in entropy.items()},
+        value=split(self._value(core_out)[:, 0]),
+        core_output=tf.cast(tf.reshape(core_out, [num_steps, batch, -1]), tf.float32),
+    )
 
   # --- pieces ----------------------------------------------------------------------------------------
 
@@ -274,9 +305,12 @@ class Agent(tf.Module):
     x = self._conv_in(tf.concat(images, -1))
     # The previous action only counts where it had an effect, and not at all at FIRST.
     not_first = 1.0 - tf.cast(first, self._dtype)[:, None]
-    embeddings = [self._prev_action_embed[k](self._embedding(k, prev_action[k]))
-                  * tf.cast(observation['action_mask'][k], self._dtype)[:, None] * not_first
-                  for k in self._order]
+    embeddings = [
+        self._prev_action_embed[k](self._embedding(k, prev_action[k]))
+        * tf.cast(observation['action_mask'][k], self._dtype)[:, None]
+        * not_first
+        for k in self._order
+    ]
     bias = self._prev_action_mlp(tf.concat(embeddings, -1))
     if self._use_noise:
       bias += self._noise_mlp(tf.cast(observation['noise_sample'], tf.float32))
@@ -322,8 +356,7 @@ class Agent(tf.Module):
   def _build(self):
     """Creates every variable with one dummy step, so the weights exist before the first real call."""
     shape = self._canvas_shape
-    observation = {'canvas': tf.zeros((1,) + shape),
-                   'action_mask': {k: tf.ones([1]) for k in self._order}}
+    observation = {'canvas': tf.zeros((1,) + shape), 'action_mask': {k: tf.ones([1]) for k in self._order}}
     if self._use_noise:
       observation['noise_sample'] = tf.zeros([1, self._noise_dim])
     if self._conditional:

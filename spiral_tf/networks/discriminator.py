@@ -25,6 +25,7 @@ Usage:
   d = Discriminator(size='deepmind', precision='mixed_bfloat16')   # bfloat16 convs, float32 scores
   losses = wgan_gp_loss(d, real_inputs, fake_inputs, epsilon)      # inside a GradientTape over d
 """
+
 from typing import Optional, Sequence
 
 import tensorflow as tf
@@ -50,12 +51,17 @@ class SpectralNormalized(tf.keras.layers.Layer):
   def build(self, input_shape):
     self.layer.build(input_shape)
     kernel = self.layer.kernel
-    self.u = self.add_weight('u', shape=[1, kernel.shape[-1]], trainable=False, dtype=kernel.dtype,
-                             initializer=tf.keras.initializers.RandomNormal(),
-                             # Every replica computes the same u from the same weights, and
-                             # updates its own copy (no cross-replica sync inside XLA).
-                             synchronization=tf.VariableSynchronization.ON_READ,
-                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self.u = self.add_weight(
+        'u',
+        shape=[1, kernel.shape[-1]],
+        trainable=False,
+        dtype=kernel.dtype,
+        initializer=tf.keras.initializers.RandomNormal(),
+        # Every replica computes the same u from the same weights, and
+        # updates its own copy (no cross-replica sync inside XLA).
+        synchronization=tf.VariableSynchronization.ON_READ,
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
     super().build(input_shape)
 
   def call(self, x, training=False):
@@ -82,9 +88,16 @@ class SpectralNormalized(tf.keras.layers.Layer):
 class Discriminator(tf.Module):
   """DCGAN-like critic on [B, W, W, C'] images (W a multiple of 16); returns scores [B]."""
 
-  def __init__(self, size: str = 'deepmind', channels: Optional[Sequence[int]] = None,
-               spectral_norm: bool = False, input_shape: Optional[Sequence[int]] = None,
-               dtype=tf.float32, precision: str = 'float32', name: str = 'discriminator'):
+  def __init__(
+      self,
+      size: str = 'deepmind',
+      channels: Optional[Sequence[int]] = None,
+      spectral_norm: bool = False,
+      input_shape: Optional[Sequence[int]] = None,
+      dtype=tf.float32,
+      precision: str = 'float32',
+      name: str = 'discriminator',
+  ):
     """`dtype`: of the weights and inputs (float64 for numerical tests); `precision`: compute precision
     (spiral_tf/networks/precision.py; mixed_bfloat16 needs float32 weights). Scores are returned in
     `dtype`."""
@@ -96,9 +109,15 @@ class Discriminator(tf.Module):
     if precision_lib.compute_dtype(precision) != tf.float32 and dtype != tf.float32:
       raise ValueError(f'precision {precision!r} computes with float32 weights, not {dtype}')
     layer_dtype = dtype if precision == 'float32' else precision  # A Keras dtype policy's name.
-    wrap = (lambda layer: SpectralNormalized(layer, dtype=layer_dtype)) if spectral_norm else (lambda layer: layer)
-    self._convs = [wrap(tf.keras.layers.Conv2D(n, 4, strides=2, padding='same', dtype=layer_dtype,
-                                               name=f'conv_{i}')) for i, n in enumerate(channels)]
+    wrap = (
+        (lambda layer: SpectralNormalized(layer, dtype=layer_dtype))
+        if spectral_norm
+        else (lambda layer: layer)
+    )
+    self._convs = [
+        wrap(tf.keras.layers.Conv2D(n, 4, strides=2, padding='same', dtype=layer_dtype, name=f'conv_{i}'))
+        for i, n in enumerate(channels)
+    ]
     self._out = wrap(tf.keras.layers.Dense(1, dtype=layer_dtype, name='out'))
     self._spectral_norm = spectral_norm
     self._dtype = dtype
@@ -161,26 +180,46 @@ def gradient_penalty(d: Discriminator, real, fake, epsilon, slope: float = 1.0):
   return tf.reduce_mean(tf.square(norms - slope)), norms
 
 
-def wgan_gp_loss(d: Discriminator, real, fake, epsilon, penalty_weight: float = 10.0,
-                 slope: float = 1.0, centring_weight: float = 1e-3) -> dict:
+def wgan_gp_loss(
+    d: Discriminator,
+    real,
+    fake,
+    epsilon,
+    penalty_weight: float = 10.0,
+    slope: float = 1.0,
+    centring_weight: float = 1e-3,
+) -> dict:
   d_real, d_fake = d(real, training=True), d(fake, training=True)
   penalty, norms = gradient_penalty(d, real, fake, epsilon, slope)
   mean_real, mean_fake = tf.reduce_mean(d_real), tf.reduce_mean(d_fake)
   centring = tf.square(0.5 * (mean_real + mean_fake))
   loss = mean_fake - mean_real + penalty_weight * penalty + centring_weight * centring
-  return {'loss': loss, 'loss_real': -mean_real, 'loss_fake': mean_fake, 'gradient_penalty': penalty,
-          'centring': centring, 'score_real': mean_real, 'score_fake': mean_fake,
-          'interpolate_grad_norm': tf.reduce_mean(norms)}
+  return {
+      'loss': loss,
+      'loss_real': -mean_real,
+      'loss_fake': mean_fake,
+      'gradient_penalty': penalty,
+      'centring': centring,
+      'score_real': mean_real,
+      'score_fake': mean_fake,
+      'interpolate_grad_norm': tf.reduce_mean(norms),
+  }
 
 
 def sn_gan_loss(d: Discriminator, real, fake) -> dict:
   d_real, d_fake = d(real, training=True), d(fake, training=True)
   loss_real = tf.reduce_mean(tf.nn.softplus(-d_real))
   loss_fake = tf.reduce_mean(tf.nn.softplus(d_fake))
-  return {'loss': loss_real + loss_fake, 'loss_real': loss_real, 'loss_fake': loss_fake,
-          'gradient_penalty': tf.zeros([]), 'centring': tf.zeros([]),
-          'score_real': tf.reduce_mean(d_real), 'score_fake': tf.reduce_mean(d_fake),
-          'interpolate_grad_norm': tf.zeros([])}  # No interpolates: the spectral norm bounds D instead.
+  return {
+      'loss': loss_real + loss_fake,
+      'loss_real': loss_real,
+      'loss_fake': loss_fake,
+      'gradient_penalty': tf.zeros([]),
+      'centring': tf.zeros([]),
+      'score_real': tf.reduce_mean(d_real),
+      'score_fake': tf.reduce_mean(d_fake),
+      'interpolate_grad_norm': tf.zeros([]),
+  }  # No interpolates: the spectral norm bounds D instead.
 
 
 def reward_score(scores, loss: str):

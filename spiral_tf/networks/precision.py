@@ -12,6 +12,7 @@ Usage:
     layer = tf.keras.layers.Dense(8)
   precision.compute_dtype('mixed_bfloat16')     # tf.bfloat16
 """
+
 import contextlib
 
 import tensorflow as tf

@@ -13,6 +13,7 @@ Usage:
   server = reverb.Server(tables, port=port)        # in the `reverb` role
   client = reverb.Client(address); wait_for_server(address, timeout_s=60)
 """
+
 import time
 from typing import Any, Sequence
 
@@ -27,18 +28,30 @@ D_VARIABLES = 'd_variables'
 
 def variables_signature(variables: Sequence[tf.Variable]) -> dict:
   """The signature of a variables table: the learner step and one tensor per variable."""
-  return {'learner_step': tf.TensorSpec((), tf.int64),
-          'weights': [tf.TensorSpec(v.shape, v.dtype) for v in variables]}
+  return {
+      'learner_step': tf.TensorSpec((), tf.int64),
+      'weights': [tf.TensorSpec(v.shape, v.dtype) for v in variables],
+  }
 
 
-def make_tables(trajectory_spec: Any, fake_spec: Any, policy_variables: Sequence[tf.Variable],
-                d_variables: Sequence[tf.Variable], queue_size: int, fakes_size: int = 1280
-                ) -> list[reverb.Table]:
+def make_tables(
+    trajectory_spec: Any,
+    fake_spec: Any,
+    policy_variables: Sequence[tf.Variable],
+    d_variables: Sequence[tf.Variable],
+    queue_size: int,
+    fakes_size: int = 1280,
+) -> list[reverb.Table]:
   return [
       reverb.Table.queue(QUEUE, max_size=queue_size, signature=trajectory_spec),
       reverb.Table(
-          FAKES, sampler=reverb.selectors.Uniform(), remover=reverb.selectors.Fifo(),
-          max_size=fakes_size, rate_limiter=reverb.rate_limiters.MinSize(1), signature=fake_spec),
+          FAKES,
+          sampler=reverb.selectors.Uniform(),
+          remover=reverb.selectors.Fifo(),
+          max_size=fakes_size,
+          rate_limiter=reverb.rate_limiters.MinSize(1),
+          signature=fake_spec,
+      ),
       _variables_table(POLICY_VARIABLES, policy_variables),
       _variables_table(D_VARIABLES, d_variables),
   ]
@@ -46,8 +59,13 @@ def make_tables(trajectory_spec: Any, fake_spec: Any, policy_variables: Sequence
 
 def _variables_table(name, variables):
   return reverb.Table(
-      name, sampler=reverb.selectors.Fifo(), remover=reverb.selectors.Fifo(), max_size=1,
-      rate_limiter=reverb.rate_limiters.MinSize(1), signature=variables_signature(variables))
+      name,
+      sampler=reverb.selectors.Fifo(),
+      remover=reverb.selectors.Fifo(),
+      max_size=1,
+      rate_limiter=reverb.rate_limiters.MinSize(1),
+      signature=variables_signature(variables),
+  )
 
 
 def wait_for_server(address: str, timeout_s: float, table: str | None = None) -> dict:
@@ -63,6 +81,8 @@ def wait_for_server(address: str, timeout_s: float, table: str | None = None) ->
       pass  # Not up yet (or restarting): try again until the deadline.
     if time.monotonic() > deadline:
       what = f'table {table!r} to receive its first item' if table else 'the Reverb server'
-      raise TimeoutError(f'waited {timeout_s:.0f} s for {what} at {address}; is `--role=reverb` '
-                         f'running there (see --reverb_address)?')
+      raise TimeoutError(
+          f'waited {timeout_s:.0f} s for {what} at {address}; is `--role=reverb` '
+          f'running there (see --reverb_address)?'
+      )
     time.sleep(0.5)

@@ -24,6 +24,7 @@ Usage:
   writer.append(writer_columns(step, i, core_state, policy_step))  # per step t (per-episode fields at 0)
   writer.create_item('queue', 1.0, queue_item(writer.history, L, action_keys))
 """
+
 from typing import Any, Mapping, NamedTuple, Sequence
 
 from dm_env import specs
@@ -37,9 +38,10 @@ EPISODE_FIELDS = ('core_state', 'policy_step')
 
 class Step(NamedTuple):
   """One time step of K environments: the observation, then the action taken after it (LAST: zeros)."""
-  step_type: np.ndarray            # int32 [K]
-  observation: Mapping[str, Any]   # nest of [K, ...]
-  action: Mapping[str, np.ndarray]              # {k: int32 [K]}
+
+  step_type: np.ndarray  # int32 [K]
+  observation: Mapping[str, Any]  # nest of [K, ...]
+  action: Mapping[str, np.ndarray]  # {k: int32 [K]}
   behaviour_log_prob: Mapping[str, np.ndarray]  # {k: float32 [K]}
 
 
@@ -52,18 +54,23 @@ def _tensor_spec(spec: specs.Array, leading=()) -> tf.TensorSpec:
   return tf.TensorSpec(tuple(leading) + tuple(spec.shape), tf.as_dtype(spec.dtype), name=spec.name or None)
 
 
-def trajectory_spec(observation_spec: Mapping[str, Any], action_spec: Mapping[str, specs.Array],
-                    lstm_size: int, episode_length: int) -> dict:
+def trajectory_spec(
+    observation_spec: Mapping[str, Any],
+    action_spec: Mapping[str, specs.Array],
+    lstm_size: int,
+    episode_length: int,
+) -> dict:
   """Nested tf.TensorSpec of one stored episode (see module docstring)."""
   length = (episode_length,)
   return {
       'step_type': tf.TensorSpec(length, tf.int32, 'step_type'),
-      'observation': tf.nest.map_structure(lambda s: _tensor_spec(s, length),
-                                           plain_dicts(observation_spec)),
+      'observation': tf.nest.map_structure(lambda s: _tensor_spec(s, length), plain_dicts(observation_spec)),
       'action': {k: tf.TensorSpec(length, tf.int32, k) for k in action_spec},
       'behaviour_log_prob': {k: tf.TensorSpec(length, tf.float32, k) for k in action_spec},
-      'core_state': {'h': tf.TensorSpec((lstm_size,), tf.float32, 'h'),
-                     'c': tf.TensorSpec((lstm_size,), tf.float32, 'c')},
+      'core_state': {
+          'h': tf.TensorSpec((lstm_size,), tf.float32, 'h'),
+          'c': tf.TensorSpec((lstm_size,), tf.float32, 'c'),
+      },
       'policy_step': tf.TensorSpec((), tf.int64, 'policy_step'),
   }
 
@@ -85,11 +92,13 @@ def batch_major(steps: Sequence[Step], core_state: Mapping[str, np.ndarray], pol
   stack = lambda xs: np.stack(xs, axis=1)  # time after batch
   return {
       'step_type': stack([s.step_type for s in steps]),
-      'observation': tf.nest.map_structure(lambda *xs: stack(xs),
-                                           *[plain_dicts(s.observation) for s in steps]),
+      'observation': tf.nest.map_structure(
+          lambda *xs: stack(xs), *[plain_dicts(s.observation) for s in steps]
+      ),
       'action': {k: stack([s.action[k] for s in steps]) for k in steps[0].action},
-      'behaviour_log_prob': {k: stack([s.behaviour_log_prob[k] for s in steps])
-                             for k in steps[0].behaviour_log_prob},
+      'behaviour_log_prob': {
+          k: stack([s.behaviour_log_prob[k] for s in steps]) for k in steps[0].behaviour_log_prob
+      },
       'core_state': {k: np.asarray(v) for k, v in core_state.items()},
       'policy_step': np.broadcast_to(np.asarray(policy_step, np.int64), (batch,)).copy(),
   }
