@@ -25,10 +25,11 @@ the machine equally) and waits; a run that already reached its limit resumes, se
 curves against frames (PNG), image grids and results.json (every number; reproductions not reported in
 this call keep their entries). A reproduction whose runs are missing is skipped with a message.
 
-Seeds trained in different sessions (r1): a run directory stays on the machine that trained it, so the report
-keeps in the repository what it needs of a run again — its figures in results.json and its curves in
-curves/<run>.json. A later `--stage=report --seeds=0,1` whose seed-0 directory is gone takes seed 0 from
-there (marked 'source': 'stored' in results.json) and evaluates the runs whose directories it has.
+Seeds trained in different sessions (r1, its ablation, r3, precision): a run directory stays on the
+machine that trained it, so the report keeps in the repository what it needs of a run again — its figures
+in results.json and its curves in curves/<run>.json. A later `--stage=report --seeds=0,1` whose seed-0
+directory is gone takes seed 0 from there (marked 'source': 'stored' in results.json) and evaluates the
+runs whose directories it has.
 """
 
 import dataclasses
@@ -68,6 +69,7 @@ REPRODUCTIONS = {
 # Reproductions reported by held-out reconstruction of MNIST test digits (report_reconstruction): their
 # runs' figures in results.json can stand in for a run trained in an earlier session.
 RECONSTRUCTION = ('r1', 'r1_entropy_cost')
+STROKES = ('r3', 'precision')  # Scored on strokes targets by report_strokes.
 LABELS = {
     'mnist_d': 'D reward (SPIRAL++)',
     'mnist_l2': 'l2 reward',
@@ -277,7 +279,7 @@ class StoredRun:
   def __init__(self, config, seed, entry):
     self.name, self.seed, self.entry = _name(config), seed, entry
     self.key = _key(config, seed)
-    self.frames, self.learner_steps = entry['frames'], entry['learner_steps']
+    self.frames, self.learner_steps = entry['frames'], entry.get('learner_steps')
     self.curves = {}
     if os.path.exists(_curves_path(self.key)):
       with open(_curves_path(self.key)) as f:
@@ -291,18 +293,25 @@ class StoredRun:
 def stored_runs(reproduction, results):
   """{key: entry}: runs of `reproduction` not trained here that `results` (results.json) already evaluated.
 
-  Only reconstruction reproductions (RECONSTRUCTION) have such entries. Any of their entries may hold the run
-  (r1 and its ablation share the D agent), if it was evaluated on as many held-out targets as this call
-  uses; an entry that was itself stored keeps the date of the report that evaluated it.
+  Only runs scored on held-out targets have such entries, and only if they were evaluated on as many
+  targets as this call uses; an entry that was itself stored keeps the date of the report that evaluated
+  it. A reconstruction reproduction (RECONSTRUCTION) takes any reconstruction entry (r1 and its ablation
+  share the D agent); a strokes one (STROKES) only its own, since r3 and precision each trained a run
+  named strokes-seed<k> of their own.
   """
-  if reproduction not in RECONSTRUCTION:
+  if reproduction in RECONSTRUCTION:
+    earliers = [e for e in (results or {}).values() if isinstance(e, dict)]
+    scored = lambda earlier, entry: earlier.get('num_targets') == FLAGS.num_targets and 'heldout' in entry
+  elif reproduction in STROKES:
+    earliers = [(results or {}).get(reproduction, {})]
+    scored = lambda earlier, entry: entry.get('num_targets') == FLAGS.num_targets and 'greedy' in entry
+  else:
     return {}
   pool = {}
-  for earlier in (results or {}).values():
-    if isinstance(earlier, dict) and earlier.get('num_targets') == FLAGS.num_targets:
-      for key, entry in earlier.get('runs', {}).items():
-        if 'heldout' in entry:
-          pool[key] = dict(entry, source=entry.get('source', f'stored (evaluated {earlier.get("written")})'))
+  for earlier in earliers:
+    for key, entry in earlier.get('runs', {}).items():
+      if scored(earlier, entry):
+        pool[key] = dict(entry, source=entry.get('source', f'stored (evaluated {earlier.get("written")})'))
   return {
       _key(c, s): pool[_key(c, s)]
       for c, s in _runs(reproduction)
@@ -634,10 +643,21 @@ def report_r2():
   return out
 
 
-def report_strokes(reproduction):
-  """r3's report (and the precision comparison's): held-out MSE on strokes targets, curves, frames/s."""
+STROKES_CURVES = (('train', 'l2_to_target'), ('train', 'entropy'), ('train', 'policy_learning_rate'))
+
+
+def report_strokes(reproduction, results):
+  """r3's report (and the precision comparison's): held-out MSE on strokes targets, curves, frames/s.
+
+  Runs whose directories are gone come from `results` (stored_runs), with the curves an earlier report kept.
+  """
   out = {'runs': {}}
-  runs = [Run(config, seed) for config, seed in _runs(reproduction)]
+  stored = stored_runs(reproduction, results)
+  runs = [Run(config, seed) for config, seed in _runs(reproduction) if _key(config, seed) not in stored]
+  if not runs:
+    raise app.UsageError(
+        f'{reproduction}: no run directory here to evaluate (every run would come from results.json)'
+    )
   for run in runs:
     painter = run.painter()
     targets = components.load_targets(components.load_config(run.dir), 'test', limit=FLAGS.num_targets)
@@ -659,6 +679,21 @@ def report_strokes(reproduction):
         'learner_frames_per_s_median': float(np.median(run.curve('frames_per_s')[1] or [np.nan])),
     }
     print(f'[reproduce] {reproduction} {run.name} seed {run.seed}: ' f'{out["runs"][run.key]}', flush=True)
+    write_curves(run, STROKES_CURVES)
+  for key, entry in stored.items():
+    out['runs'][key] = entry
+    print(f'[reproduce] {key}: from results.json, {entry["source"]}', flush=True)
+  runs += [StoredRun(c, s, stored[_key(c, s)]) for c, s in _runs(reproduction) if _key(c, s) in stored]
+  out['summary'] = {}  # Per config, the mean over its seeds.
+  for run in runs:
+    entry = out['runs'][run.key]
+    summary = out['summary'].setdefault(run.name, {'seeds': [], 'greedy': [], 'greedy_over_blank': []})
+    summary['seeds'].append(run.seed)
+    summary['greedy'].append(entry['greedy']['mean'])
+    summary['greedy_over_blank'].append(entry['greedy_over_blank'])
+  for summary in out['summary'].values():
+    summary['greedy_mean_over_seeds'] = float(np.mean(summary['greedy']))
+    summary['greedy_over_blank_mean_over_seeds'] = float(np.mean(summary['greedy_over_blank']))
   figures = {}
   for tag, title, ylabel, name, smooth in (
       ('l2_to_target', 'l2 of the final canvas (training episodes)', 'mean squared error', 'train_l2', 10),
@@ -693,8 +728,8 @@ def report() -> int:
   reporters = {
       'r1': lambda: report_reconstruction('r1', results),
       'r2': report_r2,
-      'r3': lambda: report_strokes('r3'),
-      'precision': lambda: report_strokes('precision'),
+      'r3': lambda: report_strokes('r3', results),
+      'precision': lambda: report_strokes('precision', results),
       'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results),
   }
   reported = 0

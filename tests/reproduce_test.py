@@ -98,6 +98,34 @@ def test_a_missing_run_is_taken_from_the_earlier_report_and_says_so(report_dirs)
   assert reproduce.stored_runs('r3', {'r1': previous}) == {}
 
 
+def _strokes_entry(greedy, num_targets=500):
+  return {'frames': 216000, 'greedy': {'mean': greedy, 'sem': 0.001}, 'num_targets': num_targets}
+
+
+def test_a_strokes_run_is_taken_only_from_its_own_reproduction_s_entry(report_dirs):
+  # precision and r3 each trained a run named strokes-seed0: one must never stand in for the other.
+  precision = {
+      'written': '2026-12-02 04:52 UTC',
+      'runs': {'strokes-seed0': _strokes_entry(0.110), 'strokes_mixed_bfloat16-seed0': _strokes_entry(0.121)},
+  }
+  results = {'precision': precision, 'r3': {'runs': {'strokes-seed1': _strokes_entry(0.09)}}}
+  stored = reproduce.stored_runs('precision', results)
+  assert sorted(stored) == ['strokes-seed0', 'strokes_mixed_bfloat16-seed0']
+  assert stored['strokes-seed0']['greedy'] == precision['runs']['strokes-seed0']['greedy']
+  assert stored['strokes-seed0']['source'] == 'stored (evaluated 2026-12-02 04:52 UTC)'
+  assert reproduce.stored_runs('r3', results) == {
+      'strokes-seed1': dict(results['r3']['runs']['strokes-seed1'], source='stored (evaluated None)')
+  }
+  # Scored on other held-out targets, or not at all: not stored.
+  other = {
+      'precision': {'runs': {'strokes-seed0': _strokes_entry(0.11, num_targets=200), 'strokes-seed1': {}}}
+  }
+  assert reproduce.stored_runs('precision', other) == {}
+  # A directory here is evaluated again, never replaced.
+  _write_export(reproduce.run_dir('strokes', 0), 1500)
+  assert sorted(reproduce.stored_runs('precision', results)) == ['strokes_mixed_bfloat16-seed0']
+
+
 def test_training_starts_each_run_once_and_none_that_results_json_holds(report_dirs):
   results = {'r1': {'num_targets': 500, 'runs': {'mnist_d-seed0': _entry(0.0497)}}}
   with flagsaver.flagsaver(reproductions=['r1', 'r1_entropy_cost']):
