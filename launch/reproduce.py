@@ -62,6 +62,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPRODUCTIONS = {
     'r1': ('reproductions/mnist_d', 'reproductions/mnist_l2'),
     'r2': ('reproductions/mnist_unconditional',),
+    'r2_decayed': ('reproductions/mnist_unconditional_decayed',),
     'r3': ('strokes', 'reproductions/strokes_constant_lr'),
     'precision': ('strokes', 'reproductions/strokes_mixed_bfloat16'),
     'r1_entropy_cost': ('reproductions/mnist_d', 'reproductions/mnist_d_entropy_cost_half'),
@@ -75,6 +76,7 @@ LABELS = {
     'mnist_l2': 'l2 reward',
     'strokes': 'make train agent',
     'mnist_unconditional': 'unconditional MNIST',
+    'mnist_unconditional_decayed': 'unconditional MNIST, decayed learning rate',
     'strokes_constant_lr': 'constant learning rate',
     'strokes_mixed_bfloat16': 'mixed_bfloat16 learner',
     'mnist_d_entropy_cost_half': 'D reward, entropy cost 0.005',
