@@ -19,6 +19,8 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
       (reproductions/mnist_d_entropy_cost_half.cfg): r1's report for both.
   precision  the quick start in float32 beside --precision=mixed_bfloat16
       (reproductions/strokes_mixed_bfloat16.cfg): r3's report for both, with the learner's frames/s.
+  r2_decayed  r2 with the policy learning rate decayed to 0 over 1,500,000 frames
+      (reproductions/mnist_unconditional_decayed.cfg): r2's report, beside r2's stored curves.
 `--stage=train` starts every run of the chosen reproductions at once (so the runs of one comparison share
 the machine equally) and waits; a run that already reached its limit resumes, sees it and stops at once.
 `--stage=report` reads their TensorBoard logs and exports and writes under --out (default docs/results/):
@@ -549,14 +551,36 @@ def report_reconstruction(reproduction, results):
   }
 
 
-def report_r2():
+def stored_r2_curves(reproduction, results):
+  """{label: (frames, values)} per score of R2's constant-rate runs as results.json keeps them (their kept
+  exports' scores), to draw beside another unconditional reproduction at the same frames; {} for r2 itself,
+  whose runs are reported from their directories."""
+  if reproduction == 'r2':
+    return {}
+  curves = {'confidence': {}, 'classes': {}}
+  for key, entry in results.get('r2', {}).get('runs', {}).items():
+    history = entry.get('history', [])
+    name, seed = key.rsplit('-seed', 1)
+    label = f'{LABELS.get(name, name)}, seed {seed} (stored)'
+    frames = [h['frames'] for h in history]
+    curves['confidence'][label] = (frames, [h['mean_confidence'] for h in history])
+    curves['classes'][label] = (frames, [h['classes_with_2_percent'] for h in history])
+  return curves
+
+
+def report_unconditional(reproduction, results):
+  """R2's report for `reproduction`'s runs (r2, r2_decayed): digit scores of samples, their curves along
+  the kept exports (beside R2's stored constant-rate curves for a reproduction other than r2), entropy,
+  reward scale and D scores; figures named <reproduction>_*."""
   out = {'runs': {}}
   classifier = digit_score.train_classifier(FLAGS.data_dir)
   reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[: FLAGS.num_samples]
   out['real_test_digits'] = digit_score.score(classifier.model, reals.astype(np.float32) / 255)
   out['classifier_test_accuracy'] = classifier.test_accuracy
-  runs = [Run(config, seed) for config, seed in _runs('r2')]
+  runs = [Run(config, seed) for config, seed in _runs(reproduction)]
   figures, curves = {}, {'confidence': {}, 'classes': {}}
+  for score, stored in stored_r2_curves(reproduction, results).items():
+    curves[score].update(stored)
   for run in runs:
     key = run.key
     samples = np.stack([p.canvas for p in run.painter().paint(None, num_samples=FLAGS.num_samples, seed=0)])
@@ -566,8 +590,8 @@ def report_r2():
         learner_steps=run.learner_steps,
         entropy_last_third_median=run.last_third_median('entropy'),
     )
-    figures[f'r2_samples_seed{run.seed}'] = image_io.write_png(
-        _figure(f'r2_samples_seed{run.seed}'),
+    figures[f'{reproduction}_samples_seed{run.seed}'] = image_io.write_png(
+        _figure(f'{reproduction}_samples_seed{run.seed}'),
         image_io.upscale_nearest(_sample_grid(samples[:64], reals[:32].astype(np.float32) / 255), 2),
     )
     # Along the way: the exports train() kept, FLAGS.num_curve_samples samples each.
@@ -578,7 +602,7 @@ def report_r2():
       canvases = np.stack([p.canvas for p in paintings])
       history.append(dict(digit_score.score(classifier.model, canvases), frames=step * run.frames_per_step))
       print(
-          f'[reproduce] r2 {key} at {history[-1]["frames"]:,} frames: confidence '
+          f'[reproduce] {reproduction} {key} at {history[-1]["frames"]:,} frames: confidence '
           f'{history[-1]["mean_confidence"]:.3f}, {history[-1]["classes_with_2_percent"]} classes',
           flush=True,
       )
@@ -598,25 +622,32 @@ def report_r2():
       [0, frames],
       [out['real_test_digits']['classes_with_2_percent']] * 2,
   )
-  figures['r2_confidence'] = plot_curves(
+  figures[f'{reproduction}_confidence'] = plot_curves(
       curves['confidence'],
-      _figure('r2_confidence'),
+      _figure(f'{reproduction}_confidence'),
       f'Unconditional MNIST: classifier confidence ({FLAGS.num_curve_samples} samples)',
       'mean max-softmax',
   )
-  figures['r2_classes'] = plot_curves(
+  figures[f'{reproduction}_classes'] = plot_curves(
       curves['classes'],
-      _figure('r2_classes'),
+      _figure(f'{reproduction}_classes'),
       f'Unconditional MNIST: classes with ≥ 2 % of {FLAGS.num_curve_samples} samples',
       'digit classes',
   )
   for tag, title, ylabel, name, smooth, logy in (
-      ('entropy', 'policy entropy per step (sum over sub-actions)', 'nats', 'r2_entropy', 5, False),
+      (
+          'entropy',
+          'policy entropy per step (sum over sub-actions)',
+          'nats',
+          f'{reproduction}_entropy',
+          5,
+          False,
+      ),
       (
           'diagnostics/normaliser_std',
           'running std of episode returns (reward scale)',
           'σ of returns',
-          'r2_reward_std',
+          f'{reproduction}_reward_std',
           1,
           True,
       ),
@@ -629,9 +660,9 @@ def report_r2():
         smooth=smooth,
         logy=logy,
     )
-  figures['r2_d_scores'] = plot_curves(
+  figures[f'{reproduction}_d_scores'] = plot_curves(
       {f's{r.seed}: D({what})': r.curve(f'd_score_{what}') for r in runs for what in ('real', 'fake')},
-      _figure('r2_d_scores'),
+      _figure(f'{reproduction}_d_scores'),
       'Unconditional MNIST: D scores',
       'mean D output',
       smooth=10,
@@ -729,7 +760,8 @@ def report() -> int:
   results = read_results()
   reporters = {
       'r1': lambda: report_reconstruction('r1', results),
-      'r2': report_r2,
+      'r2': lambda: report_unconditional('r2', results),
+      'r2_decayed': lambda: report_unconditional('r2_decayed', results),
       'r3': lambda: report_strokes('r3', results),
       'precision': lambda: report_strokes('precision', results),
       'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results),

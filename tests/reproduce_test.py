@@ -182,3 +182,19 @@ def test_kept_curves_come_back_as_the_stored_run_s_curves(report_dirs):
   assert run.curve('entropy') == ([144], [10.5])
   assert run.curve('d_score_real') == ([], [])  # Logged by no run: an empty curve, drawn as nothing.
   assert reproduce.StoredRun('reproductions/mnist_l2', 0, _entry(0.05)).curve('entropy') == ([], [])
+
+
+def test_r2_s_stored_scores_are_drawn_beside_another_unconditional_reproduction_not_beside_r2():
+  history = [
+      {'frames': 224496, 'mean_confidence': 0.7, 'classes_with_2_percent': 9},
+      {'frames': 1534608, 'mean_confidence': 0.696, 'classes_with_2_percent': 10},
+  ]
+  results = {'r2': {'runs': {'mnist_unconditional-seed0': {'history': history}}}}
+  curves = reproduce.stored_r2_curves('r2_decayed', results)
+  label = f'{reproduce.LABELS["mnist_unconditional"]}, seed 0 (stored)'
+  assert curves == {
+      'confidence': {label: ([224496, 1534608], [0.7, 0.696])},
+      'classes': {label: ([224496, 1534608], [9, 10])},
+  }
+  assert reproduce.stored_r2_curves('r2', results) == {}  # r2 reports its own runs, from their directories.
+  assert reproduce.stored_r2_curves('r2_decayed', {}) == {'confidence': {}, 'classes': {}}
