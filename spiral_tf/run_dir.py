@@ -7,12 +7,20 @@
   logs/<role>.log       the output of every role `--role=all` supervises (spiral_tf/distributed/supervisor.py)
   reverb_checkpoints/   the Reverb server's checkpoint directory (spiral_tf/distributed/roles.py)
 
+A population (spiral_tf/population/, issue 18) is a directory of member runs (PopulationDir):
+
+  population.json       the population's state: its size, seed, ranges and each member's hyper-parameters
+  pbt.jsonl             the lineage: one line per PBT decision (spiral_tf/population/pbt.py)
+  members/<i>/          member i's run directory, laid out as above
+
 Imports nothing heavy: the supervisor, which must not load TensorFlow, and the CLIs' cheap checks use it.
 
 Usage:
   run = RunDir(config.root_dir)
   run.config_file, run.checkpoints, run.export, run.tensorboard, run.log('learner')
   run.is_run()                                   # has config.json: a training run directory
+  population = PopulationDir(root)
+  population.state_file, population.lineage, population.member(2)   # member(2) is a RunDir
 """
 
 import dataclasses
@@ -63,3 +71,26 @@ class RunDir:
 
   def is_run(self) -> bool:
     return os.path.isfile(self.config_file)
+
+
+@dataclasses.dataclass(frozen=True)
+class PopulationDir:
+  """The paths of a population's directory (module docstring); nothing is created or read."""
+
+  root: str
+
+  def __post_init__(self):
+    object.__setattr__(self, 'root', os.fspath(self.root))
+
+  @property
+  def state_file(self) -> str:
+    return os.path.join(self.root, 'population.json')
+
+  @property
+  def lineage(self) -> str:
+    return os.path.join(self.root, 'pbt.jsonl')
+
+  def member(self, index: int) -> RunDir:
+    if index < 0:
+      raise ValueError(f'member index {index} must be ≥ 0')
+    return RunDir(os.path.join(self.root, 'members', str(index)))

@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+from spiral_tf import run_dir
 from spiral_tf.population import pbt
 
 RANGES = pbt.DEFAULT_RANGES
@@ -98,7 +99,7 @@ def test_no_round_with_fewer_than_two_ranked_members_and_unranked_members_are_ne
 
 
 def test_the_lineage_holds_one_line_per_decision_and_a_torn_last_line_is_skipped(tmp_path):
-  lineage = pbt.Lineage(str(tmp_path / 'run' / pbt.LINEAGE_FILE))
+  lineage = pbt.Lineage(run_dir.PopulationDir(tmp_path / 'population').lineage)
   assert lineage.read() == []
   hypers = pbt.initial(3, RANGES, seed=1)
   fitness = {0: -1.0, 1: None, 2: 2.5}

@@ -72,6 +72,17 @@ def test_export_names():
   assert keys == ('action_end', 'log_prob_end')
 
 
+def test_population_directory_layout(tmp_path):
+  population = run_dir.PopulationDir(tmp_path / 'pop')
+  assert population.state_file == str(tmp_path / 'pop' / 'population.json')
+  assert population.lineage == str(tmp_path / 'pop' / 'pbt.jsonl')
+  member = population.member(2)
+  assert isinstance(member, run_dir.RunDir)
+  assert member.checkpoints == str(tmp_path / 'pop' / 'members' / '2' / 'checkpoints')
+  with pytest.raises(ValueError, match='member index -1'):
+    population.member(-1)
+
+
 def test_read_metadata_names_what_is_wrong(tmp_path):
   with pytest.raises(export_format.ModelNotFoundError, match='does not exist'):
     export_format.read_metadata(tmp_path / 'absent')

@@ -31,7 +31,7 @@ Usage:
   decisions = pbt.decide(fitness, hypers, ranges, rng)
   for d in decisions:  # d.member takes d.source's weights and optimizer state, and d.hyperparameters
     hypers[d.member] = d.hyperparameters
-  lineage = pbt.Lineage(path)             # root_dir/pbt.jsonl
+  lineage = pbt.Lineage(run_dir.PopulationDir(root).lineage)
   lineage.append(step, decisions, fitness)
   lineage.read()                          # every line written, oldest first
 """
@@ -49,7 +49,6 @@ DEFAULT_RANGES: Dict[str, Tuple[float, float]] = {
     'entropy_cost': (2e-3, 1e-1),
 }
 PERTURB_FACTORS = (0.8, 1.25)
-LINEAGE_FILE = 'pbt.jsonl'
 
 
 @dataclasses.dataclass(frozen=True)
