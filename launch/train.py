@@ -17,6 +17,12 @@ on loopback unless `--reverb_bind_address` says otherwise (see README, Operation
   hostA$ python launch/train.py --flagfile=F --role=reverb --reverb_port=8000 --reverb_bind_address=10.0.0.1
   hostB$ python launch/train.py --flagfile=F --role=learner --reverb_address=10.0.0.1:8000
   hostC$ python launch/train.py --flagfile=F --role=actor --task=0 --reverb_address=10.0.0.1:8000
+
+A population (`--population_size=N`, one machine): N such runs under `root_dir/members/<i>/`, with PBT over
+the policy learning rate and entropy cost every `--pbt_interval_steps` (spiral_tf/population/):
+
+  python launch/train.py --flagfile=configs/reproductions/mnist_d.cfg --population_size=4 \
+      --pbt_interval_steps=500 --root_dir=runs/mnist_d_population
 """
 
 import dataclasses
@@ -30,6 +36,7 @@ from spiral_tf import config as config_lib
 from spiral_tf.distributed import console
 from spiral_tf.distributed import placement  # TensorFlow-free, as is supervisor: --role=all never loads it.
 from spiral_tf.distributed import supervisor
+from spiral_tf.population import population  # TensorFlow-free too: it starts one --role=all per member.
 
 # TensorFlow's C++ info and warning lines (grappler, oneDNN, CUDA probing) drown the progress lines;
 # an explicit --verbosity sets the level instead (below), unless the environment already does.
@@ -49,6 +56,11 @@ def main(argv):
     print(f'train.py: configuration error: {e}', file=sys.stderr)
     return 2
   role = FLAGS.role
+  if config.population_size > 1:  # Each member is a --role=all run of its own (spiral_tf/population/).
+    if role != 'all':
+      print('train.py: --population_size > 1 runs with --role=all (on one machine)', file=sys.stderr)
+      return 2
+    return population.Population(os.path.abspath(__file__), sys.argv[1:], config).run()
   verbose = FLAGS['verbosity'].present  # absl's --verbosity (-v): the learner's console unfiltered.
   if verbose and not _TF_CPP_LEVEL_GIVEN:  # Inherited by the roles' processes.
     os.environ['TF_CPP_MIN_LOG_LEVEL'] = console.tf_cpp_min_log_level(FLAGS.verbosity)

@@ -31,6 +31,9 @@ ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator')
 LEARNING_RATE_DECAYS = ('none', 'linear')
 REWARD_NORMALISATIONS = ('none', 'std', 'standardise')  # spiral_tf/learning/normalisation.py.
 PRECISIONS = ('float32', 'mixed_bfloat16')  # spiral_tf/networks/precision.py.
+# What ranks a population's members at a PBT round (spiral_tf/population/): auto is l2 for a conditional
+# run, the D score of the renders otherwise.
+PBT_FITNESSES = ('auto', 'l2', 'd_score')
 # SPIRAL++'s per-step reward needs γ < 1 to assign credit (with γ = 1 the return of every step is the
 # final score, the SPIRAL reward plus a state baseline); the paper searched γ ∈ [0, 0.99].
 SPIRAL_PP_DISCOUNT = 0.9
@@ -190,6 +193,26 @@ class Config:
   local_actors: int = 0
   num_learner_workers: int = 1  # --role=all: MultiWorkerMirroredStrategy workers on loopback.
   first_env: int = -1  # -1: task × envs_per_actor.
+  # A population (--role=all, spiral_tf/population/): members, and PBT over their hyper-parameters.
+  population_size: int = 1
+  pbt_interval_steps: int = 0  # 0: no PBT rounds.
+  pbt_fitness: str = 'auto'
+  pbt_learning_rate_range: tuple = (1e-5, 3e-4)  # DeepMind's ranges (SPIRAL's PBT).
+  pbt_entropy_cost_range: tuple = (2e-3, 1e-1)
+
+  @property
+  def effective_pbt_fitness(self) -> str:
+    if self.pbt_fitness != 'auto':
+      return self.pbt_fitness
+    return 'l2' if self.conditional else 'd_score'
+
+  @property
+  def pbt_ranges(self) -> dict:
+    """{hyper-parameter: (low, high)} that PBT draws and perturbs (spiral_tf/population/pbt.py)."""
+    return {
+        'policy_learning_rate': tuple(self.pbt_learning_rate_range),
+        'entropy_cost': tuple(self.pbt_entropy_cost_range),
+    }
 
   @property
   def num_replicas(self) -> int:
@@ -335,6 +358,25 @@ def validate(config: Config) -> Config:
       f'{config.num_actors * config.envs_per_actor} environments (--num_actors × --envs_per_actor)',
   )
   need(config.first_env >= -1, 'first_env', f'{config.first_env} < -1')
+  need(config.population_size >= 1, 'population_size', f'{config.population_size} < 1')
+  need(config.pbt_interval_steps >= 0, 'pbt_interval_steps', f'{config.pbt_interval_steps} < 0')
+  need(
+      config.pbt_fitness in PBT_FITNESSES,
+      'pbt_fitness',
+      f'{config.pbt_fitness!r} is not one of {PBT_FITNESSES}',
+  )
+  need(
+      config.effective_pbt_fitness != 'l2' or config.conditional,
+      'pbt_fitness',
+      'l2 ranks reconstructions of a target: set --conditional',
+  )
+  for name in ('pbt_learning_rate_range', 'pbt_entropy_cost_range'):
+    low_high = getattr(config, name)
+    need(
+        len(low_high) == 2 and 0 < low_high[0] <= low_high[1],
+        name,
+        f'{list(low_high)} must be two numbers, 0 < low ≤ high (drawn log-uniformly)',
+    )
   need(config.root_dir != '', 'root_dir', 'must name a directory')
   _validate_root_dir(config.root_dir)
   need(
@@ -499,6 +541,18 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       'learner host runs --role=learner with its own TF_CONFIG instead.',
       'first_env': "Index of this actor's first environment among the run's, for their seeds "
       '(-1: --task × --envs_per_actor). Set by --role=all for the actors it starts.',
+      'population_size': 'With --role=all: train this many members, each a whole run under '
+      '--root_dir/members/<i>/ with its own Reverb server, seed (--seed + i) and hyper-parameters '
+      '(spiral_tf/population/). 1: one run.',
+      'pbt_interval_steps': 'In a population: every this many learner steps, the bottom quarter of '
+      'the members by --pbt_fitness copy a top-quarter member (weights, optimizers) and perturb its '
+      'policy learning rate and entropy cost by × 0.8 or × 1.25 (PBT). 0: no PBT.',
+      'pbt_fitness': "What ranks members: l2 (−the final canvas's l2 to its target, conditional runs), "
+      "d_score (D's mean score of the renders) or auto (l2 if --conditional, else d_score).",
+      'pbt_learning_rate_range': "low,high of the members' initial policy learning rates (log-uniform) "
+      "and of PBT's perturbations.",
+      'pbt_entropy_cost_range': "low,high of the members' initial entropy costs (log-uniform) and of "
+      "PBT's perturbations.",
   }
   for name, default in _flag_defaults().items():
     text = help_text.get(name, name.replace('_', ' ') + '.')
@@ -525,6 +579,11 @@ def from_flags(flag_values) -> Config:
     values['brush_sizes'] = tuple(int(x) for x in values['brush_sizes'])
   except ValueError:
     raise ConfigError(f'--brush_sizes: {values["brush_sizes"]} must be a list of integers') from None
+  for name in ('pbt_learning_rate_range', 'pbt_entropy_cost_range'):
+    try:
+      values[name] = tuple(float(x) for x in values[name])
+    except ValueError:
+      raise ConfigError(f'--{name}: {values[name]} must be two numbers, low,high') from None
   return validate(from_dict(values))
 
 
@@ -553,7 +612,8 @@ def from_dict(values) -> Config:
   unknown = sorted(set(values) - set(SETTINGS))
   if unknown:
     raise ConfigError(f'settings {unknown} are unknown to this spiral_tf (saved by a newer version?)')
-  if values.get('brush_sizes') is not None:
-    values['brush_sizes'] = tuple(values['brush_sizes'])
+  for name in ('brush_sizes', 'pbt_learning_rate_range', 'pbt_entropy_cost_range'):
+    if values.get(name) is not None:
+      values[name] = tuple(values[name])
   learner = LearnerConfig(**{name: values.pop(name) for name in _LEARNER_SETTINGS if name in values})
   return Config(learner=learner, **values)

@@ -4,7 +4,8 @@ A file is written under a temporary name in its own directory and renamed onto i
 writing succeeded (a rename within a directory is atomic on POSIX); on any error, KeyboardInterrupt
 included, the temporary file is removed and the old file, if any, is left as it was. Used for images
 (inference/image_io.py), the dataset cache (data/cache.py), the scenes' shards (data/scenes_dataset.py), a
-run's config.json (components.py) and the bind-address shim (distributed/listen.py).
+run's config.json (components.py) and status.json (distributed/summaries.py), a population's state
+(population/population.py) and the bind-address shim (distributed/listen.py).
 No TensorFlow, no other spiral_tf module.
 
 Usage:

@@ -1,6 +1,8 @@
 """A training run's directory (`--root_dir`): the one place its layout is spelled.
 
   config.json           the run's Config (the learner writes it; export, paint and evaluate read it back)
+  status.json           the learner's latest progress line as data: {"learner_step", "frames", "scalars"}
+                        (rewritten atomically at each log line; a population ranks its members by it)
   checkpoints/          the learner's tf.train checkpoints (a run resumes from the latest)
   export/               the latest SavedModel (spiral_tf/inference/export.py), swapped into place atomically
   tensorboard/          one sub-directory per writer: learner/, eval/ (spiral_tf/dashboard.py)
@@ -12,6 +14,7 @@ A population (spiral_tf/population/, issue 18) is a directory of member runs (Po
   population.json       the population's state: its size, seed, ranges and each member's hyper-parameters
   pbt.jsonl             the lineage: one line per PBT decision (spiral_tf/population/pbt.py)
   members/<i>/          member i's run directory, laid out as above
+  logs/member-<i>.log   the output of member i's `--role=all` process
 
 Imports nothing heavy: the supervisor, which must not load TensorFlow, and the CLIs' cheap checks use it.
 
@@ -49,6 +52,10 @@ class RunDir:
   @property
   def checkpoints(self) -> str:
     return self._path('checkpoints')
+
+  @property
+  def status_file(self) -> str:
+    return self._path('status.json')
 
   @property
   def export(self) -> str:
@@ -89,6 +96,9 @@ class PopulationDir:
   @property
   def lineage(self) -> str:
     return os.path.join(self.root, 'pbt.jsonl')
+
+  def log(self, index: int) -> str:
+    return os.path.join(self.root, 'logs', f'member-{index}.log')
 
   def member(self, index: int) -> RunDir:
     if index < 0:

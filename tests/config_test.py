@@ -11,7 +11,14 @@ from spiral_tf import config as config_lib
 # A run's config.json as the code before Config.learner saved it (a real run's: R1's entropy-cost
 # ablation, seed 1): flat, one key per flag.
 # Flags that run did not have yet (issue 17's multi-worker learner).
-FLAGS_ADDED_SINCE = {'num_learner_workers'}
+FLAGS_ADDED_SINCE = {
+    'num_learner_workers',
+    'population_size',
+    'pbt_interval_steps',
+    'pbt_fitness',
+    'pbt_learning_rate_range',
+    'pbt_entropy_cost_range',
+}
 SAVED_BEFORE_NESTING = {
     'baseline_cost': 0.5,
     'batch_size': 16,
@@ -156,3 +163,28 @@ def test_resume_and_export_read_such_a_run_directory(tmp_path):
   saved = json.loads((run / 'config.json').read_text())
   assert 'learner' not in saved and saved['policy_learning_rate'] == 3e-4  # Still flat.
   assert components.load_config(str(run)) == config
+
+
+@pytest.mark.parametrize(
+    'flag, value, named',
+    [
+        ('population_size', 0, 'population_size'),
+        ('pbt_interval_steps', -1, 'pbt_interval_steps'),
+        ('pbt_fitness', 'reward', 'pbt_fitness'),
+        ('pbt_learning_rate_range', (3e-4, 1e-5), 'pbt_learning_rate_range'),
+        ('pbt_entropy_cost_range', (0.0, 0.1), 'pbt_entropy_cost_range'),
+        ('pbt_entropy_cost_range', (0.1,), 'pbt_entropy_cost_range'),
+    ],
+)
+def test_a_bad_population_setting_names_its_flag(tmp_path, flag, value, named):
+  with pytest.raises(config_lib.ConfigError, match=f'^--{named}:'):
+    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), **{flag: value}))
+
+
+def test_pbt_fitness_auto_is_l2_for_a_conditional_run_and_l2_needs_a_target(tmp_path):
+  conditional = config_lib.Config(root_dir=str(tmp_path), conditional=True)
+  assert conditional.effective_pbt_fitness == 'l2'
+  assert config_lib.Config(root_dir=str(tmp_path), conditional=False).effective_pbt_fitness == 'd_score'
+  with pytest.raises(config_lib.ConfigError, match='^--pbt_fitness: l2 ranks reconstructions'):
+    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), conditional=False, pbt_fitness='l2'))
+  assert conditional.pbt_ranges == {'policy_learning_rate': (1e-5, 3e-4), 'entropy_cost': (2e-3, 1e-1)}

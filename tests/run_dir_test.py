@@ -25,6 +25,7 @@ def test_run_directory_layout(tmp_path):
       run.logs,
       run.log('actor_0'),
       run.reverb_checkpoints,
+      run.status_file,
   ) == tuple(
       str(tmp_path / 'run' / p)
       for p in (
@@ -35,6 +36,7 @@ def test_run_directory_layout(tmp_path):
           'logs',
           'logs/actor_0.log',
           'reverb_checkpoints',
+          'status.json',
       )
   )
   assert not run.is_run()
@@ -76,6 +78,7 @@ def test_population_directory_layout(tmp_path):
   population = run_dir.PopulationDir(tmp_path / 'pop')
   assert population.state_file == str(tmp_path / 'pop' / 'population.json')
   assert population.lineage == str(tmp_path / 'pop' / 'pbt.jsonl')
+  assert population.log(1) == str(tmp_path / 'pop' / 'logs' / 'member-1.log')
   member = population.member(2)
   assert isinstance(member, run_dir.RunDir)
   assert member.checkpoints == str(tmp_path / 'pop' / 'members' / '2' / 'checkpoints')

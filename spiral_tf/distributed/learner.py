@@ -305,6 +305,8 @@ class Learner:
     logged_steps, logged_frames, busy, waited = steps0, frames0, 0.0, 0.0
     reason, pending = None, None
     chief = self.workers.is_chief
+    saved_at = steps0  # The learner step of the last checkpoint (this start's first is the restored one).
+    scalars = {}
     while reason is None:
       reason = self._limit_reached()
       if reason:
@@ -319,9 +321,13 @@ class Learner:
       if stop:
         reason = self._stop_reason(start)
         break
-      if checkpoint_due:
+      # In a population a checkpoint at every PBT interval (the same step on every worker): what a PBT
+      # round copies is then the member's weights at the round's step, not those of minutes before.
+      step = int(self.learner_step.numpy())
+      pbt_due = c.pbt_interval_steps > 0 and step % c.pbt_interval_steps == 0 and step != saved_at
+      if checkpoint_due or pbt_due:
         self.save()
-        last_checkpoint = now
+        last_checkpoint, saved_at = now, step
       t0 = time.monotonic()
       error = None
       if pending is None:  # A worker keeps the batch it got while another one waited for its own.
@@ -386,6 +392,8 @@ class Learner:
         scalars['policy_lag_steps'] = step - 1 - scalars['acting_policy_step']
         summaries.write_scalars(self.writer, step, scalars)
         summaries.print_progress(step, frames, scalars, self._eta(start, step - steps0, frames - frames0))
+        if chief:
+          summaries.write_status(run_dir.RunDir(c.root_dir).status_file, step, frames, scalars)
         last_log, logged_steps, logged_frames, busy, waited = now, step, frames, 0.0, 0.0
     self.heartbeat.stop()
     if self.stopped_by_nonfinite(reason) and not self.guard.variables_finite():
@@ -397,6 +405,13 @@ class Learner:
         f'[learner] stopped: {reason}. Step {int(self.learner_step.numpy())}, '
         f'frames {int(self.frames.numpy())}.'
     )
+    if chief:  # The final step (with the last logged scalars), also for a run that resumed at its limit.
+      summaries.write_status(
+          run_dir.RunDir(c.root_dir).status_file,
+          int(self.learner_step.numpy()),
+          int(self.frames.numpy()),
+          scalars,
+      )
     if not chief:
       console.say(
           f'[learner] {self.workers.task} of {self.workers.num_workers} learner workers: the chief '

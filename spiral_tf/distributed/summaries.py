@@ -4,11 +4,15 @@ Usage:
   write_scalars(writer, step, {'policy_loss': 0.1, ...})
   write_images(writer, step, episodes, strategy)       # targets beside renders; stroke-by-stroke strips
   print_progress(step, frames, scalars, eta_s)
+  write_status(run_dir.RunDir(root).status_file, step, frames, scalars)
 """
+
+import json
 
 import numpy as np
 import tensorflow as tf
 
+from spiral_tf import files
 from spiral_tf.distributed import console
 
 NUM_IMAGES = 4
@@ -18,6 +22,18 @@ def write_scalars(writer, step: int, scalars: dict) -> None:
   with writer.as_default(step=step):
     for name, value in scalars.items():
       tf.summary.scalar(name, value)
+
+
+def write_status(path: str, step: int, frames: int, scalars: dict) -> None:
+  """The progress line as data (run_dir.py's status.json), replaced atomically: a reader never sees half."""
+  status = {
+      'learner_step': int(step),
+      'frames': int(frames),
+      'scalars': {k: float(v) for k, v in scalars.items()},
+  }
+  with files.atomic_output(path) as tmp:
+    with open(tmp, 'w') as f:
+      json.dump(status, f)
 
 
 def local_numpy(value, strategy):

@@ -1,9 +1,10 @@
 """A population of SPIRAL agents and population-based training over their hyper-parameters (issue 18).
 
+  population.py   `--role=all --population_size=N`: the members' processes, the PBT rounds, restarts, resume
   pbt.py          the decisions of a PBT round (rank, exploit, explore) and the `pbt.jsonl` lineage
   checkpoints.py  the exploit on disk: a member's checkpoints replaced by a copy of another's latest
 
-The layout of a population's directory is spiral_tf/run_dir.py's (PopulationDir). Not yet here: the
-processes that run the members and the PBT rounds, and the shared discriminator (issue 18). Nothing in this
-package imports TensorFlow; this file imports nothing.
+The layout of a population's directory is spiral_tf/run_dir.py's (PopulationDir). Not yet here: the shared
+discriminator of SPIRAL++ and populations across hosts (issue 18). Nothing in this package imports
+TensorFlow; this file imports nothing.
 """

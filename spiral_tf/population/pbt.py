@@ -127,17 +127,26 @@ class Lineage:
   """`pbt.jsonl`: one JSON line per decision, appended and flushed to disk as it is made.
 
   A line: {"step": learner step of the round, "member": i, "copied_from": j, "hyperparameters": {...},
-  "fitness": {"0": f0, ...}} (the round's fitnesses, null for an unranked member). A process killed in
-  the middle of a write leaves at most one torn last line; `read` skips it (and only a last line: a torn
-  line before the end means the file was damaged otherwise, and is an error naming the file and line).
+  "fitness": {"0": f0, ...}} (the round's fitnesses, null for an unranked member), and "checkpoint": the
+  name of the source's checkpoint that was copied (ckpt-<its learner step>) when the caller gives it.
+  A process killed in the middle of a write leaves at most one torn last line; `read` skips it (and only a
+  last line: a torn line before the end means the file was damaged otherwise, and is an error naming the
+  file and line).
   """
 
   def __init__(self, path: str):
     self.path = os.fspath(path)
 
-  def append(self, step: int, decisions: Sequence[Decision], fitness: Mapping[int, Optional[float]]):
+  def append(
+      self,
+      step: int,
+      decisions: Sequence[Decision],
+      fitness: Mapping[int, Optional[float]],
+      checkpoints: Optional[Mapping[int, str]] = None,
+  ):
     if not decisions:
       return
+    checkpoints = checkpoints or {}
     scores = {str(m): (f if f is not None and math.isfinite(f) else None) for m, f in sorted(fitness.items())}
     lines = [
         json.dumps(
@@ -147,6 +156,7 @@ class Lineage:
                 'copied_from': d.source,
                 'hyperparameters': d.hyperparameters,
                 'fitness': scores,
+                **({'checkpoint': checkpoints[d.member]} if d.member in checkpoints else {}),
             }
         )
         for d in decisions

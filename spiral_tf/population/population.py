@@ -1,0 +1,291 @@
+"""`--role=all --population_size=N`: N members trained side by side, with PBT rounds between them.
+
+Each member is a whole run — `launch/train.py --role=all` with its own supervisor, Reverb server, learner,
+actors and discriminator — under `root_dir/members/<i>/` (spiral_tf/run_dir.py, PopulationDir), started with
+`--seed=<seed + i>` and its own policy learning rate and entropy cost. One Reverb server per member, not
+one server with N sets of tables: a member is then exactly a single run (nothing in the actor, learner or
+replay code knows about populations), a server that dies takes one member down rather than all, and the
+member restarts as any run does. This process imports no TensorFlow.
+
+Hyper-parameters: drawn log-uniformly from `--pbt_learning_rate_range` and `--pbt_entropy_cost_range` when
+the population is created, kept in `population.json` and reused on resume (the saved ones win over the
+ranges; a different `--population_size` than the saved one is an error).
+
+PBT (`--pbt_interval_steps=K` > 0; spiral_tf/population/pbt.py for the rules): each member's learner
+checkpoints at every multiple of K and rewrites its `status.json` at every log line. Round r happens once
+every member has passed step r·K (or has finished): the fitness of a member is the mean of the values its
+status showed since its previous round (`--pbt_fitness`: −l2 of the final canvas to its target, or D's
+score of the renders), the bottom quarter copy a random top-quarter member and perturb the copied
+hyper-parameters. An exploit stops the member (SIGTERM: it checkpoints), replaces its checkpoints by the
+source's latest complete one (checkpoints.py), saves the new hyper-parameters, writes the lineage line and
+starts it again — it resumes from the copy: weights, optimizers, reward normaliser, step and frames. A
+finished member (it reached its limits) is ranked but not restarted.
+
+Reliability: a member that exits with an error (its learner died, say) is started again from its
+checkpoint, with the supervisor's back-off for quick deaths; a configuration error (exit 2) stops the
+population. Ctrl-C / SIGTERM stops every member (each checkpoints) and returns; the same command resumes
+every member, its hyper-parameters and the lineage. Not handled: a member's supervisor killed with SIGKILL
+leaves its roles running (they are in sessions of their own, as in a single run).
+
+Usage:
+  exit_code = Population(train_py, argv, config).run()
+"""
+
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+from spiral_tf import config as config_lib
+from spiral_tf import files
+from spiral_tf import run_dir
+from spiral_tf.distributed import console
+from spiral_tf.distributed import supervisor as supervisor_lib
+from spiral_tf.population import checkpoints
+from spiral_tf.population import pbt
+
+POLL_S = 2.0
+# A member's supervisor stops its learner (a final checkpoint and export) and then its other roles.
+MEMBER_SHUTDOWN_S = supervisor_lib.LEARNER_SHUTDOWN_S + supervisor_lib.CHILD_SHUTDOWN_S + 30.0
+CONFIG_ERROR = 2
+
+
+@dataclasses.dataclass
+class State:
+  """`population.json`: what a population keeps across restarts."""
+
+  num_members: int
+  seed: int
+  hyperparameters: list  # [{'policy_learning_rate': …, 'entropy_cost': …}] per member
+  next_round_step: int = 0  # The learner step every member must pass for the next PBT round (0: none).
+
+  @classmethod
+  def load_or_create(cls, path: str, config: config_lib.Config) -> 'State':
+    if not os.path.exists(path):
+      hypers = pbt.initial(config.population_size, config.pbt_ranges, seed=config.seed)
+      return cls(config.population_size, config.seed, hypers, config.pbt_interval_steps)
+    try:
+      with open(path) as f:
+        state = cls(**json.load(f))
+    except (json.JSONDecodeError, TypeError) as e:
+      raise config_lib.ConfigError(f'{path}: not a population state ({e})') from None
+    if state.num_members != config.population_size:
+      raise config_lib.ConfigError(
+          f'--population_size: {config.population_size}, but the population in {os.path.dirname(path)} has '
+          f'{state.num_members} members (population.json); resume it with --population_size='
+          f'{state.num_members} or use another --root_dir'
+      )
+    if config.pbt_interval_steps and not state.next_round_step:
+      state.next_round_step = config.pbt_interval_steps
+    return state
+
+  def save(self, path: str):
+    with files.atomic_output(path) as tmp:
+      with open(tmp, 'w') as f:
+        json.dump(dataclasses.asdict(self), f, indent=1)
+
+
+def read_status(member: run_dir.RunDir) -> dict | None:
+  """A member's status.json ({'learner_step', 'frames', 'scalars'}), None before its first log line."""
+  try:
+    with open(member.status_file) as f:
+      return json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None
+
+
+def fitness_value(status: dict, fitness: str) -> float | None:
+  """What a status says of a member's fitness (higher is better), None if it does not say it yet."""
+  scalars = status.get('scalars', {})
+  if fitness == 'l2':
+    return -scalars['l2_to_target'] if 'l2_to_target' in scalars else None
+  return scalars.get('d_score_fake')
+
+
+class Population:
+  """Runs, ranks and restarts the members of a population (module docstring)."""
+
+  def __init__(self, train_py: str, argv: list, config: config_lib.Config, poll_s: float = POLL_S):
+    self._train_py, self._argv, self._config, self._poll_s = train_py, list(argv), config, poll_s
+    self.dir = run_dir.PopulationDir(config.root_dir)
+    self.members = [self.dir.member(i) for i in range(config.population_size)]
+    self.lineage = pbt.Lineage(self.dir.lineage)
+    self._procs: dict[int, subprocess.Popen] = {}
+    self._logs = {}
+    self._finished: set[int] = set()
+    self._started_at: dict[int, float] = {}
+    self._quick_deaths: dict[int, int] = {}
+    self._restart_at: dict[int, float] = {}
+    self._scores: dict[int, dict[int, float]] = {i: {} for i in range(config.population_size)}
+    self._stopping = False
+    self.state: State | None = None
+
+  # --- members ---------------------------------------------------------------------------------------
+
+  def _command(self, i: int) -> list:
+    hypers = self.state.hyperparameters[i]
+    return [
+        sys.executable,
+        self._train_py,
+        *self._argv,  # Later flags win (absl), so these override the user's and the flagfile's.
+        '--role=all',
+        '--population_size=1',
+        f'--root_dir={self.members[i].root}',
+        f'--seed={self._config.seed + i}',
+        f'--policy_learning_rate={hypers["policy_learning_rate"]!r}',
+        f'--entropy_cost={hypers["entropy_cost"]!r}',
+    ]
+
+  def _start(self, i: int):
+    os.makedirs(os.path.dirname(self.dir.log(i)), exist_ok=True)
+    out = self._logs.get(i) or open(self.dir.log(i), 'ab')  # pylint: disable=consider-using-with
+    self._logs[i] = out
+    self._procs[i] = subprocess.Popen(
+        self._command(i), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    self._started_at[i] = time.monotonic()
+    h = self.state.hyperparameters[i]
+    console.say(
+        f'[population] started member {i} (pid {self._procs[i].pid}): policy learning rate '
+        f'{h["policy_learning_rate"]:.3g}, entropy cost {h["entropy_cost"]:.3g}; log {self.dir.log(i)}'
+    )
+
+  def _stop_member(self, i: int) -> int | None:
+    proc = self._procs.get(i)
+    if proc is None or proc.poll() is not None:
+      return None if proc is None else proc.returncode
+    proc.send_signal(signal.SIGTERM)
+    try:
+      return proc.wait(MEMBER_SHUTDOWN_S)
+    except subprocess.TimeoutExpired:
+      console.say(f'[population] member {i} did not stop in {MEMBER_SHUTDOWN_S:.0f} s; killing it')
+      proc.kill()
+      return proc.wait()
+
+  # --- the loop --------------------------------------------------------------------------------------
+
+  def _on_signal(self, signum, frame):
+    del frame
+    if not self._stopping:
+      console.say(f'[population] {signal.Signals(signum).name}: stopping every member (each checkpoints)')
+    self._stopping = True
+
+  def run(self) -> int:
+    try:
+      self.state = State.load_or_create(self.dir.state_file, self._config)
+    except config_lib.ConfigError as e:
+      console.say(f'train.py: configuration error: {e}', error=True)
+      return CONFIG_ERROR
+    self.state.save(self.dir.state_file)
+    done = len(self.lineage.read())
+    console.say(
+        f'[population] {self.state.num_members} members in {self.dir.root}'
+        + (f'; PBT every {self._config.pbt_interval_steps} steps' if self._config.pbt_interval_steps else '')
+        + (f'; resuming after {done} PBT decisions' if done else '')
+    )
+    previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+      for i in range(self.state.num_members):
+        self._start(i)
+      return self._watch()
+    finally:
+      for i in list(self._procs):
+        self._stop_member(i)
+      self.state.save(self.dir.state_file)
+      for s, handler in previous.items():
+        signal.signal(s, handler)
+      for f in self._logs.values():
+        f.close()
+
+  def _watch(self) -> int:
+    while not self._stopping:
+      for i, proc in list(self._procs.items()):
+        if i in self._finished or proc.poll() is None:
+          continue
+        code = proc.returncode
+        if code == 0:
+          self._finished.add(i)
+          console.say(f'[population] member {i} finished')
+        elif code == CONFIG_ERROR:
+          console.say(
+              f'[population] member {i}: configuration error (its log: {self.dir.log(i)})', error=True
+          )
+          return CONFIG_ERROR
+        elif i not in self._restart_at:
+          lived = time.monotonic() - self._started_at[i]
+          quick = lived < supervisor_lib.HEALTHY_AFTER_S
+          self._quick_deaths[i] = self._quick_deaths.get(i, 0) + 1 if quick else 0
+          delay = supervisor_lib.restart_delay(self._quick_deaths[i])
+          console.say(f'[population] member {i} exited with code {code}; restarting it in {delay:.0f} s')
+          self._restart_at[i] = time.monotonic() + delay
+        elif time.monotonic() >= self._restart_at[i]:
+          del self._restart_at[i]
+          self._start(i)
+      if len(self._finished) == self.state.num_members:
+        console.say('[population] every member finished')
+        return 0
+      self._poll_scores()
+      if self.state.next_round_step and self._round_due():
+        self._round()
+      time.sleep(self._poll_s)
+    return 0
+
+  def _poll_scores(self):
+    fitness = self._config.effective_pbt_fitness
+    for i, member in enumerate(self.members):
+      status = read_status(member)
+      if status is None:
+        continue
+      value = fitness_value(status, fitness)
+      if value is not None:
+        self._scores[i][int(status['learner_step'])] = value
+
+  def _step(self, i: int) -> int:
+    status = read_status(self.members[i])
+    return int(status['learner_step']) if status else 0
+
+  def _round_due(self) -> bool:
+    return all(
+        i in self._finished or self._step(i) >= self.state.next_round_step for i in range(len(self.members))
+    )
+
+  def _round(self):
+    step = self.state.next_round_step
+    fitness = {
+        i: (sum(scores.values()) / len(scores) if scores else None) for i, scores in self._scores.items()
+    }
+    rng = random.Random(self.state.seed * 1_000_003 + step)
+    decisions = pbt.decide(fitness, self.state.hyperparameters, self._config.pbt_ranges, rng)
+    shown = ', '.join(f'{i}: {"—" if f is None else f"{f:.4g}"}' for i, f in fitness.items())
+    console.say(f'[population] PBT round at step {step}: fitness {shown}')
+    copied = {}
+    for d in decisions:
+      if d.member in self._finished:
+        console.say(f'[population] member {d.member} finished; not copying member {d.source} into it')
+        continue
+      self._stop_member(d.member)
+      # Its status is its own, pre-copy self's: the restarted learner writes a new one.
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(self.members[d.member].status_file)
+      copied[d.member] = checkpoints.copy_latest(
+          self.members[d.source].checkpoints, self.members[d.member].checkpoints
+      )
+      self.state.hyperparameters[d.member] = d.hyperparameters
+      self._scores[d.member] = {}
+      console.say(
+          f'[population] member {d.member} ← member {d.source} ({os.path.basename(copied[d.member])}): '
+          + ', '.join(f'{k} {v:.3g}' for k, v in d.hyperparameters.items())
+      )
+    done = [d for d in decisions if d.member in copied]
+    self.state.next_round_step = step + self._config.pbt_interval_steps
+    self.state.save(self.dir.state_file)
+    self.lineage.append(step, done, fitness, {m: os.path.basename(p) for m, p in copied.items()})
+    for i in self._scores:  # Fitness is over the renders since the previous round.
+      self._scores[i] = {s: v for s, v in self._scores[i].items() if s > step}
+    for d in done:
+      self._start(d.member)

@@ -1,0 +1,58 @@
+"""spiral_tf/population/population.py without processes: population.json, a member's status and fitness."""
+
+import json
+
+import pytest
+
+from spiral_tf import config as config_lib
+from spiral_tf import run_dir
+from spiral_tf.population import pbt
+from spiral_tf.population import population
+
+
+def _config(tmp_path, **kw):
+  return config_lib.Config(root_dir=str(tmp_path), population_size=3, pbt_interval_steps=50, seed=7, **kw)
+
+
+def test_a_new_population_draws_its_values_and_a_resumed_one_keeps_the_saved_ones(tmp_path):
+  path = run_dir.PopulationDir(tmp_path).state_file
+  state = population.State.load_or_create(path, _config(tmp_path))
+  assert state.hyperparameters == pbt.initial(3, _config(tmp_path).pbt_ranges, seed=7)
+  assert (state.num_members, state.seed, state.next_round_step) == (3, 7, 50)
+  state.hyperparameters[1] = {'policy_learning_rate': 2e-5, 'entropy_cost': 0.05}
+  state.next_round_step = 150
+  state.save(path)
+  # Other ranges on resume: the saved values win; the saved round is kept.
+  again = population.State.load_or_create(path, _config(tmp_path, pbt_entropy_cost_range=(0.01, 0.02)))
+  assert again == state
+
+
+def test_resuming_with_another_population_size_or_a_damaged_file_is_an_error_naming_it(tmp_path):
+  path = run_dir.PopulationDir(tmp_path).state_file
+  population.State.load_or_create(path, _config(tmp_path)).save(path)
+  with pytest.raises(config_lib.ConfigError, match=r'^--population_size: 4, but the population in .* has 3'):
+    population.State.load_or_create(path, config_lib.Config(root_dir=str(tmp_path), population_size=4))
+  with open(path, 'w') as f:
+    f.write('{"num_members": 3')
+  with pytest.raises(config_lib.ConfigError, match='population.json: not a population state'):
+    population.State.load_or_create(path, _config(tmp_path))
+  with open(path, 'w') as f:
+    json.dump({'members': 3}, f)
+  with pytest.raises(config_lib.ConfigError, match='population.json: not a population state'):
+    population.State.load_or_create(path, _config(tmp_path))
+
+
+def test_fitness_is_minus_l2_or_the_d_score_and_absent_until_the_status_says_it(tmp_path):
+  member = run_dir.RunDir(tmp_path / 'member')
+  assert population.read_status(member) is None
+  (tmp_path / 'member').mkdir()
+  with open(member.status_file, 'w') as f:
+    json.dump(
+        {'learner_step': 40, 'frames': 1280, 'scalars': {'l2_to_target': 0.25, 'd_score_fake': -1.5}}, f
+    )
+  status = population.read_status(member)
+  assert status['learner_step'] == 40
+  assert population.fitness_value(status, 'l2') == -0.25
+  assert population.fitness_value(status, 'd_score') == -1.5
+  assert population.fitness_value({'learner_step': 0, 'scalars': {}}, 'l2') is None
+  assert population.fitness_value({'learner_step': 0, 'scalars': {}}, 'd_score') is None
