@@ -67,6 +67,10 @@ def test_xla_update_equals_eager_update():
     np.testing.assert_allclose(
         xla_metrics[key].numpy(), eager_metrics[key].numpy(), rtol=1e-4, atol=1e-6, err_msg=key
     )
+  # The fixture's episodes are on-policy (their behaviour log-probs are this agent's): ρ = 1 up to rounding,
+  # which the two compilers round differently, and no ρ counts as clipped in either (once, 0.25 under XLA).
+  assert float(eager_metrics['diagnostics/clipped_rho_fraction']) == 0.0
+  assert float(xla_metrics['diagnostics/clipped_rho_fraction']) == 0.0
   # Adam's first step is lr·g/(|g| + ε'), ε' = 3e-7: rounding decides its sign for |g| ≲ ε'; compare the
   # rest.
   grads = [g.numpy() for g in tf.nest.flatten(eager_grads[:2])]
@@ -396,3 +400,21 @@ def test_d_steps_per_policy_step_errors_are_named():
   with pytest.raises(ValueError, match=r'd_steps_per_policy_step=2 needs 1 extra .* got 0'):
     learner.step(episodes, real, _d_batch(1)[1])
   assert int(learner.num_updates) == 0 and int(learner.num_d_updates) == 0
+
+
+def test_the_clipped_rho_fraction_counts_the_steps_whose_rho_exceeds_clip_rho():
+  agent, d, episodes, real = _setup(batch=2, length=3)
+  noise = {'epsilon': tf.constant([0.3, 0.8]), 'half': tf.constant([1, 2], tf.int32)}
+  update = learner_step.LearnerUpdate(
+      agent, d, config_lib.LearnerConfig(), conditional=True, jit_compile=False
+  )
+  # Episode 0 acted with 1 nat less log-probability on every sub-action at every step: ρ ≥ e > 1 there
+  # (the sub-actions in effect at a step count, and at least one always is).
+  behaviour = {k: np.array(v) for k, v in episodes['behaviour_log_prob'].items()}
+  for v in behaviour.values():
+    v[0] -= 1.0
+  shifted = dict(episodes, behaviour_log_prob=behaviour)
+  metrics = update.gradients(shifted, real, None, noise)[2]
+  assert float(metrics['diagnostics/clipped_rho_fraction']) == 0.5  # Every step of 1 of the 2 episodes.
+  metrics = update.gradients(episodes, real, None, noise)[2]
+  assert float(metrics['diagnostics/clipped_rho_fraction']) == 0.0  # On-policy: ρ = 1 up to rounding.

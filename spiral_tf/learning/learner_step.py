@@ -69,6 +69,10 @@ D_METRICS = {
 }
 
 
+# A ρ counts as clipped in the diagnostics when log ρ exceeds log(clip_rho) by more than this.
+CLIPPED_RHO_TOLERANCE = 1e-5
+
+
 def time_major(x):
   """[B, T, ...] → [T, B, ...]."""
   x = tf.convert_to_tensor(x)
@@ -351,8 +355,10 @@ class LearnerUpdate(tf.Module):
         # 1 − Var(v_s − V) / Var(v_s): 1 = V predicts its targets, 0 = no better than their mean.
         'diagnostics/explained_variance': 1.0
         - tf.math.reduce_variance(ac.vs - values) / tf.maximum(tf.math.reduce_variance(ac.vs), 1e-8),
+        # Clipped by more than rounding: on-policy ρ is 1 up to a few ulps (which XLA and TensorFlow's
+        # kernels round differently), and clipping those changes nothing.
         'diagnostics/clipped_rho_fraction': tf.reduce_mean(
-            tf.cast(tf.exp(log_rhos) > self.config.clip_rho, tf.float32)
+            tf.cast(log_rhos > tf.math.log(self.config.clip_rho) + CLIPPED_RHO_TOLERANCE, tf.float32)
         ),
         # Spread of the LSTM output across the batch: ≈ 0 means the policy ignores its input.
         'diagnostics/core_output_spread': tf.reduce_mean(tf.math.reduce_std(unrolled.core_output, 1)),
