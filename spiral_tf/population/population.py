@@ -29,6 +29,7 @@ leaves its roles running (they are in sessions of their own, as in a single run)
 
 Usage:
   exit_code = Population(train_py, argv, config).run()
+  best = fittest(root_dir)     # the index of the member whose latest status is the fittest
 """
 
 import contextlib
@@ -105,6 +106,33 @@ def fitness_value(status: dict, fitness: str) -> float | None:
   if fitness == 'l2':
     return -scalars['l2_to_target'] if 'l2_to_target' in scalars else None
   return scalars.get('d_score_fake')
+
+
+def fittest(root: str) -> int:
+  """The member of the population in `root` whose latest status is the fittest, by its own --pbt_fitness.
+
+  The latest status is the last logged batch (noisy; what `launch/export.py --member=best` ranks by).
+  Raises ValueError naming the directory if it is not a population or no member has a status yet.
+  """
+  directory = run_dir.PopulationDir(root)
+  if not os.path.isfile(directory.state_file):
+    raise ValueError(f'{root} is not a population directory (no population.json)')
+  with open(directory.state_file) as f:
+    num_members = json.load(f)['num_members']
+  scores = {}
+  for i in range(num_members):
+    member = directory.member(i)
+    status = read_status(member)
+    if status is None or not member.is_run():
+      continue
+    with open(member.config_file) as f:
+      member_config = config_lib.from_dict(json.load(f))
+    value = fitness_value(status, member_config.effective_pbt_fitness)
+    if value is not None:
+      scores[i] = value
+  if not scores:
+    raise ValueError(f'{root}: no member has logged a fitness yet (members/<i>/status.json)')
+  return max(scores, key=lambda i: (scores[i], -i))
 
 
 class Population:
