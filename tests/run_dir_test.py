@@ -45,10 +45,12 @@ def test_run_directory_layout(tmp_path):
   assert run.is_run()
 
 
-def test_the_layout_modules_import_no_tensorflow():
-  # The supervisor and the CLIs' early checks use them before (or without) TensorFlow.
+def test_the_layout_and_population_modules_import_no_tensorflow():
+  # The supervisor, the population (which starts members that load it) and the CLIs' early checks use
+  # them before (or without) TensorFlow.
   code = (
       'import sys; from spiral_tf import run_dir; from spiral_tf.inference import export_format; '
+      'from spiral_tf.population import checkpoints, pbt, population; '
       'assert "tensorflow" not in sys.modules, sorted(m for m in sys.modules if "tensorflow" in m)'
   )
   result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
