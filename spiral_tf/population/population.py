@@ -183,17 +183,19 @@ class Population:
         f'{h["policy_learning_rate"]:.3g}, entropy cost {h["entropy_cost"]:.3g}; log {self.dir.log(i)}'
     )
 
-  def _stop_member(self, i: int) -> int | None:
-    proc = self._procs.get(i)
-    if proc is None or proc.poll() is not None:
-      return None if proc is None else proc.returncode
-    proc.send_signal(signal.SIGTERM)
-    try:
-      return proc.wait(MEMBER_SHUTDOWN_S)
-    except subprocess.TimeoutExpired:
-      console.say(f'[population] member {i} did not stop in {MEMBER_SHUTDOWN_S:.0f} s; killing it')
-      proc.kill()
-      return proc.wait()
+  def _stop(self, members):
+    """SIGTERM to each running member (its supervisor checkpoints its learner), then waits for all."""
+    running = {i: self._procs[i] for i in members if i in self._procs and self._procs[i].poll() is None}
+    for proc in running.values():
+      proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + MEMBER_SHUTDOWN_S
+    for i, proc in running.items():
+      try:
+        proc.wait(max(0.1, deadline - time.monotonic()))
+      except subprocess.TimeoutExpired:
+        console.say(f'[population] member {i} did not stop in {MEMBER_SHUTDOWN_S:.0f} s; killing it')
+        proc.kill()
+        proc.wait()
 
   # --- the loop --------------------------------------------------------------------------------------
 
@@ -222,8 +224,7 @@ class Population:
         self._start(i)
       return self._watch()
     finally:
-      for i in list(self._procs):
-        self._stop_member(i)
+      self._stop(list(self._procs))
       self.state.save(self.dir.state_file)
       for s, handler in previous.items():
         signal.signal(s, handler)
@@ -296,7 +297,7 @@ class Population:
       if d.member in self._finished:
         console.say(f'[population] member {d.member} finished; not copying member {d.source} into it')
         continue
-      self._stop_member(d.member)
+      self._stop([d.member])
       # Its status is its own, pre-copy self's: the restarted learner writes a new one.
       with contextlib.suppress(FileNotFoundError):
         os.remove(self.members[d.member].status_file)
@@ -316,4 +317,5 @@ class Population:
     for i in self._scores:  # Fitness is over the renders since the previous round.
       self._scores[i] = {s: v for s, v in self._scores[i].items() if s > step}
     for d in done:
+      self._restart_at.pop(d.member, None)  # A member that was down waiting to restart starts now.
       self._start(d.member)
