@@ -19,8 +19,9 @@ BUILD_TOOLS := $(shell grep -E '^(pip|setuptools|wheel)==' requirements.txt)
 train: setup
 	$(PY) launch/train.py --flagfile=configs/strokes.cfg
 
+# --durations: the slowest tests are named at the end of every run (the suite's budget is 10 minutes).
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 # Google's format (pyink), then pyflakes, pycodestyle and Google's import order (ruff); pyproject.toml says
 # which rules and why.
