@@ -61,6 +61,8 @@ LAYOUT = (
         [
             ('entropy', [r'^entropy$', r'^diagnostics/entropy']),
             ('policy and value losses', [r'^policy_loss$', r'^value_loss$', r'^total_policy_loss$']),
+            # What PBT changes in a population's member (spiral_tf/population/), and a decayed rate.
+            ('hyper-parameters', [r'^policy_learning_rate$', r'^entropy_cost$']),
             # Every diagnostic except the entropies (charted above): a tag belongs to one chart only.
             (
                 'learning diagnostics',

@@ -219,6 +219,7 @@ def test_custom_scalars_layout_is_served_and_groups_what_belongs_together(served
       'grad_norm',
   )
   one_category('frames_per_s', 'busy_fraction', 'queue_size', 'fakes_size')
+  one_chart('policy_learning_rate', 'entropy_cost')  # What PBT changes in a population member.
 
 
 def test_every_chart_has_data_and_no_tag_is_in_two_charts(served):

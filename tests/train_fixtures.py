@@ -51,6 +51,8 @@ SCALAR_TAGS = (
     'fakes_size',
     'policy_lag_steps',
     'd_steps',
+    'policy_learning_rate',
+    'entropy_cost',
 )
 IMAGE_TAGS = ('targets_and_renders', 'strokes')
 

@@ -383,6 +383,7 @@ class Learner:
         scalars = {k: float(v.numpy()) for k, v in metrics.items()}
         scalars['d_steps'] = float(self.update.num_d_updates.numpy())
         scalars['policy_learning_rate'] = float(self.update.policy_optimizer.learning_rate.numpy())
+        scalars['entropy_cost'] = c.learner.entropy_cost  # A population member's changes at a PBT copy.
         scalars.update(rates)
         scalars.update(self._table_sizes() if chief else {})
         # The learner step of the weights that acted: it grows as fresh weights reach the actors.
