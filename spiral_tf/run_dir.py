@@ -11,7 +11,7 @@
 
 A population (spiral_tf/population/, issue 18) is a directory of member runs (PopulationDir):
 
-  population.json       the population's state: its size, seed, ranges and each member's hyper-parameters
+  population.json       the population's state: its size, seed, each member's hyper-parameters, the next round
   pbt.jsonl             the lineage: one line per PBT decision (spiral_tf/population/pbt.py)
   members/<i>/          member i's run directory, laid out as above
   logs/member-<i>.log   the output of member i's `--role=all` process
