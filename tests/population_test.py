@@ -1,11 +1,12 @@
-"""A real population (`launch/train.py --population_size=3`, configs/smoke.cfg): PBT copies, kills, resume.
+"""A real population (`launch/train.py --population_size=3`, configs/smoke.cfg): PBT copies, stop, resume.
 
 Three members of one actor process × 2 environments each train to RUN_STEPS with a PBT round every
-INTERVAL learner steps, then the same command resumes them to RESUMED_STEPS (before the next round) while
-one member's learner is killed. Checked from what the run leaves on disk: the lineage, population.json,
-each member's config.json and status.json, and the lines its learner and supervisor wrote (which
-checkpoint it resumed from, at what step). About 9 TensorFlow processes per run on 2 cores: a few minutes
-for the file.
+INTERVAL learner steps (one round, at INTERVAL). The same command then resumes them with PBT every
+RESUMED_INTERVAL steps (so the one round left is at 2 × INTERVAL, the next interval being far away),
+kills member 1's learner, and once that round's copied member and member 1 train again, stops the
+population with SIGTERM (Ctrl-C's path: every member checkpoints). Checked from what the runs leave on
+disk: the lineage, population.json, each member's checkpoints, config.json and status.json, and the lines
+its learner and supervisor wrote. About 9 TensorFlow processes per run on 2 cores: a few minutes.
 """
 
 import json
@@ -22,8 +23,7 @@ from spiral_tf import run_dir
 from spiral_tf.population import pbt
 import train_fixtures
 
-# One round in the first run (at INTERVAL); the resumed run ends before the next one (2 × INTERVAL).
-MEMBERS, INTERVAL, RUN_STEPS, RESUMED_STEPS = 3, 6, 10, 11
+MEMBERS, INTERVAL, RUN_STEPS, RESUMED_INTERVAL = 3, 6, 10, 1000
 FLAGS = (
     f'--population_size={MEMBERS}',
     f'--pbt_interval_steps={INTERVAL}',
@@ -36,6 +36,7 @@ FLAGS = (
 )
 RESUMED_FROM = re.compile(r'\[learner\] resumed from (\S+): step (\d+)')
 STARTED_LEARNER = re.compile(r'\[supervisor\] started learner \(pid (\d+)\)')
+STOPPED = re.compile(r'\[learner\] stopped: (.*)\. Step (\d+), frames')
 TIMEOUT_S = 900
 
 
@@ -55,17 +56,28 @@ def _status_step(member):
     return json.load(f)['learner_step']
 
 
+def _wait(condition, what, watched):
+  deadline = time.monotonic() + TIMEOUT_S
+  while time.monotonic() < deadline and watched.proc.poll() is None:
+    found = condition()
+    if found:
+      return found
+    time.sleep(0.3)
+  raise AssertionError(f'{what} did not happen:\n{watched.tail()}')
+
+
 @pytest.fixture(scope='module')
 def population(tmp_path_factory):
-  """Runs the population to RUN_STEPS, then resumes it to RESUMED_STEPS killing member 1's learner."""
+  """Trains the population to RUN_STEPS, then resumes it, kills member 1's learner, and SIGTERMs it
+  once the resumed run's round has copied a member and every member logs steps again."""
   tmp = tmp_path_factory.mktemp('population')
   root = tmp / 'pop'
+  directory = run_dir.PopulationDir(root)
   first = _population(root, tmp / 'first.log', f'--max_learner_steps={RUN_STEPS}')
   try:
     assert first.wait(TIMEOUT_S) == 0, first.tail()
   finally:
     first.kill()
-  directory = run_dir.PopulationDir(root)
   after_first = {
       'lineage': pbt.Lineage(directory.lineage).read(),
       'state': json.loads(_read(directory.state_file)),
@@ -73,20 +85,35 @@ def population(tmp_path_factory):
   }
   member_log = directory.log(1)
   offset = os.path.getsize(member_log)
-  second = _population(root, tmp / 'second.log', f'--max_learner_steps={RESUMED_STEPS}')
+  second = _population(
+      root, tmp / 'second.log', '--max_learner_steps=100000', f'--pbt_interval_steps={RESUMED_INTERVAL}'
+  )
   try:
-    deadline, killed = time.monotonic() + TIMEOUT_S / 2, None
-    while killed is None and time.monotonic() < deadline:  # Member 1's learner of the resumed run.
+
+    def member_1_learner():  # Of the resumed run, alive.
       found = STARTED_LEARNER.findall(_read(member_log)[offset:])
-      if found and reliability_fixtures.alive(int(found[0]), 'train.py'):
-        killed = int(found[0])
-        os.kill(killed, signal.SIGKILL)
-      time.sleep(0.2)
-    assert killed, f'member 1 never started a learner:\n{second.tail()}'
+      return found and reliability_fixtures.alive(int(found[0]), 'train.py') and int(found[0])
+
+    killed = _wait(member_1_learner, "member 1's learner", second)
+    os.kill(killed, signal.SIGKILL)
+    _wait(lambda: len(pbt.Lineage(directory.lineage).read()) > len(after_first['lineage']), 'a round', second)
+    since = time.time()  # The copied member's status is removed at the copy: new ones come after this.
+
+    def everyone_training():
+      statuses = [directory.member(i).status_file for i in range(MEMBERS)]
+      return all(os.path.exists(p) and os.path.getmtime(p) > since for p in statuses)
+
+    _wait(everyone_training, 'every member training again', second)
+    second.proc.send_signal(signal.SIGTERM)
     assert second.wait(TIMEOUT_S) == 0, second.tail()
   finally:
     second.kill()
   return dict(directory=directory, first=first, second=second, after_first=after_first, killed=killed)
+
+
+def _last_values(lineage, i, initial):
+  copies = [x['hyperparameters'] for x in lineage if x['member'] == i]
+  return copies[-1] if copies else initial[i]
 
 
 def test_the_worst_member_copies_a_top_member_s_checkpoint_and_perturbed_hyperparameters(population):
@@ -94,7 +121,7 @@ def test_the_worst_member_copies_a_top_member_s_checkpoint_and_perturbed_hyperpa
   ranges = config_lib.Config().pbt_ranges
   initial = pbt.initial(MEMBERS, ranges, seed=0)  # What the population drew at its start (--seed=0).
   assert population['after_first']['state']['num_members'] == MEMBERS
-  assert [line['step'] for line in lineage] == [INTERVAL]
+  assert [line['step'] for line in lineage] == [INTERVAL]  # The round at 2 × INTERVAL is past RUN_STEPS.
   (line,) = lineage
   fitness = {int(m): f for m, f in line['fitness'].items()}
   assert sorted(fitness) == list(range(MEMBERS)) and None not in fitness.values()
@@ -111,40 +138,56 @@ def test_the_worst_member_copies_a_top_member_s_checkpoint_and_perturbed_hyperpa
   copied_step = int(line['checkpoint'].split('-')[1])
   assert INTERVAL <= copied_step <= RUN_STEPS
   assert (os.path.join(member.checkpoints, line['checkpoint']), str(copied_step)) == resumed[0]
-  # It trained on with the new values (its config.json), which population.json keeps for a resume.
+  # population.json keeps the copied values for a resume, and the others' initial ones.
   state = population['after_first']['state']
-  assert state['hyperparameters'][line['member']] == line['hyperparameters']
-  others = [i for i in range(MEMBERS) if i != line['member']]
-  assert all(state['hyperparameters'][i] == initial[i] for i in others)
-  saved = json.loads(_read(member.config_file))
-  assert saved['policy_learning_rate'] == pytest.approx(line['hyperparameters']['policy_learning_rate'])
-  assert saved['entropy_cost'] == pytest.approx(line['hyperparameters']['entropy_cost'])
+  assert all(state['hyperparameters'][i] == _last_values(lineage, i, initial) for i in range(MEMBERS))
 
 
-def test_every_member_reaches_the_limit_and_resumes_from_its_own_checkpoint(population):
-  directory = population['directory']
+def test_the_resumed_run_starts_every_member_from_its_own_checkpoint_and_keeps_the_lineage(population):
+  directory, first = population['directory'], population['after_first']
   text = population['second'].text()
-  assert f'{MEMBERS} members in {directory.root}; PBT every {INTERVAL} steps; resuming after 1 PBT' in text
+  assert (
+      f'{MEMBERS} members in {directory.root}; PBT every {RESUMED_INTERVAL} steps; resuming after 1 PBT'
+      in text
+  )
+  for i in range(MEMBERS):
+    log = _read(directory.log(i))[len(first['member_logs'][i]) :]
+    path, step = RESUMED_FROM.findall(log)[0]
+    assert (path, int(step)) == (
+        os.path.join(directory.member(i).checkpoints, f'ckpt-{RUN_STEPS}'),
+        RUN_STEPS,
+    )
+  lineage = pbt.Lineage(directory.lineage).read()
+  assert lineage[:1] == first['lineage']
+  # The saved next round (2 × INTERVAL) happened; the next is RESUMED_INTERVAL later.
+  assert [line['step'] for line in lineage[1:]] == [2 * INTERVAL]
+  state = json.loads(_read(directory.state_file))
+  assert state['next_round_step'] == 2 * INTERVAL + RESUMED_INTERVAL
+  initial = pbt.initial(MEMBERS, config_lib.Config().pbt_ranges, seed=0)
+  for i in range(MEMBERS):
+    values = _last_values(lineage, i, initial)
+    assert state['hyperparameters'][i] == values
+    # Each member's learner trained with them (its config.json, written at its last start).
+    saved = json.loads(_read(directory.member(i).config_file))
+    assert (saved['policy_learning_rate'], saved['entropy_cost']) == pytest.approx(
+        (values['policy_learning_rate'], values['entropy_cost'])
+    )
+
+
+def test_sigterm_stops_every_member_with_a_checkpoint_of_its_last_step(population):
+  directory = population['directory']
+  assert '[population] SIGTERM: stopping every member (each checkpoints)' in population['second'].text()
   for i in range(MEMBERS):
     member = directory.member(i)
-    assert _status_step(member) == RESUMED_STEPS
-    # Every member's resumed run started from its own checkpoint at RUN_STEPS.
-    log = _read(directory.log(i))[len(population['after_first']['member_logs'][i]) :]
-    path, step = RESUMED_FROM.findall(log)[0]
-    assert (os.path.dirname(path), int(step)) == (member.checkpoints, RUN_STEPS)
+    reason, step = STOPPED.findall(_read(directory.log(i)))[-1]
+    assert reason == 'stop requested'
+    assert _status_step(member) == int(step) > RUN_STEPS
+    assert os.path.exists(os.path.join(member.checkpoints, f'ckpt-{step}.index'))
+    with open(os.path.join(member.checkpoints, 'checkpoint')) as f:
+      assert f'model_checkpoint_path: "ckpt-{step}"' in f.read()
 
 
-def test_the_resumed_run_keeps_the_lineage_the_values_and_the_next_round(population):
-  directory, first = population['directory'], population['after_first']
-  assert pbt.Lineage(directory.lineage).read() == first['lineage']
-  state = json.loads(_read(directory.state_file))
-  assert state == first['state']
-  assert state['next_round_step'] == 2 * INTERVAL
-  (line,) = first['lineage']
-  assert state['hyperparameters'][line['member']] == line['hyperparameters']
-
-
-def test_a_member_whose_learner_is_killed_is_started_again_from_its_checkpoint(population):
+def test_a_member_whose_learner_is_killed_is_started_again(population):
   text = population['second'].text()
   assert re.search(r'\[population\] member 1 exited with code -?\d+; restarting it', text), text[-3000:]
   assert len(re.findall(r'\[population\] started member 1 ', text)) >= 2

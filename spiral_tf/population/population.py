@@ -9,7 +9,9 @@ member restarts as any run does. This process imports no TensorFlow.
 
 Hyper-parameters: drawn log-uniformly from `--pbt_learning_rate_range` and `--pbt_entropy_cost_range` when
 the population is created, kept in `population.json` and reused on resume (the saved ones win over the
-ranges; a different `--population_size` than the saved one is an error).
+ranges; a different `--population_size` than the saved one is an error). So is the step of the next round:
+a resume with another `--pbt_interval_steps` holds that round first, then steps by the new interval (the
+members checkpoint at multiples of the new one, so that round copies the latest checkpoint before it).
 
 PBT (`--pbt_interval_steps=K` > 0; spiral_tf/population/pbt.py for the rules): each member's learner
 checkpoints at every multiple of K and rewrites its `status.json` at every log line. Round r happens once
