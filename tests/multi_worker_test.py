@@ -206,7 +206,7 @@ def test_only_the_chief_writes_to_the_run_directory(two_worker_run):
   files = two_worker_run.files_after_first
   # The supervisor logs every process's output; nothing else in the run has a second writer.
   tops = sorted({p.split('/')[0] for p in files})
-  assert tops == ['checkpoints', 'config.json', 'export', 'logs', 'tensorboard'], tops
+  assert tops == ['checkpoints', 'config.json', 'export', 'logs', 'status.json', 'tensorboard'], tops
   assert sorted(p for p in files if p.startswith('tensorboard/') and p.count('/') == 1) == [
       'tensorboard/learner'
   ]
