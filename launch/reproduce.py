@@ -68,6 +68,7 @@ REPRODUCTIONS = {
     'r3': ('strokes', 'reproductions/strokes_constant_lr'),
     'precision': ('strokes', 'reproductions/strokes_mixed_bfloat16'),
     'r1_entropy_cost': ('reproductions/mnist_d', 'reproductions/mnist_d_entropy_cost_half'),
+    'population': ('reproductions/mnist_d_population',),
 }
 # Reproductions reported by held-out reconstruction of MNIST test digits (report_reconstruction): their
 # runs' figures in results.json can stand in for a run trained in an earlier session.
@@ -82,6 +83,7 @@ LABELS = {
     'strokes_constant_lr': 'constant learning rate',
     'strokes_mixed_bfloat16': 'mixed_bfloat16 learner',
     'mnist_d_entropy_cost_half': 'D reward, entropy cost 0.005',
+    'mnist_d_population': 'population of 4 (PBT)',
 }
 
 flags.DEFINE_enum('stage', 'report', ['train', 'report'], 'Train the runs, or report on trained runs.')
