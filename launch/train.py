@@ -86,6 +86,14 @@ def main(argv):
     return supervisor.Supervisor(
         os.path.abspath(__file__), sys.argv[1:], config, plan=plan, show_all=verbose
     ).run()
+  if config.shared_discriminator and config.population_size == 1 and role == 'all' and not config.reverb_port:
+    # A population starts its members with the ports its discriminator role trains through.
+    print(
+        "train.py: --shared_discriminator is a population's (--population_size > 1): a single run has no "
+        'discriminator role to train its D',
+        file=sys.stderr,
+    )
+    return 2
   if role in ('learner', 'actor') and not config.reverb_address:  # The evaluator reads exports only.
     print(f'train.py: --role={role} needs --reverb_address=host:port', file=sys.stderr)
     return 2

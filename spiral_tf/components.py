@@ -84,8 +84,12 @@ def real_dataset(config: config_lib.Config, batch_size: int, worker: int = 0):
   )
 
 
-def make_learner_update(config: config_lib.Config, agent, discriminator, strategy):
-  """The compiled update of policy, critic and D (spiral_tf/learning/learner_step.py), in strategy scope."""
+def make_learner_update(config: config_lib.Config, agent, discriminator, strategy, train_discriminator=None):
+  """The compiled update of policy, critic and D (spiral_tf/learning/learner_step.py), in strategy scope.
+
+  train_discriminator: None — unless the run's D is a population's shared one, which its own role trains
+  (spiral_tf/distributed/shared_discriminator.py passes True).
+  """
   return learner_step.LearnerUpdate(
       agent,
       discriminator,
@@ -94,6 +98,9 @@ def make_learner_update(config: config_lib.Config, agent, discriminator, strateg
       conditional=config.conditional,
       jit_compile=config.jit_compile,
       seed=config.seed,
+      train_discriminator=(
+          not config.shared_discriminator if train_discriminator is None else train_discriminator
+      ),
   )
 
 

@@ -26,7 +26,7 @@ REWARDS = ('spiral', 'spiral++', 'l2')
 STRATEGIES = ('default', 'one_device', 'mirrored', 'multi_worker', 'tpu')
 D_LOSSES = ('wgan-gp', 'sn-gan')
 D_CONDITIONINGS = ('pair', 'complement')
-ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator')
+ROLES = ('all', 'reverb', 'actor', 'learner', 'evaluator', 'discriminator')
 # IMPALA's schedule (Espeholt et al. 2018): the policy learning rate falls linearly to 0 at --max_frames.
 LEARNING_RATE_DECAYS = ('none', 'linear')
 REWARD_NORMALISATIONS = ('none', 'std', 'standardise')  # spiral_tf/learning/normalisation.py.
@@ -199,6 +199,15 @@ class Config:
   pbt_fitness: str = 'auto'
   pbt_learning_rate_range: tuple = (1e-5, 3e-4)  # DeepMind's ranges (SPIRAL's PBT).
   pbt_entropy_cost_range: tuple = (2e-3, 1e-1)
+  # SPIRAL++'s shared D (spiral_tf/distributed/shared_discriminator.py): a member's learner trains only its
+  # policy and rewards with the D weights published to its `d_variables` table by the population's
+  # --role=discriminator, which trains on every member's fakes (`discriminator_members`: their servers).
+  shared_discriminator: bool = False
+  discriminator_members: str = ''  # --role=discriminator: host:port,host:port,… of the members' servers.
+
+  @property
+  def discriminator_member_addresses(self) -> tuple:
+    return tuple(a.strip() for a in self.discriminator_members.split(',') if a.strip())
 
   @property
   def effective_pbt_fitness(self) -> str:
@@ -377,6 +386,17 @@ def validate(config: Config) -> Config:
         name,
         f'{list(low_high)} must be two numbers, 0 < low ≤ high (drawn log-uniformly)',
     )
+  need(
+      not (config.shared_discriminator and config.strategy == 'multi_worker'),
+      'shared_discriminator',
+      'a member learner with several workers is not supported (each would pull the shared D alone)',
+  )
+  for address in config.discriminator_member_addresses:
+    need(
+        _is_host_port(address),
+        'discriminator_members',
+        f"{address!r} is not host:port (a member's Reverb server, e.g. localhost:8000)",
+    )
   need(config.root_dir != '', 'root_dir', 'must name a directory')
   _validate_root_dir(config.root_dir)
   need(
@@ -553,6 +573,11 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       "and of PBT's perturbations.",
       'pbt_entropy_cost_range': "low,high of the members' initial entropy costs (log-uniform) and of "
       "PBT's perturbations.",
+      'shared_discriminator': 'In a population: one discriminator (SPIRAL++), trained by its own process '
+      "on every member's fakes (a queue, no replay), whose weights every member's learner rewards with; "
+      'the members train only their policies. False: each member its own D (SPIRAL).',
+      'discriminator_members': 'With --role=discriminator: host:port,… of the Reverb servers of the '
+      'members it trains on (set by the population).',
   }
   for name, default in _flag_defaults().items():
     text = help_text.get(name, name.replace('_', ' ') + '.')

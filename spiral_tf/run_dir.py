@@ -15,6 +15,9 @@ A population (spiral_tf/population/, issue 18) is a directory of member runs (Po
   pbt.jsonl             the lineage: one line per PBT decision (spiral_tf/population/pbt.py)
   members/<i>/          member i's run directory, laid out as above
   logs/member-<i>.log   the output of member i's `--role=all` process
+  discriminator/        with --shared_discriminator, the shared D's run directory: config.json,
+                        checkpoints/, status.json (its step, and fakes trained on per member), tensorboard/
+  logs/discriminator.log  the output of the `--role=discriminator` process
 
 Imports nothing heavy: the supervisor, which must not load TensorFlow, and the CLIs' cheap checks use it.
 
@@ -24,6 +27,7 @@ Usage:
   run.is_run()                                   # has config.json: a training run directory
   population = PopulationDir(root)
   population.state_file, population.lineage, population.member(2)   # member(2) is a RunDir
+  population.discriminator, population.log('discriminator')          # a RunDir; the D role's output
 """
 
 import dataclasses
@@ -97,8 +101,14 @@ class PopulationDir:
   def lineage(self) -> str:
     return os.path.join(self.root, 'pbt.jsonl')
 
-  def log(self, index: int) -> str:
-    return os.path.join(self.root, 'logs', f'member-{index}.log')
+  def log(self, index) -> str:
+    """Member `index`'s output, or the shared D's for index 'discriminator'."""
+    name = index if index == 'discriminator' else f'member-{index}'
+    return os.path.join(self.root, 'logs', f'{name}.log')
+
+  @property
+  def discriminator(self) -> RunDir:
+    return RunDir(os.path.join(self.root, 'discriminator'))
 
   def member(self, index: int) -> RunDir:
     if index < 0:

@@ -18,6 +18,8 @@ FLAGS_ADDED_SINCE = {
     'pbt_fitness',
     'pbt_learning_rate_range',
     'pbt_entropy_cost_range',
+    'shared_discriminator',
+    'discriminator_members',
 }
 SAVED_BEFORE_NESTING = {
     'baseline_cost': 0.5,
@@ -174,11 +176,20 @@ def test_resume_and_export_read_such_a_run_directory(tmp_path):
         ('pbt_learning_rate_range', (3e-4, 1e-5), 'pbt_learning_rate_range'),
         ('pbt_entropy_cost_range', (0.0, 0.1), 'pbt_entropy_cost_range'),
         ('pbt_entropy_cost_range', (0.1,), 'pbt_entropy_cost_range'),
+        ('discriminator_members', 'localhost:8000,localhost', 'discriminator_members'),
+        ('shared_discriminator', True, 'shared_discriminator'),  # With strategy=multi_worker (below).
     ],
 )
 def test_a_bad_population_setting_names_its_flag(tmp_path, flag, value, named):
+  extra = {'strategy': 'multi_worker', 'num_learner_workers': 2} if flag == 'shared_discriminator' else {}
   with pytest.raises(config_lib.ConfigError, match=f'^--{named}:'):
-    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), **{flag: value}))
+    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), **{flag: value}, **extra))
+
+
+def test_discriminator_members_are_a_comma_separated_list_of_servers(tmp_path):
+  config = config_lib.Config(root_dir=str(tmp_path), discriminator_members='localhost:8000, 10.0.0.2:8001,')
+  assert config_lib.validate(config).discriminator_member_addresses == ('localhost:8000', '10.0.0.2:8001')
+  assert config_lib.Config(root_dir=str(tmp_path)).discriminator_member_addresses == ()
 
 
 def test_pbt_fitness_auto_is_l2_for_a_conditional_run_and_l2_needs_a_target(tmp_path):

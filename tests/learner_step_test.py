@@ -402,6 +402,38 @@ def test_d_steps_per_policy_step_errors_are_named():
   assert int(learner.num_updates) == 0 and int(learner.num_d_updates) == 0
 
 
+def test_an_update_without_d_training_applies_the_same_policy_update_and_leaves_d_alone():
+  """train_discriminator=False (a population member rewarded by the shared D): the policy step of the
+  full update, D's metrics on the batch, and no D gradient applied, nor extra D batches taken."""
+  agent, d, episodes, real = _setup(batch=2)
+  config = config_lib.LearnerConfig(d_conditioning='pair', d_steps_per_policy_step=2, d_learning_rate=1e-2)
+  start = [v.numpy() for v in agent.variables + d.variables]
+  noise = {'epsilon': tf.constant([0.3, 0.8]), 'half': tf.constant([1, 2], tf.int32)}
+  full = learner_step.LearnerUpdate(agent, d, config, conditional=True, jit_compile=False)
+  full_metrics = full.update(episodes, real, None, noise)
+  full_policy = [v.numpy() for v in agent.variables]
+  assert any(not np.array_equal(v.numpy(), s) for v, s in zip(d.variables, start[len(agent.variables) :]))
+  for v, value in zip(agent.variables + d.variables, start):
+    v.assign(value)
+
+  policy_only = learner_step.LearnerUpdate(
+      agent, d, config, conditional=True, jit_compile=False, train_discriminator=False
+  )
+  metrics = policy_only.update(episodes, real, None, noise)
+  for v, value in zip(agent.variables, full_policy):
+    np.testing.assert_allclose(v.numpy(), value, rtol=1e-5, atol=1e-7)
+  for v, value in zip(d.variables, start[len(agent.variables) :]):
+    np.testing.assert_array_equal(v.numpy(), value)
+  assert int(policy_only.num_d_updates) == 0 and int(policy_only.num_updates) == 1
+  for key in ('d_score_real', 'd_score_fake', 'reward_mean', 'policy_loss'):
+    np.testing.assert_allclose(metrics[key].numpy(), full_metrics[key].numpy(), rtol=1e-5, err_msg=key)
+  # Its step takes no extra D batches whatever d_steps_per_policy_step says, and refuses them.
+  policy_only.step(episodes, real)
+  assert int(policy_only.num_d_updates) == 0 and int(policy_only.num_updates) == 2
+  with pytest.raises(ValueError, match='needs 0 extra'):
+    policy_only.step(episodes, real, None, extra_d_batches=[_d_batch(1)])
+
+
 def test_the_clipped_rho_fraction_counts_the_steps_whose_rho_exceeds_clip_rho():
   agent, d, episodes, real = _setup(batch=2, length=3)
   noise = {'epsilon': tf.constant([0.3, 0.8]), 'half': tf.constant([1, 2], tf.int32)}

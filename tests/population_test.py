@@ -1,12 +1,15 @@
-"""A real population (`launch/train.py --population_size=3`, configs/smoke.cfg): PBT copies, stop, resume.
+"""A real population (`launch/train.py --population_size=3`, configs/smoke.cfg): PBT copies, the shared D,
+stop, resume.
 
-Three members of one actor process × 2 environments each train to RUN_STEPS with a PBT round every
-INTERVAL learner steps (one round, at INTERVAL). The same command then resumes them with PBT every
+Three members of one actor process × 2 environments each, rewarded by one shared discriminator
+(`--shared_discriminator`: one more process trains D on every member's fakes), train to RUN_STEPS with a
+PBT round every INTERVAL learner steps (one round, at INTERVAL). The same command then resumes them with PBT every
 RESUMED_INTERVAL steps (so the one round left is at 2 × INTERVAL, the next interval being far away),
 kills member 1's learner, and once that round's copied member and member 1 train again, stops the
 population with SIGTERM (Ctrl-C's path: every member checkpoints). Checked from what the runs leave on
 disk: the lineage, population.json, each member's checkpoints, config.json and status.json, and the lines
-its learner and supervisor wrote. About 9 TensorFlow processes per run on 2 cores: a few minutes.
+its learner and supervisor wrote, and the shared D's status and log. About 10 TensorFlow processes per
+run on 2 cores: a few minutes.
 """
 
 import json
@@ -27,6 +30,7 @@ MEMBERS, INTERVAL, RUN_STEPS, RESUMED_INTERVAL = 3, 6, 10, 1000
 FLAGS = (
     f'--population_size={MEMBERS}',
     f'--pbt_interval_steps={INTERVAL}',
+    '--shared_discriminator',
     '--num_actors=1',
     '--envs_per_actor=2',
     '--local_actors=1',
@@ -37,6 +41,8 @@ FLAGS = (
 RESUMED_FROM = re.compile(r'\[learner\] resumed from (\S+): step (\d+)')
 STARTED_LEARNER = re.compile(r'\[supervisor\] started learner \(pid (\d+)\)')
 STOPPED = re.compile(r'\[learner\] stopped: (.*)\. Step (\d+), frames')
+D_RESUMED = re.compile(r'\[discriminator\] resumed from (\S+): step (\d+)')
+D_STOPPED = re.compile(r'\[discriminator\] stopped at step (\d+): checkpoint (\S+)')
 TIMEOUT_S = 900
 
 
@@ -192,3 +198,30 @@ def test_a_member_whose_learner_is_killed_is_started_again(population):
   assert re.search(r'\[population\] member 1 exited with code -?\d+; restarting it', text), text[-3000:]
   assert len(re.findall(r'\[population\] started member 1 ', text)) >= 2
   assert not reliability_fixtures.alive(population['killed'], 'train.py')
+
+
+def test_the_shared_discriminator_trains_on_every_member_s_fakes_and_rewards_every_member(population):
+  directory = population['directory']
+  shared = directory.discriminator
+  with open(shared.status_file) as f:
+    status = json.load(f)
+  with open(shared.config_file) as f:
+    batch = json.load(f)['batch_size']
+  per_member = [status['scalars'][f'fakes/member_{i}'] for i in range(MEMBERS)]
+  assert all(n >= batch for n in per_member), per_member
+  # One batch of one member's fakes per D update, over both runs (the counts are checkpointed with D).
+  assert status['frames'] == sum(per_member) == status['learner_step'] * batch
+  # Stopped with each run (a checkpoint each time), and the second run resumed from the first's.
+  log = _read(directory.log('discriminator'))
+  stopped = D_STOPPED.findall(log)
+  assert len(stopped) == 2, log[-3000:]
+  first_step, first_checkpoint = stopped[0]
+  assert int(first_step) > 0 and D_RESUMED.findall(log) == [(first_checkpoint, first_step)]
+  assert int(stopped[1][0]) == status['learner_step'] > int(first_step)
+  for i in range(MEMBERS):
+    member = directory.member(i)
+    with open(member.status_file) as f:
+      scalars = json.load(f)['scalars']
+    assert scalars['d_steps'] == 0  # Its own D never took a step ...
+    assert scalars['shared_d_step'] >= int(first_step)  # ... it rewards with the resumed shared one's.
+    assert 'rewarding with the shared discriminator of its step' in _read(member.log('learner'))

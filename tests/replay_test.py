@@ -3,7 +3,8 @@
 The server listens on a free port of this process for the seconds of each test (Reverb 0.14 has no host
 option; the `reverb` role narrows it with spiral_tf/distributed/listen.py, which needs a process of its own).
 What is checked: the four tables and their signatures; the queue is FIFO, hands each episode out once and
-blocks writers when full; `fakes` keeps the newest `fakes_size` renders and samples them with replacement; a
+blocks writers when full; `fakes` keeps the newest `fakes_size` renders and samples them with replacement, or,
+as a shared D's queue, hands each out once, oldest first, without blocking the writers when full; a
 variables table holds the one newest push; `wait_for_server` waits, and says what it waited for.
 """
 
@@ -133,20 +134,45 @@ def test_queue_is_fifo_each_episode_once_and_blocks_when_full(server):
   writer.close()
 
 
-def test_fakes_keep_the_newest_and_sample_with_replacement(server):
-  client = reverb.Client(_address(server))
+def _write_fakes(client, values):
   with client.trajectory_writer(num_keep_alive_refs=1) as writer:
-    for i in range(5):
+    for i in values:
       writer.append({'canvas': np.full((8, 8, 1), i, np.float32), 'target': np.zeros((8, 8, 1), np.float32)})
       writer.create_item(
           replay.FAKES, priority=1.0, trajectory={k: writer.history[k][-1] for k in ('canvas', 'target')}
       )
       writer.end_episode(timeout_ms=10_000)
+
+
+def test_fakes_keep_the_newest_and_sample_with_replacement(server):
+  client = reverb.Client(_address(server))
+  _write_fakes(client, range(5))
   assert client.server_info()[replay.FAKES].current_size == 3  # fakes_size: the oldest two are gone
   samples = client.sample(replay.FAKES, num_samples=40, emit_timesteps=False, unpack_as_table_signature=True)
   seen = [int(s.data['canvas'][0, 0, 0]) for s in samples]
   assert set(seen) == {2, 3, 4}  # 40 samples of 3 items: with replacement, uniformly (p(miss) ≈ 1e-7)
   assert client.server_info()[replay.FAKES].current_size == 3  # sampling removes nothing
+
+
+def test_fakes_as_a_queue_hand_each_render_out_once_oldest_first_and_drop_the_oldest_when_full(variables):
+  trajectory_spec, fake_spec = _specs()
+  tables = replay.make_tables(
+      trajectory_spec, fake_spec, variables, variables[:1], queue_size=2, fakes_size=3, fakes_queue=True
+  )
+  server = reverb.Server(tables, port=None)
+  try:
+    client = reverb.Client(_address(server))
+    _write_fakes(client, range(5))  # Five into three places: the writer is not blocked, 0 and 1 are dropped.
+    assert client.server_info()[replay.FAKES].current_size == 3
+    samples = client.sample(replay.FAKES, num_samples=2, emit_timesteps=False, unpack_as_table_signature=True)
+    assert [int(s.data['canvas'][0, 0, 0]) for s in samples] == [2, 3]
+    assert client.server_info()[replay.FAKES].current_size == 1  # Each sampled once: gone.
+    _write_fakes(client, [5])
+    samples = client.sample(replay.FAKES, num_samples=2, emit_timesteps=False, unpack_as_table_signature=True)
+    assert [int(s.data['canvas'][0, 0, 0]) for s in samples] == [4, 5]
+    assert client.server_info()[replay.FAKES].current_size == 0
+  finally:
+    server.stop()
 
 
 def test_variables_table_holds_the_newest_push(server, variables):

@@ -30,16 +30,21 @@ class WeightPuller:
   """Keeps the newest policy weights from Reverb at hand without stalling the actor.
 
   A background thread pulls the `policy_variables` table every `interval_s`; `maybe_update()` (called
-  between episodes) assigns them if they are newer than the ones in use.
+  between episodes) assigns them if they are newer than the ones in use. `table=replay.D_VARIABLES`: a
+  population member's learner keeps the shared discriminator's weights the same way.
   """
 
   def __init__(
-      self, address: str, variables: Sequence[tf.Variable], interval_s: float = 2.0, timeout_s: float = 600.0
+      self,
+      address: str,
+      variables: Sequence[tf.Variable],
+      interval_s: float = 2.0,
+      timeout_s: float = 600.0,
+      table: str = replay.POLICY_VARIABLES,
   ):
-    replay.wait_for_server(address, timeout_s, table=replay.POLICY_VARIABLES)
-    self._container = reverb_variable_container.ReverbVariableContainer(
-        address, table_names=[replay.POLICY_VARIABLES]
-    )
+    replay.wait_for_server(address, timeout_s, table=table)
+    self._table = table
+    self._container = reverb_variable_container.ReverbVariableContainer(address, table_names=[table])
     self._variables = list(variables)
     self._interval_s = interval_s
     self._lock = threading.Lock()
@@ -52,7 +57,7 @@ class WeightPuller:
     self._thread.start()
 
   def _pull(self):
-    values = self._container.pull(replay.POLICY_VARIABLES)
+    values = self._container.pull(self._table)
     return int(values['learner_step'].numpy()), [w.numpy() for w in values['weights']]
 
   def _loop(self):

@@ -25,6 +25,11 @@ chief's checkpoint in `--root_dir`. What only one worker sees — a stop signal,
 point of every step (`Workers.any_of`), so all workers stop, save, skip or wait at the same step; a worker
 that could not fetch its batch reconnects while the others keep theirs and wait for it.
 
+A population member with `--shared_discriminator` trains only its policy: D's weights are those the
+population's discriminator role publishes to this run's `d_variables` table (pulled in the background, as
+an actor pulls the policy's; TensorBoard `shared_d_step` says which D update rewarded), its fakes go to that
+role through the `fakes` queue, and this learner neither reads fakes nor pushes D.
+
 Usage:
   learner = Learner(config, stop_event)
   reason = learner.run()   # until a stop condition (max frames / steps / minutes) or the stop event
@@ -49,6 +54,7 @@ from spiral_tf import components
 from spiral_tf import config as config_lib
 from spiral_tf import dashboard
 from spiral_tf import run_dir
+from spiral_tf.distributed import actor as actor_lib
 from spiral_tf.distributed import console
 from spiral_tf.distributed import startup
 from spiral_tf.distributed import summaries
@@ -225,19 +231,26 @@ class Learner:
       return dataset.map(lambda sample: sample.data).batch(per_replica, drop_remainder=True).prefetch(1)
 
     episodes = self.strategy.distribute_datasets_from_function(lambda c: from_table(replay.QUEUE, c))
-    fakes = self.strategy.distribute_datasets_from_function(lambda c: from_table(replay.FAKES, c))
+    fakes = (  # A shared D's fakes are the discriminator role's to sample (the table is its queue).
+        None
+        if self.config.shared_discriminator
+        else self.strategy.distribute_datasets_from_function(lambda c: from_table(replay.FAKES, c))
+    )
     # Each worker (input pipeline) its own real images: the same seed would give every worker the same.
     reals = self.strategy.distribute_datasets_from_function(
         lambda c: components.real_dataset(self.config, per_replica, worker=c.input_pipeline_id)
     )
-    return iter(episodes), iter(fakes), iter(reals)
+    return iter(episodes), fakes and iter(fakes), iter(reals)
 
   def _push_weights(self):
     if not self.workers.is_chief:
       return  # The chief's weights are everybody's (mirrored).
     step = self.learner_step.read_value()
     self._variables.push({'learner_step': step, 'weights': self.agent.variables}, replay.POLICY_VARIABLES)
-    self._variables.push({'learner_step': step, 'weights': self.discriminator.variables}, replay.D_VARIABLES)
+    if not self.config.shared_discriminator:  # A shared D's weights are its role's to publish.
+      self._variables.push(
+          {'learner_step': step, 'weights': self.discriminator.variables}, replay.D_VARIABLES
+      )
 
   # --- the loop ----------------------------------------------------------------------------------------
 
@@ -265,6 +278,8 @@ class Learner:
   def _next_batches(self, episodes, fakes, reals):
     """This worker's batches of one step, or (None, the error) when its data or Reverb is not there."""
     try:
+      if fakes is None:  # A shared D (the update takes no D batches).
+        return ((next(episodes), None, next(reals)), []), None
       batch = (next(episodes), next(fakes), next(reals))
       extra_d_batches = [
           (next(reals), next(fakes)) for _ in range(self.config.learner.d_steps_per_policy_step - 1)
@@ -298,6 +313,7 @@ class Learner:
     )
     self.heartbeat.waiting(self._address)  # Until the first batch (the datasets load the real images).
     self._push_weights()  # Actors start acting with these.
+    shared_d = self._shared_discriminator()
     episodes, fakes, reals = self._datasets()
     frames_per_step = c.batch_size * c.frames_per_episode
     start = last_log = last_checkpoint = time.monotonic()
@@ -348,6 +364,8 @@ class Learner:
             int(self.frames.numpy()),
             c.max_frames,
         )
+      if shared_d is not None:
+        shared_d.maybe_update()
       self.heartbeat.updating()
       self.guard.snapshot()
       # The guard covers the whole step: a non-finite D-only update undoes the policy update with it.
@@ -384,6 +402,8 @@ class Learner:
         scalars['d_steps'] = float(self.update.num_d_updates.numpy())
         scalars['policy_learning_rate'] = float(self.update.policy_optimizer.learning_rate.numpy())
         scalars['entropy_cost'] = c.learner.entropy_cost  # A population member's changes at a PBT copy.
+        if shared_d is not None:
+          scalars['shared_d_step'] = float(shared_d.learner_step)
         scalars.update(rates)
         scalars.update(self._table_sizes() if chief else {})
         # The learner step of the weights that acted: it grows as fresh weights reach the actors.
@@ -397,6 +417,8 @@ class Learner:
           summaries.write_status(run_dir.RunDir(c.root_dir).status_file, step, frames, scalars)
         last_log, logged_steps, logged_frames, busy, waited = now, step, frames, 0.0, 0.0
     self.heartbeat.stop()
+    if shared_d is not None:
+      shared_d.stop()
     if self.stopped_by_nonfinite(reason) and not self.guard.variables_finite():
       # Never overwrite a good checkpoint with broken weights.
       path = tf.train.latest_checkpoint(self.checkpoint_dir)
@@ -430,6 +452,21 @@ class Learner:
     self._iterators_at_stop = (episodes, fakes, reals)
     return reason
 
+  def _shared_discriminator(self):
+    """With --shared_discriminator: the puller of the published D weights, once they exist; else None."""
+    if not self.config.shared_discriminator:
+      return None
+    console.say(f"[learner] waiting for the shared discriminator's weights ({self._address} d_variables)")
+    puller = actor_lib.WeightPuller(
+        self._address,
+        self.discriminator.variables,
+        self.config.weight_pull_seconds,
+        timeout_s=RECONNECT_TIMEOUT_S,
+        table=replay.D_VARIABLES,
+    )
+    console.say(f'[learner] rewarding with the shared discriminator of its step {puller.learner_step}')
+    return puller
+
   @staticmethod
   def stopped_by_nonfinite(reason: str) -> bool:
     """Whether run()'s stop reason is --max_nonfinite_updates (the learner role then exits with 3)."""
@@ -442,7 +479,7 @@ class Learner:
       return self._reconnect(e)
 
   def _maybe_poison(self, fakes):
-    if self._poison_file and os.path.exists(self._poison_file):
+    if fakes is not None and self._poison_file and os.path.exists(self._poison_file):
       return self.strategy.run(lambda f: dict(f, canvas=f['canvas'] * float('nan')), args=(fakes,))
     return fakes
 

@@ -1,4 +1,4 @@
-"""The processes of a training run: `run(role, config)` for reverb, actor, learner and evaluator.
+"""The processes of a training run: `run(role, config)` for reverb, actor, learner, evaluator, discriminator.
 
 `launch/train.py` calls this in a fresh process per role (`--role=all` starts them as subprocesses). This
 module is the one home of what makes a process of a role: its signal handling (SIGTERM and SIGINT set a
@@ -34,6 +34,7 @@ from spiral_tf.distributed import console
 from spiral_tf.distributed import evaluator as evaluator_lib
 from spiral_tf.distributed import learner as learner_lib
 from spiral_tf.distributed import listen
+from spiral_tf.distributed import shared_discriminator
 from spiral_tf.distributed import startup
 from spiral_tf.learning import strategy as strategy_lib
 from spiral_tf.replay import tables as replay
@@ -70,6 +71,7 @@ def _tables(config: config_lib.Config):
       discriminator.variables,
       queue_size=config.effective_queue_size,
       fakes_size=config.effective_fakes_replay_size,
+      fakes_queue=config.shared_discriminator,
   )
 
 
@@ -182,6 +184,18 @@ def run_evaluator(config: config_lib.Config) -> int:
   return EXIT_OK
 
 
+def run_discriminator(config: config_lib.Config) -> int:
+  """A population's shared D until SIGTERM/SIGINT (spiral_tf/distributed/shared_discriminator.py)."""
+  stop = stop_event()
+  try:
+    shared = shared_discriminator.SharedDiscriminator(config, stop)
+  except config_lib.ConfigError as e:
+    console.say(f'train.py: configuration error: {e}', error=True)
+    return EXIT_CONFIGURATION
+  shared.run()
+  return EXIT_OK
+
+
 def run(role: str, config: config_lib.Config, task: int = 0) -> int:
   # Grappler's remapper logs spurious errors about the residual blocks' fused adds; the graphs run fine.
   tf.config.optimizer.set_experimental_options({'remapping': False})
@@ -193,4 +207,6 @@ def run(role: str, config: config_lib.Config, task: int = 0) -> int:
     return run_learner(config)
   if role == 'evaluator':
     return run_evaluator(config)
+  if role == 'discriminator':
+    return run_discriminator(config)
   raise ValueError(f'unknown role {role!r}')

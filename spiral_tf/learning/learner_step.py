@@ -99,10 +99,14 @@ class LearnerUpdate(tf.Module):
       conditional: bool = False,
       jit_compile: bool = True,
       seed: int = 0,
+      train_discriminator: bool = True,
       name: str = 'learner_update',
   ):
     super().__init__(name=name)
     self.agent, self.discriminator, self.config = agent, discriminator, config
+    # False: D's weights come from elsewhere (a population's shared D): the update rewards with them and
+    # reports D's metrics on this batch, but applies no D gradient and takes no extra D batches.
+    self.train_discriminator = train_discriminator
     # D's input layout (discriminator.py): an unconditional D sees the image alone.
     self.conditioning = config.d_conditioning if conditional else 'none'
     self._strategy = strategy or tf.distribute.get_strategy()
@@ -149,7 +153,7 @@ class LearnerUpdate(tf.Module):
       Scalar metrics averaged over replicas; the D metrics (D_METRICS) also over the step's D updates.
     """
     extra_d_batches = list(extra_d_batches)
-    want = self.config.d_steps_per_policy_step - 1
+    want = self.config.d_steps_per_policy_step - 1 if self.train_discriminator else 0
     if len(extra_d_batches) != want:
       raise ValueError(
           f'd_steps_per_policy_step={self.config.d_steps_per_policy_step} needs {want} extra '
@@ -216,7 +220,8 @@ class LearnerUpdate(tf.Module):
     return self._apply_d(d_grads, dict(metrics, **{'diagnostics/policy_grad_norm': norm}))
 
   def _apply_d(self, d_grads, metrics):
-    self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
+    if self.train_discriminator:
+      self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_variables))
     return metrics
 
   def _d_input(self, images, targets, half):

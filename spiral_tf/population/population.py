@@ -23,6 +23,15 @@ source's latest complete one (checkpoints.py), saves the new hyper-parameters, w
 starts it again — it resumes from the copy: weights, optimizers, reward normaliser, step and frames. A
 finished member (it reached its limits) is ranked but not restarted.
 
+The shared discriminator (`--shared_discriminator`, SPIRAL++): the population gives each member a Reverb
+port of its own (`--reverb_port`, kept for the member's restarts) and starts one more process,
+`launch/train.py --role=discriminator` with the members' addresses, under `root_dir/discriminator/`
+(spiral_tf/distributed/shared_discriminator.py): it trains D on every member's fakes and publishes its
+weights to every member, whose learners train only their policies. It is restarted like a member when it
+dies, stopped after the members when the population stops, and stopped once every member finished. With
+a shared D, the fitness `d_score` (the shared D's score of a member's renders) compares members on one
+scale — the paper's choice.
+
 Reliability: a member that exits with an error (its learner died, say) is started again from its
 checkpoint, with the supervisor's back-off for quick deaths; a configuration error (exit 2) stops the
 population. Ctrl-C / SIGTERM stops every member (each checkpoints) and returns; the same command resumes
@@ -48,6 +57,7 @@ from spiral_tf import config as config_lib
 from spiral_tf import files
 from spiral_tf import run_dir
 from spiral_tf.distributed import console
+from spiral_tf.distributed import listen
 from spiral_tf.distributed import supervisor as supervisor_lib
 from spiral_tf.population import checkpoints
 from spiral_tf.population import pbt
@@ -154,6 +164,9 @@ class Population:
     self._scores: dict[int, dict[int, float]] = {i: {} for i in range(config.population_size)}
     self._stopping = False
     self.state: State | None = None
+    self._ports: list[int] = []  # Each member's Reverb port, with a shared D (it trains through them).
+    self._d_proc: subprocess.Popen | None = None
+    self._d_restart_at: float | None = None
 
   # --- members ---------------------------------------------------------------------------------------
 
@@ -169,7 +182,67 @@ class Population:
         f'--seed={self._config.seed + i}',
         f'--policy_learning_rate={hypers["policy_learning_rate"]!r}',
         f'--entropy_cost={hypers["entropy_cost"]!r}',
+        *([f'--reverb_port={self._ports[i]}'] if self._ports else []),
     ]
+
+  def _start_discriminator(self):
+    directory = self.dir.discriminator
+    os.makedirs(os.path.dirname(self.dir.log('discriminator')), exist_ok=True)
+    out = self._logs.get('discriminator') or open(self.dir.log('discriminator'), 'ab')  # pylint: disable=consider-using-with
+    self._logs['discriminator'] = out
+    bind = self._config.reverb_bind_address
+    host = '127.0.0.1' if listen.is_wildcard(bind) else bind
+    members = ','.join(f'{host}:{port}' for port in self._ports)
+    command = [
+        sys.executable,
+        self._train_py,
+        *self._argv,
+        '--role=discriminator',
+        '--population_size=1',
+        f'--root_dir={directory.root}',
+        f'--seed={self._config.seed}',
+        f'--discriminator_members={members}',
+    ]
+    self._d_proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    console.say(
+        f'[population] started the shared discriminator (pid {self._d_proc.pid}) on the fakes of '
+        f'{members}; log {self.dir.log("discriminator")}'
+    )
+
+  def _watch_discriminator(self) -> int | None:
+    """Restarts a dead shared D (after a few seconds); CONFIG_ERROR if it cannot start at all."""
+    if self._d_proc is None or self._d_proc.poll() is None:
+      return None
+    if self._d_proc.returncode == CONFIG_ERROR:
+      console.say(
+          f'[population] shared discriminator: configuration error (its log: '
+          f'{self.dir.log("discriminator")})',
+          error=True,
+      )
+      return CONFIG_ERROR
+    if self._d_restart_at is None:
+      console.say(
+          f'[population] the shared discriminator exited with code {self._d_proc.returncode}; '
+          'restarting it from its checkpoint'
+      )
+      self._d_restart_at = time.monotonic() + supervisor_lib.restart_delay(1)
+    elif time.monotonic() >= self._d_restart_at:
+      self._d_restart_at = None
+      self._start_discriminator()
+    return None
+
+  def _stop_discriminator(self):
+    if self._d_proc is None or self._d_proc.poll() is not None:
+      return
+    self._d_proc.send_signal(signal.SIGTERM)
+    try:
+      self._d_proc.wait(MEMBER_SHUTDOWN_S)
+    except subprocess.TimeoutExpired:
+      console.say(
+          f'[population] the shared discriminator did not stop in {MEMBER_SHUTDOWN_S:.0f} s; killing it'
+      )
+      self._d_proc.kill()
+      self._d_proc.wait()
 
   def _start(self, i: int):
     os.makedirs(os.path.dirname(self.dir.log(i)), exist_ok=True)
@@ -222,11 +295,15 @@ class Population:
     )
     previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+      if self._config.shared_discriminator:
+        self._ports = [listen.free_port(self._config.reverb_bind_address) for _ in self.members]
+        self._start_discriminator()
       for i in range(self.state.num_members):
         self._start(i)
       return self._watch()
     finally:
       self._stop(list(self._procs))
+      self._stop_discriminator()  # After the members: their last renders are of no use to it then.
       self.state.save(self.dir.state_file)
       for s, handler in previous.items():
         signal.signal(s, handler)
@@ -260,6 +337,8 @@ class Population:
       if len(self._finished) == self.state.num_members:
         console.say('[population] every member finished')
         return 0
+      if self._watch_discriminator() == CONFIG_ERROR:
+        return CONFIG_ERROR
       self._poll_scores()
       if self.state.next_round_step and self._round_due():
         self._round()

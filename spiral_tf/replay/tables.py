@@ -4,7 +4,9 @@ Tables:
   queue             whole episodes (spiral_tf/replay/trajectory.py); FIFO, each sampled once, bounded: a
                     full queue blocks the actors, which keeps their policy lag small (IMPALA).
   fakes             final renders (and their targets) for D; uniform sampling from the most recent
-                    `fakes_size` (the paper's replay of the last 20 batches = 1,280 renders).
+                    `fakes_size` (the paper's replay of the last 20 batches = 1,280 renders). With
+                    `fakes_queue` (a population's shared D, SPIRAL++) a queue instead: each render is
+                    sampled once, oldest first, and a full table drops its oldest (actors never block).
   policy_variables  the agent's weights and the learner step they come from (max_size 1).
   d_variables       the discriminator's weights (max_size 1): the evaluator and any extra learners read them.
 
@@ -41,14 +43,16 @@ def make_tables(
     d_variables: Sequence[tf.Variable],
     queue_size: int,
     fakes_size: int = 1280,
+    fakes_queue: bool = False,
 ) -> list[reverb.Table]:
   return [
       reverb.Table.queue(QUEUE, max_size=queue_size, signature=trajectory_spec),
       reverb.Table(
           FAKES,
-          sampler=reverb.selectors.Uniform(),
+          sampler=reverb.selectors.Fifo() if fakes_queue else reverb.selectors.Uniform(),
           remover=reverb.selectors.Fifo(),
           max_size=fakes_size,
+          max_times_sampled=1 if fakes_queue else 0,
           rate_limiter=reverb.rate_limiters.MinSize(1),
           signature=fake_spec,
       ),
