@@ -3,8 +3,8 @@ stop, resume.
 
 Three members of one actor process × 2 environments each, rewarded by one shared discriminator
 (`--shared_discriminator`: one more process trains D on every member's fakes), train to RUN_STEPS with a
-PBT round every INTERVAL learner steps (one round, at INTERVAL). The same command then resumes them with PBT every
-RESUMED_INTERVAL steps (so the one round left is at 2 × INTERVAL, the next interval being far away),
+PBT round every INTERVAL learner steps (one round, at INTERVAL). The same command then resumes them with
+PBT every RESUMED_INTERVAL steps (so the one round left is at 2 × INTERVAL, the next interval far away),
 kills member 1's learner, and once that round's copied member and member 1 train again, stops the
 population with SIGTERM (Ctrl-C's path: every member checkpoints). Checked from what the runs leave on
 disk: the lineage, population.json, each member's checkpoints, config.json and status.json, and the lines
