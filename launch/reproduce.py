@@ -21,6 +21,10 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
       (reproductions/strokes_mixed_bfloat16.cfg): r3's report for both, with the learner's frames/s.
   r2_decayed  r2 with the policy learning rate decayed to 0 over 1,500,000 frames
       (reproductions/mnist_unconditional_decayed.cfg): r2's report, beside r2's stored curves.
+  population  issue 18: r1's D agent as a population of 4 with PBT, 4 × 250,000 frames
+      (reproductions/mnist_d_population.cfg). Report: every member's held-out MSE as r1's, the best member
+      and the spread beside r1's single runs (from results.json), the frames the members' learners
+      trained on, the lineage, and the members' hyper-parameters and held-out MSE against frames.
 `--stage=train` starts every run of the chosen reproductions at once (so the runs of one comparison share
 the machine equally) and waits; a run that already reached its limit resumes, sees it and stops at once.
 `--stage=report` reads their TensorBoard logs and exports and writes under --out (default docs/results/):
@@ -37,6 +41,7 @@ runs whose directories it has.
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -224,11 +229,17 @@ def scalar_series(log_dir) -> dict:
 
 
 class Run:
-  """One trained run: its config, learning curves (against frames) and export."""
+  """One trained run: its config, learning curves (against frames) and export.
 
-  def __init__(self, config, seed):
+  `member`: member i of the population that (config, seed) trained, rather than a single run.
+  """
+
+  def __init__(self, config, seed, member=None):
     self.name, self.seed, self.dir = _name(config), seed, run_dir(config, seed)
     self.key = _key(config, seed)
+    if member is not None:
+      self.dir = run_dir_lib.PopulationDir(self.dir).member(member).root
+      self.key, self.member = f'{self.key}-member{member}', member
     self.export = components.export_dir(self.dir)
     with open(run_dir_lib.RunDir(self.dir).config_file) as f:  # Flat (config.to_dict): batch_size, ...
       settings = json.load(f)
@@ -252,7 +263,13 @@ class Run:
 
 
 def _trained(config, seed):
-  return os.path.isdir(components.export_dir(run_dir(config, seed)))
+  directory = run_dir(config, seed)
+  population = run_dir_lib.PopulationDir(directory)
+  if os.path.isfile(population.state_file):  # A population: every member's export.
+    with open(population.state_file) as f:
+      members = json.load(f)['num_members']
+    return all(os.path.isdir(population.member(i).export) for i in range(members))
+  return os.path.isdir(components.export_dir(directory))
 
 
 def _missing(reproduction, stored=()):
@@ -678,6 +695,106 @@ def report_unconditional(reproduction, results):
   return out
 
 
+LEARNER_START = re.compile(r'\[learner\] (?:resumed from \S+|starting fresh): step \d+, frames (\d+)')
+LEARNER_STOP = re.compile(r'\[learner\] stopped: .*\. Step \d+, frames (\d+)\.')
+
+
+def trained_frames(learner_log: str) -> int:
+  """Frames a run's learner trained on over all its starts (its log: supervisor-appended), which in a
+  population is less than its final frame count when a PBT copy took over another member's frames."""
+  total, start = 0, None
+  for match in re.finditer(f'{LEARNER_START.pattern}|{LEARNER_STOP.pattern}', learner_log):
+    if match.group(1) is not None:
+      start = int(match.group(1))
+    elif start is not None:
+      total, start = total + int(match.group(2)) - start, None
+  return total
+
+
+def report_population(reproduction, results):
+  """Issue 18's measurement: each member as r1 scores a run, the best and the spread beside r1's single
+  runs (results.json), the frames trained, the lineage, hyper-parameter and held-out MSE curves."""
+  (config,), seed = REPRODUCTIONS[reproduction], int(FLAGS.seeds[0])
+  directory = run_dir_lib.PopulationDir(run_dir(config, seed))
+  with open(directory.state_file) as f:
+    state = json.load(f)
+  members = [Run(config, seed, member=i) for i in range(state['num_members'])]
+  member_config = components.load_config(members[0].dir)
+  if FLAGS.data_dir:
+    member_config = dataclasses.replace(member_config, data_dir=FLAGS.data_dir)
+  targets = components.load_targets(member_config, 'test', limit=FLAGS.num_targets)
+  figures, per_member, search = _reconstruction_figures(members, targets, {})
+  lineage = []
+  if os.path.exists(directory.lineage):
+    with open(directory.lineage) as f:
+      lineage = [json.loads(line) for line in f if line.strip()]
+  out = {'members': {}, 'lineage': lineage, 'search': search, 'num_targets': len(targets)}
+  for run in members:
+    with open(run_dir_lib.RunDir(run.dir).log('learner'), errors='replace') as f:
+      trained = trained_frames(f.read())
+    out['members'][run.key] = {
+        'frames': run.frames,
+        'frames_trained': trained,
+        'heldout': per_member[run.key],
+        'final_hyperparameters': state['hyperparameters'][run.member],
+        'entropy_last_third_median': run.last_third_median('entropy'),
+    }
+  greedy = {k: v['heldout']['greedy']['mean'] for k, v in out['members'].items()}
+  best = min(greedy, key=greedy.get)
+  blank = per_member[best]['blank']['mean']
+  single = results.get('r1', {}).get('summary', {}).get('mnist_d', {})
+  out['best_member'] = best
+  out['greedy'] = {
+      'best': greedy[best],
+      'worst': max(greedy.values()),
+      'mean': float(np.mean(list(greedy.values()))),
+      'std': float(np.std(list(greedy.values()), ddof=1)),
+      'best_over_blank': greedy[best] / blank,
+  }
+  out['blank'] = blank
+  out['frames_trained_total'] = sum(m['frames_trained'] for m in out['members'].values())
+  if single:
+    out['single_run_r1'] = {
+        decoding: single[decoding] for decoding in ('sample', 'greedy', 'best_of_4') if decoding in single
+    }
+  print(
+      f'[reproduce] {reproduction}: best member {best} greedy {greedy[best]:.4f} '
+      f'({greedy[best] / blank:.2f} × blank), members {sorted(round(g, 4) for g in greedy.values())}; '
+      f'frames trained {out["frames_trained_total"]:,}',
+      flush=True,
+  )
+  label = lambda run: f'member {run.member}'
+  curves = {label(r): r.curve('eval/agent_mse', 'eval') for r in members}
+  for single_seed in (0, 1):  # R1's single runs, as their reports kept them (curves/).
+    kept = StoredRun('reproductions/mnist_d', single_seed, {'frames': None})
+    if kept.curves:
+      curves[f'single run (r1), seed {single_seed}'] = kept.curve('eval/agent_mse', 'eval')
+  frames = max((max(c[0] or [0]) for c in curves.values()), default=0)
+  curves['blank canvas'] = ([0, frames], [blank, blank])
+  figures[f'{reproduction}_heldout_mse'] = plot_curves(
+      curves,
+      _figure(f'{reproduction}_heldout_mse'),
+      'Population of 4 (PBT): held-out MSE (128 test digits, sampled)',
+      'mean squared error per pixel',
+  )
+  for tag, title, ylabel, logy in (
+      ('policy_learning_rate', 'policy learning rate (PBT, decayed linearly)', 'learning rate', True),
+      ('entropy_cost', 'entropy cost (PBT)', 'entropy cost', True),
+      ('entropy', 'policy entropy per step', 'nats', False),
+  ):
+    name = f'{reproduction}_{tag}'
+    figures[name] = plot_curves(
+        {label(r): r.curve(tag) for r in members},
+        _figure(name),
+        'Population of 4: ' + title,
+        ylabel,
+        smooth=1 if tag != 'entropy' else 5,
+        logy=logy,
+    )
+  out['figures'] = {k: os.path.relpath(v, FLAGS.out) for k, v in figures.items()}
+  return out
+
+
 STROKES_CURVES = (('train', 'l2_to_target'), ('train', 'entropy'), ('train', 'policy_learning_rate'))
 
 
@@ -767,6 +884,7 @@ def report() -> int:
       'r3': lambda: report_strokes('r3', results),
       'precision': lambda: report_strokes('precision', results),
       'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results),
+      'population': lambda: report_population('population', results),
   }
   reported = 0
   for reproduction in FLAGS.reproductions:

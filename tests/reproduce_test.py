@@ -198,3 +198,21 @@ def test_r2_s_stored_scores_are_drawn_beside_another_unconditional_reproduction_
   }
   assert reproduce.stored_r2_curves('r2', results) == {}  # r2 reports its own runs, from their directories.
   assert reproduce.stored_r2_curves('r2_decayed', {}) == {'confidence': {}, 'classes': {}}
+
+
+def test_the_frames_a_learner_trained_on_run_from_each_start_to_its_stop():
+  # A population member's learner log (lines as the learner prints them): it trained 0 → 3,600 frames,
+  # was stopped for a PBT copy, resumed from the source's checkpoint at 7,200 frames and ran to 9,000;
+  # a start that died without its stop line (SIGKILL) counts nothing.
+  log = '\n'.join(
+      [
+          '[learner] starting fresh: step 0, frames 0; agent 185,429 parameters, D 174,833; strategy default × 1',
+          '[learner] step 25  frames 3,600  100 frames/s',
+          '[learner] stopped: stop requested. Step 25, frames 3600.',
+          '[learner] resumed from /r/members/1/checkpoints/ckpt-50: step 50, frames 7200; agent 185,429 parameters',
+          '[learner] resumed from /r/members/1/checkpoints/ckpt-50: step 50, frames 7200; agent 185,429 parameters',
+          '[learner] stopped: reached --max_frames=9000. Step 62, frames 9000.',
+      ]
+  )
+  assert reproduce.trained_frames(log) == 3600 + (9000 - 7200)
+  assert reproduce.trained_frames('') == 0
