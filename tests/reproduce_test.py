@@ -206,11 +206,11 @@ def test_the_frames_a_learner_trained_on_run_from_each_start_to_its_stop():
   # a start that died without its stop line (SIGKILL) counts nothing.
   log = '\n'.join(
       [
-          '[learner] starting fresh: step 0, frames 0; agent 185,429 parameters, D 174,833; strategy default × 1',
+          '[learner] starting fresh: step 0, frames 0; agent 185,429 parameters',
           '[learner] step 25  frames 3,600  100 frames/s',
           '[learner] stopped: stop requested. Step 25, frames 3600.',
-          '[learner] resumed from /r/members/1/checkpoints/ckpt-50: step 50, frames 7200; agent 185,429 parameters',
-          '[learner] resumed from /r/members/1/checkpoints/ckpt-50: step 50, frames 7200; agent 185,429 parameters',
+          '[learner] resumed from /r/members/1/checkpoints/ckpt-50: step 50, frames 7200; agent 185,429',
+          '[learner] resumed from /r/members/1/checkpoints/ckpt-50: step 50, frames 7200; agent 185,429',
           '[learner] stopped: reached --max_frames=9000. Step 62, frames 9000.',
       ]
   )
