@@ -25,6 +25,8 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
       (reproductions/mnist_d_population.cfg). Report: every member's held-out MSE as r1's, the best member
       and the spread beside r1's single runs (from results.json), the frames the members' learners
       trained on, the lineage, and the members' hyper-parameters and held-out MSE against frames.
+  population_shared_d  the same population with SPIRAL++'s shared D
+      (reproductions/mnist_d_population_shared_d.cfg): population's report.
 `--stage=train` starts every run of the chosen reproductions at once (so the runs of one comparison share
 the machine equally) and waits; a run that already reached its limit resumes, sees it and stops at once.
 `--stage=report` reads their TensorBoard logs and exports and writes under --out (default docs/results/):
@@ -74,6 +76,7 @@ REPRODUCTIONS = {
     'precision': ('strokes', 'reproductions/strokes_mixed_bfloat16'),
     'r1_entropy_cost': ('reproductions/mnist_d', 'reproductions/mnist_d_entropy_cost_half'),
     'population': ('reproductions/mnist_d_population',),
+    'population_shared_d': ('reproductions/mnist_d_population_shared_d',),
 }
 # Reproductions reported by held-out reconstruction of MNIST test digits (report_reconstruction): their
 # runs' figures in results.json can stand in for a run trained in an earlier session.
@@ -89,6 +92,7 @@ LABELS = {
     'strokes_mixed_bfloat16': 'mixed_bfloat16 learner',
     'mnist_d_entropy_cost_half': 'D reward, entropy cost 0.005',
     'mnist_d_population': 'population of 4 (PBT)',
+    'mnist_d_population_shared_d': 'population of 4 (PBT), shared D',
 }
 
 flags.DEFINE_enum('stage', 'report', ['train', 'report'], 'Train the runs, or report on trained runs.')
@@ -774,7 +778,7 @@ def report_population(reproduction, results):
   figures[f'{reproduction}_heldout_mse'] = plot_curves(
       curves,
       _figure(f'{reproduction}_heldout_mse'),
-      'Population of 4 (PBT): held-out MSE (128 test digits, sampled)',
+      f'{LABELS[_name(config)]}: held-out MSE (128 test digits, sampled)',
       'mean squared error per pixel',
   )
   for tag, title, ylabel, logy in (
@@ -786,7 +790,7 @@ def report_population(reproduction, results):
     figures[name] = plot_curves(
         {label(r): r.curve(tag) for r in members},
         _figure(name),
-        'Population of 4: ' + title,
+        f'{LABELS[_name(config)]}: {title}',
         ylabel,
         smooth=1 if tag != 'entropy' else 5,
         logy=logy,
@@ -885,6 +889,7 @@ def report() -> int:
       'precision': lambda: report_strokes('precision', results),
       'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results),
       'population': lambda: report_population('population', results),
+      'population_shared_d': lambda: report_population('population_shared_d', results),
   }
   reported = 0
   for reproduction in FLAGS.reproductions:
