@@ -4,7 +4,8 @@
   pbt.py          the decisions of a PBT round (rank, exploit, explore) and the `pbt.jsonl` lineage
   checkpoints.py  the exploit on disk: a member's checkpoints replaced by a copy of another's latest
 
-The layout of a population's directory is spiral_tf/run_dir.py's (PopulationDir). Not yet here: the shared
-discriminator of SPIRAL++ and populations across hosts (issue 18). Nothing in this package imports
+The layout of a population's directory is spiral_tf/run_dir.py's (PopulationDir); the shared discriminator's
+process is spiral_tf/distributed/shared_discriminator.py (`--role=discriminator`), started by population.py.
+Not yet here: populations across hosts (issue 18). Nothing in this package imports
 TensorFlow; this file imports nothing.
 """
