@@ -225,10 +225,14 @@ def scalar_series(log_dir) -> dict:
   accumulator.Reload()
   series = {}
   for tag in accumulator.Tags()['tensors']:
-    points = [(e.step, tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+    events = sorted(accumulator.Tensors(tag), key=lambda e: e.wall_time)
+    points = [(e.step, tf.make_ndarray(e.tensor_proto)) for e in events]
     # Numeric scalars only (images are tensors too, and so is the custom-scalars layout, a string).
     if points and points[0][1].size == 1 and points[0][1].dtype.kind in 'fiu':
-      series[tag] = sorted((step, float(value)) for step, value in points)
+      # A step logged twice (a resumed run repeats the steps after its checkpoint; a population member
+      # that copied another's checkpoint relives the steps after it) keeps its latest value.
+      latest = {step: float(value) for step, value in points}
+      series[tag] = sorted(latest.items())
   return series
 
 

@@ -216,3 +216,15 @@ def test_the_frames_a_learner_trained_on_run_from_each_start_to_its_stop():
   )
   assert reproduce.trained_frames(log) == 3600 + (9000 - 7200)
   assert reproduce.trained_frames('') == 0
+
+
+def test_a_step_logged_again_after_a_resume_or_a_pbt_copy_keeps_its_latest_value(tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  (TensorFlow: this test only)
+
+  for values in ({1: 10.0, 2: 20.0, 3: 30.0}, {2: 21.0, 3: 31.0}):  # The second writer: the resumed run.
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+      for step, value in values.items():
+        tf.summary.scalar('loss', value, step=step)
+    writer.close()
+  assert reproduce.scalar_series(str(tmp_path))['loss'] == [(1, 10.0), (2, 21.0), (3, 31.0)]
