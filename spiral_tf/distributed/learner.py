@@ -240,7 +240,7 @@ class Learner:
     reals = self.strategy.distribute_datasets_from_function(
         lambda c: components.real_dataset(self.config, per_replica, worker=c.input_pipeline_id)
     )
-    return iter(episodes), fakes and iter(fakes), iter(reals)
+    return iter(episodes), None if fakes is None else iter(fakes), iter(reals)
 
   def _push_weights(self):
     if not self.workers.is_chief:

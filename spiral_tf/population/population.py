@@ -185,11 +185,31 @@ class Population:
         *([f'--reverb_port={self._ports[i]}'] if self._ports else []),
     ]
 
+  def _spawn(self, key, command) -> subprocess.Popen:
+    """`command` in a session of its own, its output appended to the log of `key` (a member's index, or
+    'discriminator'; PopulationDir.log)."""
+    os.makedirs(os.path.dirname(self.dir.log(key)), exist_ok=True)
+    out = self._logs.get(key) or open(self.dir.log(key), 'ab')  # pylint: disable=consider-using-with
+    self._logs[key] = out
+    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+  def _terminate(self, processes: dict):
+    """SIGTERM to each of {name: process} still running (each checkpoints), then waits for all; kills one
+    that has not stopped within MEMBER_SHUTDOWN_S."""
+    running = {name: proc for name, proc in processes.items() if proc.poll() is None}
+    for proc in running.values():
+      proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + MEMBER_SHUTDOWN_S
+    for name, proc in running.items():
+      try:
+        proc.wait(max(0.1, deadline - time.monotonic()))
+      except subprocess.TimeoutExpired:
+        console.say(f'[population] {name} did not stop in {MEMBER_SHUTDOWN_S:.0f} s; killing it')
+        proc.kill()
+        proc.wait()
+
   def _start_discriminator(self):
     directory = self.dir.discriminator
-    os.makedirs(os.path.dirname(self.dir.log('discriminator')), exist_ok=True)
-    out = self._logs.get('discriminator') or open(self.dir.log('discriminator'), 'ab')  # pylint: disable=consider-using-with
-    self._logs['discriminator'] = out
     bind = self._config.reverb_bind_address
     host = '127.0.0.1' if listen.is_wildcard(bind) else bind
     members = ','.join(f'{host}:{port}' for port in self._ports)
@@ -203,7 +223,7 @@ class Population:
         f'--seed={self._config.seed}',
         f'--discriminator_members={members}',
     ]
-    self._d_proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    self._d_proc = self._spawn('discriminator', command)
     console.say(
         f'[population] started the shared discriminator (pid {self._d_proc.pid}) on the fakes of '
         f'{members}; log {self.dir.log("discriminator")}'
@@ -232,25 +252,11 @@ class Population:
     return None
 
   def _stop_discriminator(self):
-    if self._d_proc is None or self._d_proc.poll() is not None:
-      return
-    self._d_proc.send_signal(signal.SIGTERM)
-    try:
-      self._d_proc.wait(MEMBER_SHUTDOWN_S)
-    except subprocess.TimeoutExpired:
-      console.say(
-          f'[population] the shared discriminator did not stop in {MEMBER_SHUTDOWN_S:.0f} s; killing it'
-      )
-      self._d_proc.kill()
-      self._d_proc.wait()
+    if self._d_proc is not None:
+      self._terminate({'the shared discriminator': self._d_proc})
 
   def _start(self, i: int):
-    os.makedirs(os.path.dirname(self.dir.log(i)), exist_ok=True)
-    out = self._logs.get(i) or open(self.dir.log(i), 'ab')  # pylint: disable=consider-using-with
-    self._logs[i] = out
-    self._procs[i] = subprocess.Popen(
-        self._command(i), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    self._procs[i] = self._spawn(i, self._command(i))
     self._started_at[i] = time.monotonic()
     h = self.state.hyperparameters[i]
     console.say(
@@ -260,17 +266,7 @@ class Population:
 
   def _stop(self, members):
     """SIGTERM to each running member (its supervisor checkpoints its learner), then waits for all."""
-    running = {i: self._procs[i] for i in members if i in self._procs and self._procs[i].poll() is None}
-    for proc in running.values():
-      proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + MEMBER_SHUTDOWN_S
-    for i, proc in running.items():
-      try:
-        proc.wait(max(0.1, deadline - time.monotonic()))
-      except subprocess.TimeoutExpired:
-        console.say(f'[population] member {i} did not stop in {MEMBER_SHUTDOWN_S:.0f} s; killing it')
-        proc.kill()
-        proc.wait()
+    self._terminate({f'member {i}': self._procs[i] for i in members if i in self._procs})
 
   # --- the loop --------------------------------------------------------------------------------------
 
