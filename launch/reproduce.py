@@ -21,6 +21,9 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
       (reproductions/strokes_mixed_bfloat16.cfg): r3's report for both, with the learner's frames/s.
   r2_decayed  r2 with the policy learning rate decayed to 0 over 1,500,000 frames
       (reproductions/mnist_unconditional_decayed.cfg): r2's report, beside r2's stored curves.
+  r2_retries  r2 for 1,000,000 frames with one change each, side by side: the SPIRAL++ reward
+      (reproductions/mnist_unconditional_spiralpp.cfg) and half the entropy cost
+      (mnist_unconditional_entropy_cost_half.cfg): r2's report for both, beside r2's stored curves.
   population  issue 18: r1's D agent as a population of 4 with PBT, 4 × 250,000 frames
       (reproductions/mnist_d_population.cfg). Report: every member's held-out MSE as r1's, the best member
       and the spread beside r1's single runs (from results.json), the frames the members' learners
@@ -72,6 +75,10 @@ REPRODUCTIONS = {
     'r1': ('reproductions/mnist_d', 'reproductions/mnist_l2'),
     'r2': ('reproductions/mnist_unconditional',),
     'r2_decayed': ('reproductions/mnist_unconditional_decayed',),
+    'r2_retries': (
+        'reproductions/mnist_unconditional_spiralpp',
+        'reproductions/mnist_unconditional_entropy_cost_half',
+    ),
     'r3': ('strokes', 'reproductions/strokes_constant_lr'),
     'precision': ('strokes', 'reproductions/strokes_mixed_bfloat16'),
     'r1_entropy_cost': ('reproductions/mnist_d', 'reproductions/mnist_d_entropy_cost_half'),
@@ -88,6 +95,8 @@ LABELS = {
     'strokes': 'make train agent',
     'mnist_unconditional': 'unconditional MNIST',
     'mnist_unconditional_decayed': 'unconditional MNIST, decayed learning rate',
+    'mnist_unconditional_spiralpp': 'unconditional MNIST, SPIRAL++ reward',
+    'mnist_unconditional_entropy_cost_half': 'unconditional MNIST, entropy cost 0.005',
     'strokes_constant_lr': 'constant learning rate',
     'strokes_mixed_bfloat16': 'mixed_bfloat16 learner',
     'mnist_d_entropy_cost_half': 'D reward, entropy cost 0.005',
@@ -596,7 +605,7 @@ def stored_r2_curves(reproduction, results):
 
 
 def report_unconditional(reproduction, results):
-  """R2's report for `reproduction`'s runs (r2, r2_decayed): digit scores of samples, their curves along
+  """R2's report for `reproduction`'s runs (r2, r2_decayed, r2_retries): digit scores of samples, their curves along
   the kept exports (beside R2's stored constant-rate curves for a reproduction other than r2), entropy,
   reward scale and D scores; figures named <reproduction>_*."""
   out = {'runs': {}}
@@ -889,6 +898,7 @@ def report() -> int:
       'r1': lambda: report_reconstruction('r1', results),
       'r2': lambda: report_unconditional('r2', results),
       'r2_decayed': lambda: report_unconditional('r2_decayed', results),
+      'r2_retries': lambda: report_unconditional('r2_retries', results),
       'r3': lambda: report_strokes('r3', results),
       'precision': lambda: report_strokes('precision', results),
       'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results),
