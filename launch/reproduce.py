@@ -605,9 +605,9 @@ def stored_r2_curves(reproduction, results):
 
 
 def report_unconditional(reproduction, results):
-  """R2's report for `reproduction`'s runs (r2, r2_decayed, r2_retries): digit scores of samples, their curves along
-  the kept exports (beside R2's stored constant-rate curves for a reproduction other than r2), entropy,
-  reward scale and D scores; figures named <reproduction>_*."""
+  """R2's report for `reproduction`'s runs (r2, r2_decayed, r2_retries): digit scores of samples, their
+  curves along the kept exports (beside R2's stored constant-rate curves for a reproduction other than r2),
+  entropy, reward scale and D scores; figures named <reproduction>_*."""
   out = {'runs': {}}
   classifier = digit_score.train_classifier(FLAGS.data_dir)
   reals = data.load_images('mnist', 'test', data_dir=FLAGS.data_dir, channels=1)[: FLAGS.num_samples]
