@@ -23,6 +23,14 @@ the policy learning rate and entropy cost every `--pbt_interval_steps` (spiral_t
 
   python launch/train.py --flagfile=configs/reproductions/mnist_d.cfg --population_size=4 \
       --pbt_interval_steps=500 --root_dir=runs/mnist_d_population
+
+Across hosts sharing --root_dir (a shared file system): each host runs its members, one host leads (it
+decides the PBT rounds and runs the shared D):
+
+  hostA$ python launch/train.py --flagfile=F --population_size=4 --root_dir=/shared/pop \
+             --population_members=0,1 --population_lead --reverb_bind_address=10.0.0.1
+  hostB$ python launch/train.py --flagfile=F --population_size=4 --root_dir=/shared/pop \
+             --population_members=2,3 --reverb_bind_address=10.0.0.2
 """
 
 import dataclasses
@@ -58,7 +66,10 @@ def main(argv):
   role = FLAGS.role
   if config.population_size > 1:  # Each member is a --role=all run of its own (spiral_tf/population/).
     if role != 'all':
-      print('train.py: --population_size > 1 runs with --role=all (on one machine)', file=sys.stderr)
+      print(
+          'train.py: --population_size > 1 runs with --role=all (on each host of the population)',
+          file=sys.stderr,
+      )
       return 2
     return population.Population(os.path.abspath(__file__), sys.argv[1:], config).run()
   verbose = FLAGS['verbosity'].present  # absl's --verbosity (-v): the learner's console unfiltered.

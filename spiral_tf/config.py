@@ -204,10 +204,26 @@ class Config:
   # --role=discriminator, which trains on every member's fakes (`discriminator_members`: their servers).
   shared_discriminator: bool = False
   discriminator_members: str = ''  # --role=discriminator: host:port,host:port,… of the members' servers.
+  # A population across hosts (spiral_tf/population/population.py): the members this host's process runs
+  # ('' : every member) and whether it is the population's lead — the one process that decides the PBT
+  # rounds and runs the shared D. A process that runs every member is the lead.
+  population_members: str = ''
+  population_lead: bool = False
 
   @property
   def discriminator_member_addresses(self) -> tuple:
     return tuple(a.strip() for a in self.discriminator_members.split(',') if a.strip())
+
+  @property
+  def population_member_indices(self) -> tuple:
+    """The members this host's population process runs: --population_members, or every member."""
+    if not self.population_members.strip():
+      return tuple(range(self.population_size))
+    return tuple(int(i) for i in self.population_members.split(',') if i.strip())
+
+  @property
+  def is_population_lead(self) -> bool:
+    return self.population_lead or not self.population_members.strip()
 
   @property
   def effective_pbt_fitness(self) -> str:
@@ -390,6 +406,38 @@ def validate(config: Config) -> Config:
       not (config.shared_discriminator and config.strategy == 'multi_worker'),
       'shared_discriminator',
       'a member learner with several workers is not supported (each would pull the shared D alone)',
+  )
+  if config.population_members.strip():
+    try:
+      members = config.population_member_indices
+    except ValueError:
+      raise ConfigError(
+          f'--population_members: {config.population_members!r} must be member indices, e.g. 0,1'
+      ) from None
+    need(config.population_size > 1, 'population_members', 'needs a population (--population_size > 1)')
+    need(
+        members
+        and len(set(members)) == len(members)
+        and all(0 <= i < config.population_size for i in members),
+        'population_members',
+        f'{config.population_members!r} must be distinct indices between 0 and --population_size − 1 '
+        f'({config.population_size - 1})',
+    )
+    need(
+        config.is_population_lead
+        or not config.shared_discriminator
+        or not (
+            _is_ip(config.reverb_bind_address)
+            and ipaddress.ip_address(config.reverb_bind_address).is_loopback
+        ),
+        'reverb_bind_address',
+        f'{config.reverb_bind_address} is loopback: the shared D runs on the lead host and trains through '
+        "this host's members' Reverb servers; give this host's address (or 0.0.0.0)",
+    )
+  need(
+      not config.population_lead or config.population_size > 1,
+      'population_lead',
+      'needs a population (--population_size > 1)',
   )
   for address in config.discriminator_member_addresses:
     need(
@@ -578,6 +626,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
       'the members train only their policies. False: each member its own D (SPIRAL).',
       'discriminator_members': 'With --role=discriminator: host:port,… of the Reverb servers of the '
       'members it trains on (set by the population).',
+      'population_members': 'A population across hosts: the members this host runs (e.g. 2,3), all '
+      'hosts sharing --root_dir (a shared file system). Empty: every member, on this host.',
+      'population_lead': 'A population across hosts: this host decides the PBT rounds and runs the '
+      'shared D (exactly one host per population; the one that runs every member is the lead).',
   }
   for name, default in _flag_defaults().items():
     text = help_text.get(name, name.replace('_', ' ') + '.')

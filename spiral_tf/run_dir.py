@@ -18,6 +18,12 @@ A population (spiral_tf/population/, issue 18) is a directory of member runs (Po
   discriminator/        with --shared_discriminator, the shared D's run directory: config.json,
                         checkpoints/, status.json (its step, and fakes trained on per member), tensorboard/
   logs/discriminator.log  the output of the `--role=discriminator` process
+  hosts/member-<i>.json the host process running member i: {"hostname", "pid", "reverb_address" (with a
+                        shared D: what it trains through), "finished"}, rewritten by that process
+  pbt/member-<i>.copy.json    a PBT exploit the lead asks of member i's host: {"step", "source",
+                              "hyperparameters"}; removed once done
+  pbt/member-<i>.copied.json  its answer: {"step", "source", "checkpoint"} (checkpoint null: not copied,
+                              the member had finished); the lead removes it after writing the lineage
 
 Imports nothing heavy: the supervisor, which must not load TensorFlow, and the CLIs' cheap checks use it.
 
@@ -28,6 +34,7 @@ Usage:
   population = PopulationDir(root)
   population.state_file, population.lineage, population.member(2)   # member(2) is a RunDir
   population.discriminator, population.log('discriminator')          # a RunDir; the D role's output
+  population.host_record(2), population.copy_request(2), population.copy_answer(2)
 """
 
 import dataclasses
@@ -105,6 +112,15 @@ class PopulationDir:
     """Member `index`'s output, or the shared D's for index 'discriminator'."""
     name = index if index == 'discriminator' else f'member-{index}'
     return os.path.join(self.root, 'logs', f'{name}.log')
+
+  def host_record(self, index: int) -> str:
+    return os.path.join(self.root, 'hosts', f'member-{index}.json')
+
+  def copy_request(self, index: int) -> str:
+    return os.path.join(self.root, 'pbt', f'member-{index}.copy.json')
+
+  def copy_answer(self, index: int) -> str:
+    return os.path.join(self.root, 'pbt', f'member-{index}.copied.json')
 
   @property
   def discriminator(self) -> RunDir:

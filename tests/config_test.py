@@ -20,6 +20,8 @@ FLAGS_ADDED_SINCE = {
     'pbt_entropy_cost_range',
     'shared_discriminator',
     'discriminator_members',
+    'population_members',
+    'population_lead',
 }
 SAVED_BEFORE_NESTING = {
     'baseline_cost': 0.5,
@@ -190,6 +192,28 @@ def test_discriminator_members_are_a_comma_separated_list_of_servers(tmp_path):
   config = config_lib.Config(root_dir=str(tmp_path), discriminator_members='localhost:8000, 10.0.0.2:8001,')
   assert config_lib.validate(config).discriminator_member_addresses == ('localhost:8000', '10.0.0.2:8001')
   assert config_lib.Config(root_dir=str(tmp_path)).discriminator_member_addresses == ()
+
+
+def test_a_host_s_population_members_are_distinct_indices_and_the_lead_is_who_runs_them_all(tmp_path):
+  config = lambda **kw: config_lib.Config(root_dir=str(tmp_path), population_size=4, **kw)  # noqa: E731
+  assert config_lib.validate(config()).population_member_indices == (0, 1, 2, 3)
+  assert config().is_population_lead
+  assert config_lib.validate(config(population_members='2, 3')).population_member_indices == (2, 3)
+  assert not config(population_members='2,3').is_population_lead
+  assert config(population_members='0', population_lead=True).is_population_lead
+  for members, problem in (('1,x', 'must be member indices'), ('1,1', 'distinct'), ('4', 'between 0 and')):
+    with pytest.raises(config_lib.ConfigError, match=f'^--population_members: .*{problem}'):
+      config_lib.validate(config(population_members=members))
+  with pytest.raises(config_lib.ConfigError, match='^--population_members: needs a population'):
+    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), population_members='0'))
+  with pytest.raises(config_lib.ConfigError, match='^--population_lead: needs a population'):
+    config_lib.validate(config_lib.Config(root_dir=str(tmp_path), population_lead=True))
+  # A host other than the lead's serves the shared D from its own address, not loopback.
+  shared = dict(population_members='2,3', shared_discriminator=True)
+  with pytest.raises(config_lib.ConfigError, match='^--reverb_bind_address: 127.0.0.1 is loopback'):
+    config_lib.validate(config(**shared))
+  assert config_lib.validate(config(**shared, reverb_bind_address='10.0.0.2'))
+  assert config_lib.validate(config(**shared, population_lead=True))
 
 
 def test_pbt_fitness_auto_is_l2_for_a_conditional_run_and_l2_needs_a_target(tmp_path):

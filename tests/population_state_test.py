@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -107,3 +108,90 @@ def test_export_member_needs_a_population_directory(tmp_path):
   assert result.returncode == 1
   assert 'export.py: error: --member=best: ' in result.stderr
   assert 'is not a population directory (no population.json)' in result.stderr
+
+
+# A member's `launch/train.py --role=all` stood in for: records its command line, sleeps until SIGTERM.
+STAND_IN = """
+import json, os, signal, sys, time
+root = [a.split('=', 1)[1] for a in sys.argv if a.startswith('--root_dir=')][0]
+os.makedirs(root, exist_ok=True)
+with open(os.path.join(root, 'argv.json'), 'w') as f:
+  json.dump(sys.argv[1:], f)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+time.sleep(120)
+"""
+
+
+def _fake_checkpoint(member, step):
+  os.makedirs(member.checkpoints, exist_ok=True)
+  for suffix in ('index', 'data-00000-of-00001'):
+    with open(os.path.join(member.checkpoints, f'ckpt-{step}.{suffix}'), 'w') as f:
+      f.write(f'{member.root} at {step}')
+  with open(os.path.join(member.checkpoints, 'checkpoint'), 'w') as f:
+    f.write(f'model_checkpoint_path: "ckpt-{step}"\n')
+
+
+def test_across_hosts_the_lead_asks_the_member_s_host_copies_and_the_lead_writes_the_round_once(tmp_path):
+  train_py = tmp_path / 'stand_in.py'
+  train_py.write_text(STAND_IN)
+  common = dict(root_dir=str(tmp_path / 'pop'), population_size=2, pbt_interval_steps=10, conditional=True)
+  lead_config = config_lib.Config(**common, population_members='0', population_lead=True)
+  host_config = config_lib.Config(**common, population_members='1')
+  lead = population.Population(str(train_py), [], lead_config)
+  host = population.Population(str(train_py), [], host_config)
+  directory = lead.dir
+  lead.state = lead._load_state()  # pylint: disable=protected-access
+  host.state = host._load_state()  # pylint: disable=protected-access  # The lead's file.
+  assert host.state == lead.state
+  for i, l2 in ((0, 0.05), (1, 0.5)):  # Member 0 is fitter.
+    os.makedirs(directory.member(i).root)
+    with open(directory.member(i).status_file, 'w') as f:
+      json.dump({'learner_step': 10, 'frames': 320, 'scalars': {'l2_to_target': l2}}, f)
+    _fake_checkpoint(directory.member(i), 10 * (i + 1))
+  lead._poll_scores()  # pylint: disable=protected-access
+  assert lead._round_due()  # pylint: disable=protected-access
+  lead._round()  # pylint: disable=protected-access
+  # Decided and asked; not written down: member 1's host has not copied yet.
+  request = json.loads(open(directory.copy_request(1)).read())
+  assert (request['step'], request['source']) == (10, 0)
+  saved = json.loads(open(directory.state_file).read())
+  assert saved['pending']['step'] == 10 and saved['next_round_step'] == 20
+  assert saved['hyperparameters'][1] == request['hyperparameters']  # Saved before it was asked.
+  assert pbt.Lineage(directory.lineage).read() == []
+  lead._finish_round()  # pylint: disable=protected-access
+  assert lead.state.pending is not None  # Still waiting.
+  try:
+    host._answer_copy_requests()  # pylint: disable=protected-access
+    assert not os.path.exists(directory.copy_request(1))
+    answer = json.loads(open(directory.copy_answer(1)).read())
+    assert answer == {'step': 10, 'source': 0, 'checkpoint': 'ckpt-10'}
+    with open(os.path.join(directory.member(1).checkpoints, 'ckpt-10.index')) as f:
+      assert f.read() == f'{directory.member(0).root} at 10'  # Member 0's checkpoint, in member 1's place.
+    # Member 1 started again with the values the lead saved.
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(directory.member(1).root, 'argv.json')):
+      assert time.monotonic() < deadline, 'member 1 was not started again'
+      time.sleep(0.1)
+    argv = json.loads(open(os.path.join(directory.member(1).root, 'argv.json')).read())
+    values = request['hyperparameters']
+    assert f'--policy_learning_rate={values["policy_learning_rate"]!r}' in argv
+    assert f'--entropy_cost={values["entropy_cost"]!r}' in argv
+    assert '--population_members=' in argv and '--population_size=1' in argv
+  finally:
+    host._stop([1])  # pylint: disable=protected-access
+  pending_state = open(directory.state_file).read()
+  lead._finish_round()  # pylint: disable=protected-access
+  (line,) = pbt.Lineage(directory.lineage).read()
+  assert (line['step'], line['member'], line['copied_from'], line['checkpoint']) == (10, 1, 0, 'ckpt-10')
+  assert json.loads(open(directory.state_file).read())['pending'] is None
+  assert not os.path.exists(directory.copy_answer(1))
+  # A lead that died after the lineage line and before saving the state finishes the round without a
+  # second line.
+  with open(directory.state_file, 'w') as f:
+    f.write(pending_state)
+  with open(directory.copy_answer(1), 'w') as f:
+    json.dump(answer, f)
+  again = population.Population(str(train_py), [], lead_config)
+  again.state = again._load_state()  # pylint: disable=protected-access
+  again._finish_round()  # pylint: disable=protected-access
+  assert len(pbt.Lineage(directory.lineage).read()) == 1 and again.state.pending is None

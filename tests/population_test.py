@@ -3,15 +3,19 @@ stop, resume.
 
 Three members of one actor process × 2 environments each, rewarded by one shared discriminator
 (`--shared_discriminator`: one more process trains D on every member's fakes), train to RUN_STEPS with a
-PBT round every INTERVAL learner steps (one round, at INTERVAL). The same command then resumes them with
-PBT every RESUMED_INTERVAL steps (so the one round left is at 2 × INTERVAL, the next interval far away),
-kills member 1's learner, and once that round's copied member and member 1 train again, stops the
-population with SIGTERM (Ctrl-C's path: every member checkpoints). Checked from what the runs leave on
+PBT round every INTERVAL learner steps (one round, at INTERVAL), on one machine. The population is then
+resumed across two 'hosts' — network namespaces, as in the reliability suite: host A (the lead, member 0
+and the shared D) and host B (members 1 and 2), each listening on its own address — with PBT every
+RESUMED_INTERVAL steps (so the one round left is at 2 × INTERVAL, the next interval far away); member 1's
+learner is killed, and once that round's copied member and member 1 train again, both hosts' processes
+get SIGTERM (Ctrl-C's path: every member checkpoints). Where namespaces cannot be made (not root), the
+resume runs on one machine and the cross-host test is skipped, saying why. Checked from what the runs leave on
 disk: the lineage, population.json, each member's checkpoints, config.json and status.json, and the lines
 its learner and supervisor wrote, and the shared D's status and log. About 10 TensorFlow processes per
 run on 2 cores: a few minutes.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -46,9 +50,12 @@ D_STOPPED = re.compile(r'\[discriminator\] stopped at step (\d+): checkpoint (\S
 TIMEOUT_S = 900
 
 
-def _population(root, log, *flags):
+HOST_A, HOST_B = '10.231.0.1', '10.231.0.2'  # reliability_fixtures.two_hosts
+
+
+def _population(root, log, *flags, host=()):
   return reliability_fixtures.Watched(
-      [*train_fixtures.TRAIN, f'--root_dir={root}', *FLAGS, *flags], log, cwd=train_fixtures.ROOT
+      [*host, *train_fixtures.TRAIN, f'--root_dir={root}', *FLAGS, *flags], log, cwd=train_fixtures.ROOT
   )
 
 
@@ -62,14 +69,14 @@ def _status_step(member):
     return json.load(f)['learner_step']
 
 
-def _wait(condition, what, watched):
+def _wait(condition, what, *watched):
   deadline = time.monotonic() + TIMEOUT_S
-  while time.monotonic() < deadline and watched.proc.poll() is None:
+  while time.monotonic() < deadline and all(w.proc.poll() is None for w in watched):
     found = condition()
     if found:
       return found
     time.sleep(0.3)
-  raise AssertionError(f'{what} did not happen:\n{watched.tail()}')
+  raise AssertionError(f'{what} did not happen:\n' + '\n'.join(w.tail() for w in watched))
 
 
 @pytest.fixture(scope='module')
@@ -88,33 +95,72 @@ def population(tmp_path_factory):
       'lineage': pbt.Lineage(directory.lineage).read(),
       'state': json.loads(_read(directory.state_file)),
       'member_logs': [_read(directory.log(i)) for i in range(MEMBERS)],
+      'd_status': json.loads(_read(directory.discriminator.status_file)),
   }
   member_log = directory.log(1)
   offset = os.path.getsize(member_log)
-  second = _population(
-      root, tmp / 'second.log', '--max_learner_steps=100000', f'--pbt_interval_steps={RESUMED_INTERVAL}'
+  resumed = ('--max_learner_steps=100000', f'--pbt_interval_steps={RESUMED_INTERVAL}')
+  with contextlib.ExitStack() as stack:
+    try:
+      a, b, _ = stack.enter_context(reliability_fixtures.two_hosts())
+      hosts = [
+          _population(
+              root,
+              tmp / 'second-a.log',
+              *resumed,
+              '--population_members=0',
+              '--population_lead',
+              f'--reverb_bind_address={HOST_A}',
+              host=reliability_fixtures.on_host(a),
+          ),
+          _population(
+              root,
+              tmp / 'second-b.log',
+              *resumed,
+              '--population_members=1,2',
+              f'--reverb_bind_address={HOST_B}',
+              host=reliability_fixtures.on_host(b),
+          ),
+      ]
+      one_machine = None
+    except reliability_fixtures.NoNamespaces as e:
+      hosts, one_machine = [_population(root, tmp / 'second.log', *resumed)], str(e)
+    try:
+
+      def member_1_learner():  # Of the resumed run, alive.
+        found = STARTED_LEARNER.findall(_read(member_log)[offset:])
+        return found and reliability_fixtures.alive(int(found[0]), 'train.py') and int(found[0])
+
+      killed = _wait(member_1_learner, "member 1's learner", *hosts)
+      os.kill(killed, signal.SIGKILL)
+      _wait(
+          lambda: len(pbt.Lineage(directory.lineage).read()) > len(after_first['lineage']), 'a round', *hosts
+      )
+      since = time.time()  # The copied member's status is removed at the copy: new ones come after this.
+
+      def everyone_training():
+        statuses = [directory.member(i).status_file for i in range(MEMBERS)]
+        return all(os.path.exists(p) and os.path.getmtime(p) > since for p in statuses)
+
+      _wait(everyone_training, 'every member training again', *hosts)
+      records = [json.loads(_read(directory.host_record(i))) for i in range(MEMBERS)]
+      for host in hosts:
+        host.proc.send_signal(signal.SIGTERM)
+      for host in hosts:
+        assert host.wait(TIMEOUT_S) == 0, host.tail()
+    finally:
+      for host in hosts:
+        host.kill()
+  return dict(
+      directory=directory,
+      first=first,
+      hosts=hosts,
+      second_text=''.join(h.text() for h in hosts),
+      one_machine=one_machine,
+      records=records,
+      after_first=after_first,
+      killed=killed,
   )
-  try:
-
-    def member_1_learner():  # Of the resumed run, alive.
-      found = STARTED_LEARNER.findall(_read(member_log)[offset:])
-      return found and reliability_fixtures.alive(int(found[0]), 'train.py') and int(found[0])
-
-    killed = _wait(member_1_learner, "member 1's learner", second)
-    os.kill(killed, signal.SIGKILL)
-    _wait(lambda: len(pbt.Lineage(directory.lineage).read()) > len(after_first['lineage']), 'a round', second)
-    since = time.time()  # The copied member's status is removed at the copy: new ones come after this.
-
-    def everyone_training():
-      statuses = [directory.member(i).status_file for i in range(MEMBERS)]
-      return all(os.path.exists(p) and os.path.getmtime(p) > since for p in statuses)
-
-    _wait(everyone_training, 'every member training again', second)
-    second.proc.send_signal(signal.SIGTERM)
-    assert second.wait(TIMEOUT_S) == 0, second.tail()
-  finally:
-    second.kill()
-  return dict(directory=directory, first=first, second=second, after_first=after_first, killed=killed)
 
 
 def _last_values(lineage, i, initial):
@@ -151,11 +197,12 @@ def test_the_worst_member_copies_a_top_member_s_checkpoint_and_perturbed_hyperpa
 
 def test_the_resumed_run_starts_every_member_from_its_own_checkpoint_and_keeps_the_lineage(population):
   directory, first = population['directory'], population['after_first']
-  text = population['second'].text()
-  assert (
-      f'{MEMBERS} members in {directory.root}; PBT every {RESUMED_INTERVAL} steps; resuming after 1 PBT'
-      in text
-  )
+  lead = population['hosts'][0].text()
+  assert re.search(
+      rf'{MEMBERS} members in {re.escape(directory.root)}(; this host runs members \[0\])?; '
+      rf'PBT every {RESUMED_INTERVAL} steps; resuming after 1 PBT',
+      lead,
+  ), lead[-3000:]
   for i in range(MEMBERS):
     log = _read(directory.log(i))[len(first['member_logs'][i]) :]
     path, step = RESUMED_FROM.findall(log)[0]
@@ -182,7 +229,8 @@ def test_the_resumed_run_starts_every_member_from_its_own_checkpoint_and_keeps_t
 
 def test_sigterm_stops_every_member_with_a_checkpoint_of_its_last_step(population):
   directory = population['directory']
-  assert '[population] SIGTERM: stopping every member (each checkpoints)' in population['second'].text()
+  for host in population['hosts']:
+    assert '[population] SIGTERM: stopping every member (each checkpoints)' in host.text()
   for i in range(MEMBERS):
     member = directory.member(i)
     reason, step = STOPPED.findall(_read(directory.log(i)))[-1]
@@ -194,7 +242,7 @@ def test_sigterm_stops_every_member_with_a_checkpoint_of_its_last_step(populatio
 
 
 def test_a_member_whose_learner_is_killed_is_started_again(population):
-  text = population['second'].text()
+  text = population['hosts'][-1].text()  # Member 1's host.
   assert re.search(r'\[population\] member 1 exited with code -?\d+; restarting it', text), text[-3000:]
   assert len(re.findall(r'\[population\] started member 1 ', text)) >= 2
   assert not reliability_fixtures.alive(population['killed'], 'train.py')
@@ -225,3 +273,32 @@ def test_the_shared_discriminator_trains_on_every_member_s_fakes_and_rewards_eve
     assert scalars['d_steps'] == 0  # Its own D never took a step ...
     assert scalars['shared_d_step'] >= int(first_step)  # ... it rewards with the resumed shared one's.
     assert 'rewarding with the shared discriminator of its step' in _read(member.log('learner'))
+
+
+def test_resumed_across_two_hosts_the_lead_decides_and_its_shared_d_trains_on_the_other_host_s_members(
+    population,
+):
+  if population['one_machine']:
+    pytest.skip(f'the resume ran on one machine: {population["one_machine"]}')
+  directory, records = population['directory'], population['records']
+  assert [r['reverb_address'].rsplit(':', 1)[0] for r in records] == [HOST_A, HOST_B, HOST_B]
+  lead, other = (h.text() for h in population['hosts'])
+  assert 'this host runs members [1, 2]' in other
+  # The lead started the shared D on the addresses host B published, and only the lead runs one.
+  started = re.findall(r'started the shared discriminator \(pid \d+\) on the fakes of (\S+);', lead)
+  assert started == [','.join(r['reverb_address'] for r in records)], started
+  assert 'shared discriminator' not in other
+  # Only the lead decides a round; the member's own host made the copy.
+  line = pbt.Lineage(directory.lineage).read()[-1]
+  assert line['step'] == 2 * INTERVAL
+  assert f'PBT round at step {2 * INTERVAL}' in lead and 'PBT round' not in other
+  owner, bystander = (lead, other) if line['member'] == 0 else (other, lead)
+  copy = f"[population] member {line['member']} ← member {line['copied_from']} ({line['checkpoint']})"
+  assert copy in owner and copy not in bystander
+  # D trained through host B's servers after the resume: its fakes from members 1 and 2 went on growing.
+  before = population['after_first']['d_status']['scalars']
+  after = json.loads(_read(directory.discriminator.status_file))['scalars']
+  assert all(after[f'fakes/member_{i}'] > before[f'fakes/member_{i}'] for i in range(MEMBERS)), (
+      before,
+      after,
+  )

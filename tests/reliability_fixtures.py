@@ -1,4 +1,5 @@
-"""Helpers of tests/reliability_test.py: watched training processes, and a stand-in role binary.
+"""Helpers of tests/reliability_test.py (and population_test.py): watched training processes, two
+'hosts' (network namespaces), and a stand-in role binary.
 
 `Watched` runs a command with its output in a file, timestamps every line as it arrives (a reader
 thread), and waits for patterns; pids and learner steps are parsed from the lines.
@@ -10,7 +11,11 @@ reads `--role` and, without TensorFlow, plays a role that behaves as told:
   --role=learner   sleeps --learner_seconds, then exits 0 (ends the run)
 """
 
+import contextlib
+import os
+import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -116,6 +121,46 @@ class Watched:
     self.proc.wait(30)
     self._reader.join(10)
     self._log.close()
+
+
+class NoNamespaces(Exception):
+  """Network namespaces cannot be made here (the message says why)."""
+
+
+def ip(*args, check=True):
+  return subprocess.run(['ip', *args], capture_output=True, text=True, check=check, timeout=30)
+
+
+def on_host(ns):
+  """The prefix that runs a command on 'host' `ns` (in that network namespace)."""
+  return ['ip', 'netns', 'exec', ns]
+
+
+@contextlib.contextmanager
+def two_hosts():
+  """Two network namespaces joined by a veth pair: yields ('host' A at 10.231.0.1, 'host' B at 10.231.0.2,
+  B's end of the link); raises NoNamespaces if they cannot be made (needs root and iproute2)."""
+  tag = f'{os.getpid() % 100000}{random.randrange(100)}'
+  a, b = f'spa{tag}', f'spb{tag}'
+  if os.geteuid() != 0 or shutil.which('ip') is None:
+    raise NoNamespaces('network namespaces need root and iproute2 (`ip`)')
+  made = []
+  try:
+    for ns in (a, b):
+      result = ip('netns', 'add', ns, check=False)
+      if result.returncode != 0:
+        raise NoNamespaces(f'network namespaces unavailable here: ip netns add: {result.stderr.strip()}')
+      made.append(ns)
+    ip('link', 'add', f'va{tag}', 'type', 'veth', 'peer', 'name', f'vb{tag}')
+    for ns, dev, address in ((a, f'va{tag}', '10.231.0.1/24'), (b, f'vb{tag}', '10.231.0.2/24')):
+      ip('link', 'set', dev, 'netns', ns)
+      ip('-n', ns, 'addr', 'add', address, 'dev', dev)
+      ip('-n', ns, 'link', 'set', dev, 'up')
+      ip('-n', ns, 'link', 'set', 'lo', 'up')
+    yield a, b, f'vb{tag}'
+  finally:
+    for ns in made:
+      ip('netns', 'del', ns, check=False)  # Takes its end of the veth pair (and so the pair) with it.
 
 
 def alive(pid: int, marker: str) -> bool:

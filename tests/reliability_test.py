@@ -20,7 +20,6 @@ import os
 import pathlib
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -376,34 +375,14 @@ def test_guard_catches_non_finite_weights_behind_finite_metrics():
 # --- actors on another host (network namespaces) ------------------------------------------------------------
 
 
-def _ip(*args, check=True):
-  return subprocess.run(['ip', *args], capture_output=True, text=True, check=check, timeout=30)
-
-
 @pytest.fixture
 def two_hosts():
-  """Two network namespaces joined by a veth pair: ('host' A 10.231.0.1, 'host' B 10.231.0.2)."""
-  tag = f'{os.getpid() % 100000}{random.randrange(100)}'
-  a, b = f'spa{tag}', f'spb{tag}'
-  if os.geteuid() != 0 or shutil.which('ip') is None:
-    pytest.skip('network namespaces need root and iproute2 (`ip`)')
-  made = []
+  """Two network namespaces joined by a veth pair (reliability_fixtures.two_hosts)."""
   try:
-    for ns in (a, b):
-      result = _ip('netns', 'add', ns, check=False)
-      if result.returncode != 0:
-        pytest.skip(f'network namespaces unavailable here: ip netns add: {result.stderr.strip()}')
-      made.append(ns)
-    _ip('link', 'add', f'va{tag}', 'type', 'veth', 'peer', 'name', f'vb{tag}')
-    for ns, dev, address in ((a, f'va{tag}', '10.231.0.1/24'), (b, f'vb{tag}', '10.231.0.2/24')):
-      _ip('link', 'set', dev, 'netns', ns)
-      _ip('-n', ns, 'addr', 'add', address, 'dev', dev)
-      _ip('-n', ns, 'link', 'set', dev, 'up')
-      _ip('-n', ns, 'link', 'set', 'lo', 'up')
-    yield a, b, f'vb{tag}'
-  finally:
-    for ns in made:
-      _ip('netns', 'del', ns, check=False)  # Takes its end of the veth pair (and so the pair) with it.
+    with rf.two_hosts() as hosts:
+      yield hosts
+  except rf.NoNamespaces as e:
+    pytest.skip(str(e))
 
 
 def _reachable(ns, host, port):
@@ -427,24 +406,25 @@ def test_actor_on_another_host_survives_a_link_cut(two_hosts, tmp_path):
       '--max_learner_steps=100000',
       '--max_minutes=10',
   ]
-  on = lambda ns: ['ip', 'netns', 'exec', ns]  # pylint: disable=unnecessary-lambda-assignment
   procs = []
   try:
     # Reverb listens on host A's link address only (not on its loopback, not everywhere).
     reverb = rf.Watched(
-        on(a) + common + ['--role=reverb', f'--reverb_port={port}', '--reverb_bind_address=10.231.0.1'],
+        rf.on_host(a)
+        + common
+        + ['--role=reverb', f'--reverb_port={port}', '--reverb_bind_address=10.231.0.1'],
         tmp_path / 'reverb.log',
         cwd=ROOT,
     )
     procs.append(reverb)
     learner = rf.Watched(
-        on(a) + common + ['--role=learner', f'--reverb_address=10.231.0.1:{port}'],
+        rf.on_host(a) + common + ['--role=learner', f'--reverb_address=10.231.0.1:{port}'],
         tmp_path / 'learner.log',
         cwd=ROOT,
     )
     procs.append(learner)
     actor = rf.Watched(
-        on(b) + common + ['--role=actor', '--task=0', f'--reverb_address=10.231.0.1:{port}'],
+        rf.on_host(b) + common + ['--role=actor', '--task=0', f'--reverb_address=10.231.0.1:{port}'],
         tmp_path / 'actor.log',
         cwd=ROOT,
     )
@@ -452,11 +432,11 @@ def test_actor_on_another_host_survives_a_link_cut(two_hosts, tmp_path):
     learner.wait_for_step(3, START_S)
     assert listen.listening_sockets(reverb.pid) == {('10.231.0.1', port)}
     assert _reachable(b, '10.231.0.1', port)
-    _ip('-n', b, 'link', 'set', b_dev, 'down')
+    rf.ip('-n', b, 'link', 'set', b_dev, 'down')
     cut = time.monotonic()
     assert not _reachable(b, '10.231.0.1', port)  # Host B really is cut off.
     time.sleep(max(0.0, 6 - (time.monotonic() - cut)))
-    _ip('-n', b, 'link', 'set', b_dev, 'up')
+    rf.ip('-n', b, 'link', 'set', b_dev, 'up')
     restored_step = learner.step()
     # More steps than the queue, in-flight samples and prefetch can hold: fed by the actor after the cut.
     learner.wait_for_step(restored_step + 6, 180)

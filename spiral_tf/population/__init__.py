@@ -6,6 +6,7 @@
 
 The layout of a population's directory is spiral_tf/run_dir.py's (PopulationDir); the shared discriminator's
 process is spiral_tf/distributed/shared_discriminator.py (`--role=discriminator`), started by population.py.
-Not yet here: populations across hosts (issue 18). Nothing in this package imports
+Across hosts, each host's population.py runs its `--population_members` and one of them leads (decides
+the rounds, runs the shared D), all through files in the shared root_dir. Nothing in this package imports
 TensorFlow; this file imports nothing.
 """

@@ -32,6 +32,22 @@ dies, stopped after the members when the population stops, and stopped once ever
 a shared D, the fitness `d_score` (the shared D's score of a member's renders) compares members on one
 scale — the paper's choice.
 
+Across hosts (`--population_members=i,j,…` on each host, all sharing `--root_dir` on a shared file
+system; spiral_tf/run_dir.py has the files named here): each host's process runs its own members, and one
+of them, `--population_lead`, decides. The lead creates population.json (the others wait for it and read
+their members' hyper-parameters from it at each start), ranks every member from the status.json files
+and, for a round, saves the new hyper-parameters with the round as pending, then asks each copying
+member's host for the copy (`pbt/member-<i>.copy.json`). The host that runs the member stops it, copies
+the checkpoint, answers (`pbt/member-<i>.copied.json`) and starts it again; once every answer is in, the
+lead writes the lineage and clears the pending round (a lead that restarts in between finishes that round
+first; its lineage lines are written once). One machine is the same exchange within one process. Each
+host records where its members run (`hosts/member-<i>.json`: the Reverb address a shared D trains through
+— this host's `--reverb_bind_address` — and whether the member finished); the lead starts the shared D
+once every member has an address (it clears the other hosts' addresses when it starts; each host rewrites
+its own when they differ), restarts it when one changes (a host's process restarted), and stops
+when every member finished; another host's process stops when its own members finished. A host that is
+down holds the rounds (the lead says so once); its members' peers train on.
+
 Reliability: a member that exits with an error (its learner died, say) is started again from its
 checkpoint, with the supervisor's back-off for quick deaths; a configuration error (exit 2) stops the
 population. Ctrl-C / SIGTERM stops every member (each checkpoints) and returns; the same command resumes
@@ -39,7 +55,7 @@ every member, its hyper-parameters and the lineage. Not handled: a member's supe
 leaves its roles running (they are in sessions of their own, as in a single run).
 
 Usage:
-  exit_code = Population(train_py, argv, config).run()
+  exit_code = Population(train_py, argv, config).run()   # config.population_members: this host's share
   best = fittest(root_dir)     # the index of the member whose latest status is the fittest
 """
 
@@ -49,6 +65,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,12 +93,18 @@ class State:
   seed: int
   hyperparameters: list  # [{'policy_learning_rate': …, 'entropy_cost': …}] per member
   next_round_step: int = 0  # The learner step every member must pass for the next PBT round (0: none).
+  # A round decided and not yet done: {'step', 'fitness': {member: value}, 'decisions': [Decision fields]}.
+  pending: dict | None = None
 
   @classmethod
   def load_or_create(cls, path: str, config: config_lib.Config) -> 'State':
     if not os.path.exists(path):
       hypers = pbt.initial(config.population_size, config.pbt_ranges, seed=config.seed)
       return cls(config.population_size, config.seed, hypers, config.pbt_interval_steps)
+    return cls.load(path, config)
+
+  @classmethod
+  def load(cls, path: str, config: config_lib.Config) -> 'State':
     try:
       with open(path) as f:
         state = cls(**json.load(f))
@@ -98,18 +121,27 @@ class State:
     return state
 
   def save(self, path: str):
-    with files.atomic_output(path) as tmp:
-      with open(tmp, 'w') as f:
-        json.dump(dataclasses.asdict(self), f, indent=1)
+    _write_json(path, dataclasses.asdict(self))
+
+
+def _write_json(path: str, value):
+  with files.atomic_output(path) as tmp:
+    with open(tmp, 'w') as f:
+      json.dump(value, f, indent=1)
+
+
+def _read_json(path: str) -> dict | None:
+  """The JSON object in `path`, None if there is none (yet). Every file read here is written atomically."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (FileNotFoundError, json.JSONDecodeError):
+    return None
 
 
 def read_status(member: run_dir.RunDir) -> dict | None:
   """A member's status.json ({'learner_step', 'frames', 'scalars'}), None before its first log line."""
-  try:
-    with open(member.status_file) as f:
-      return json.load(f)
-  except (FileNotFoundError, json.JSONDecodeError):
-    return None
+  return _read_json(member.status_file)
 
 
 def fitness_value(status: dict, fitness: str) -> float | None:
@@ -154,6 +186,8 @@ class Population:
     self._train_py, self._argv, self._config, self._poll_s = train_py, list(argv), config, poll_s
     self.dir = run_dir.PopulationDir(config.root_dir)
     self.members = [self.dir.member(i) for i in range(config.population_size)]
+    self.own = config.population_member_indices  # The members this process runs.
+    self.lead = config.is_population_lead
     self.lineage = pbt.Lineage(self.dir.lineage)
     self._procs: dict[int, subprocess.Popen] = {}
     self._logs = {}
@@ -164,26 +198,66 @@ class Population:
     self._scores: dict[int, dict[int, float]] = {i: {} for i in range(config.population_size)}
     self._stopping = False
     self.state: State | None = None
-    self._ports: list[int] = []  # Each member's Reverb port, with a shared D (it trains through them).
+    self._ports: dict[int, int] = {}  # Own members' Reverb ports, with a shared D (it trains through them).
     self._d_proc: subprocess.Popen | None = None
+    self._d_members: list[str] = []  # The addresses the running shared D trains through.
     self._d_restart_at: float | None = None
+    self._waiting_for: set[int] = set()  # Members whose copy the lead waits for (said once each).
 
   # --- members ---------------------------------------------------------------------------------------
 
-  def _command(self, i: int) -> list:
-    hypers = self.state.hyperparameters[i]
+  def _single_run_flags(self, role: str, root: str, seed: int) -> list:
+    """train.py's command for one run of the population; later flags win (absl), so these override the
+    user's and the flagfile's."""
     return [
         sys.executable,
         self._train_py,
-        *self._argv,  # Later flags win (absl), so these override the user's and the flagfile's.
-        '--role=all',
+        *self._argv,
+        f'--role={role}',
         '--population_size=1',
-        f'--root_dir={self.members[i].root}',
-        f'--seed={self._config.seed + i}',
+        '--population_members=',
+        '--nopopulation_lead',
+        f'--root_dir={root}',
+        f'--seed={seed}',
+    ]
+
+  def _command(self, i: int) -> list:
+    if not self.lead:  # The lead saves a round's values before it asks for the copy: read them fresh.
+      self.state = State.load(self.dir.state_file, self._config)
+    hypers = self.state.hyperparameters[i]
+    return [
+        *self._single_run_flags('all', self.members[i].root, self._config.seed + i),
         f'--policy_learning_rate={hypers["policy_learning_rate"]!r}',
         f'--entropy_cost={hypers["entropy_cost"]!r}',
-        *([f'--reverb_port={self._ports[i]}'] if self._ports else []),
+        *([f'--reverb_port={self._ports[i]}'] if i in self._ports else []),
     ]
+
+  def _address(self, i: int) -> str | None:
+    """Where own member `i`'s Reverb server listens for the shared D (None without one)."""
+    if i not in self._ports:
+      return None
+    bind = self._config.reverb_bind_address
+    if not listen.is_wildcard(bind):
+      return f'{bind}:{self._ports[i]}'
+    # Every interface: loopback serves a lead that runs every member; other hosts need a name.
+    host = '127.0.0.1' if len(self.own) == len(self.members) else socket.gethostname()
+    return f'{host}:{self._ports[i]}'
+
+  def _write_host_record(self, i: int):
+    _write_json(
+        self.dir.host_record(i),
+        {
+            'hostname': socket.gethostname(),
+            'pid': os.getpid(),
+            'reverb_address': self._address(i),
+            'finished': i in self._finished,
+        },
+    )
+
+  def _is_finished(self, i: int) -> bool:
+    if i in self.own:
+      return i in self._finished
+    return bool((_read_json(self.dir.host_record(i)) or {}).get('finished'))
 
   def _spawn(self, key, command) -> subprocess.Popen:
     """`command` in a session of its own, its output appended to the log of `key` (a member's index, or
@@ -208,30 +282,38 @@ class Population:
         proc.kill()
         proc.wait()
 
-  def _start_discriminator(self):
-    directory = self.dir.discriminator
-    bind = self._config.reverb_bind_address
-    host = '127.0.0.1' if listen.is_wildcard(bind) else bind
-    members = ','.join(f'{host}:{port}' for port in self._ports)
-    command = [
-        sys.executable,
-        self._train_py,
-        *self._argv,
-        '--role=discriminator',
-        '--population_size=1',
-        f'--root_dir={directory.root}',
-        f'--seed={self._config.seed}',
-        f'--discriminator_members={members}',
+  def _member_addresses(self) -> list[str] | None:
+    """Every member's Reverb address from the host records, None while one is missing."""
+    addresses = [
+        (_read_json(self.dir.host_record(i)) or {}).get('reverb_address') for i in range(len(self.members))
     ]
-    self._d_proc = self._spawn('discriminator', command)
+    return None if None in addresses else addresses
+
+  def _start_discriminator(self, members: list[str]):
+    command = [
+        *self._single_run_flags('discriminator', self.dir.discriminator.root, self._config.seed),
+        f'--discriminator_members={",".join(members)}',
+    ]
+    self._d_proc, self._d_members = self._spawn('discriminator', command), members
     console.say(
         f'[population] started the shared discriminator (pid {self._d_proc.pid}) on the fakes of '
-        f'{members}; log {self.dir.log("discriminator")}'
+        f'{",".join(members)}; log {self.dir.log("discriminator")}'
     )
 
   def _watch_discriminator(self) -> int | None:
-    """Restarts a dead shared D (after a few seconds); CONFIG_ERROR if it cannot start at all."""
-    if self._d_proc is None or self._d_proc.poll() is None:
+    """Starts the shared D once every member has an address, restarts it when one changes or it died (after
+    a few seconds); CONFIG_ERROR if it cannot start at all."""
+    members = self._member_addresses()
+    if members is None:
+      return None
+    if self._d_proc is None:
+      self._start_discriminator(members)
+      return None
+    if self._d_proc.poll() is None:
+      if members != self._d_members:
+        console.say('[population] a member moved (its host restarted): restarting the shared discriminator')
+        self._stop_discriminator()
+        self._start_discriminator(members)
       return None
     if self._d_proc.returncode == CONFIG_ERROR:
       console.say(
@@ -248,7 +330,7 @@ class Population:
       self._d_restart_at = time.monotonic() + supervisor_lib.restart_delay(1)
     elif time.monotonic() >= self._d_restart_at:
       self._d_restart_at = None
-      self._start_discriminator()
+      self._start_discriminator(members)
     return None
 
   def _stop_discriminator(self):
@@ -277,43 +359,77 @@ class Population:
     self._stopping = True
 
   def run(self) -> int:
-    try:
-      self.state = State.load_or_create(self.dir.state_file, self._config)
-    except config_lib.ConfigError as e:
-      console.say(f'train.py: configuration error: {e}', error=True)
-      return CONFIG_ERROR
-    self.state.save(self.dir.state_file)
-    done = len(self.lineage.read())
-    console.say(
-        f'[population] {self.state.num_members} members in {self.dir.root}'
-        + (f'; PBT every {self._config.pbt_interval_steps} steps' if self._config.pbt_interval_steps else '')
-        + (f'; resuming after {done} PBT decisions' if done else '')
-    )
     previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+      try:
+        self.state = self._load_state()
+      except config_lib.ConfigError as e:
+        console.say(f'train.py: configuration error: {e}', error=True)
+        return CONFIG_ERROR
+      if self.state is None:  # Stopped while waiting for the lead.
+        return 0
+      done = len(self.lineage.read())
+      console.say(
+          f'[population] {self.state.num_members} members in {self.dir.root}'
+          + ('' if len(self.own) == len(self.members) else f'; this host runs members {list(self.own)}')
+          + (
+              f'; PBT every {self._config.pbt_interval_steps} steps'
+              if self._config.pbt_interval_steps
+              else ''
+          )
+          + (f'; resuming after {done} PBT decisions' if done else '')
+      )
       if self._config.shared_discriminator:
-        self._ports = [listen.free_port(self._config.reverb_bind_address) for _ in self.members]
-        self._start_discriminator()
-      for i in range(self.state.num_members):
+        self._ports = {i: listen.free_port(self._config.reverb_bind_address) for i in self.own}
+      if self.lead:  # Other hosts' addresses are of their previous start until they rewrite them (_watch).
+        for i in set(range(len(self.members))) - set(self.own):
+          record = _read_json(self.dir.host_record(i))
+          if record is not None and record.get('reverb_address'):
+            _write_json(self.dir.host_record(i), dict(record, reverb_address=None))
+      for i in self.own:
+        self._write_host_record(i)
+      if self.lead and self._config.shared_discriminator:
+        self._watch_discriminator()  # On one machine every address is known now: D starts first.
+      for i in self.own:
         self._start(i)
       return self._watch()
     finally:
       self._stop(list(self._procs))
       self._stop_discriminator()  # After the members: their last renders are of no use to it then.
-      self.state.save(self.dir.state_file)
+      if self.lead and self.state is not None:
+        self.state.save(self.dir.state_file)
       for s, handler in previous.items():
         signal.signal(s, handler)
       for f in self._logs.values():
         f.close()
 
+  def _load_state(self) -> State | None:
+    """The lead creates (or resumes) population.json; another host waits for it (None: stopped meanwhile)."""
+    if self.lead:
+      state = State.load_or_create(self.dir.state_file, self._config)
+      state.save(self.dir.state_file)
+      return state
+    if not os.path.exists(self.dir.state_file):
+      console.say(f'[population] waiting for the lead (--population_lead) to create {self.dir.state_file}')
+    while not os.path.exists(self.dir.state_file):
+      if self._stopping:
+        return None
+      time.sleep(self._poll_s)
+    return State.load(self.dir.state_file, self._config)
+
   def _watch(self) -> int:
     while not self._stopping:
+      self._answer_copy_requests()
+      for i in self.own:  # The lead clears other hosts' addresses when it starts.
+        if (_read_json(self.dir.host_record(i)) or {}).get('reverb_address') != self._address(i):
+          self._write_host_record(i)
       for i, proc in list(self._procs.items()):
         if i in self._finished or proc.poll() is None:
           continue
         code = proc.returncode
         if code == 0:
           self._finished.add(i)
+          self._write_host_record(i)
           console.say(f'[population] member {i} finished')
         elif code == CONFIG_ERROR:
           console.say(
@@ -330,14 +446,20 @@ class Population:
         elif time.monotonic() >= self._restart_at[i]:
           del self._restart_at[i]
           self._start(i)
-      if len(self._finished) == self.state.num_members:
-        console.say('[population] every member finished')
+      if not self.lead and len(self._finished) == len(self.own):
+        console.say(f'[population] every member of this host finished ({list(self.own)})')
         return 0
-      if self._watch_discriminator() == CONFIG_ERROR:
-        return CONFIG_ERROR
-      self._poll_scores()
-      if self.state.next_round_step and self._round_due():
-        self._round()
+      if self.lead:
+        if all(self._is_finished(i) for i in range(len(self.members))):
+          console.say('[population] every member finished')
+          return 0
+        if self._config.shared_discriminator and self._watch_discriminator() == CONFIG_ERROR:
+          return CONFIG_ERROR
+        self._poll_scores()
+        if self.state.pending:
+          self._finish_round()
+        elif self.state.next_round_step and self._round_due():
+          self._round()
       time.sleep(self._poll_s)
     return 0
 
@@ -357,10 +479,11 @@ class Population:
 
   def _round_due(self) -> bool:
     return all(
-        i in self._finished or self._step(i) >= self.state.next_round_step for i in range(len(self.members))
+        self._is_finished(i) or self._step(i) >= self.state.next_round_step for i in range(len(self.members))
     )
 
   def _round(self):
+    """Decides a round and asks for its copies; _finish_round writes it down once they are done."""
     step = self.state.next_round_step
     fitness = {
         i: (sum(scores.values()) / len(scores) if scores else None) for i, scores in self._scores.items()
@@ -369,30 +492,80 @@ class Population:
     decisions = pbt.decide(fitness, self.state.hyperparameters, self._config.pbt_ranges, rng)
     shown = ', '.join(f'{i}: {"—" if f is None else f"{f:.4g}"}' for i, f in fitness.items())
     console.say(f'[population] PBT round at step {step}: fitness {shown}')
-    copied = {}
+    copies = []
     for d in decisions:
-      if d.member in self._finished:
+      if self._is_finished(d.member):
         console.say(f'[population] member {d.member} finished; not copying member {d.source} into it')
         continue
-      self._stop([d.member])
-      # Its status is its own, pre-copy self's: the restarted learner writes a new one.
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(self.members[d.member].status_file)
-      copied[d.member] = checkpoints.copy_latest(
-          self.members[d.source].checkpoints, self.members[d.member].checkpoints
-      )
+      copies.append(d)
       self.state.hyperparameters[d.member] = d.hyperparameters
       self._scores[d.member] = {}
-      console.say(
-          f'[population] member {d.member} ← member {d.source} ({os.path.basename(copied[d.member])}): '
-          + ', '.join(f'{k} {v:.3g}' for k, v in d.hyperparameters.items())
-      )
-    done = [d for d in decisions if d.member in copied]
+    self.state.pending = {
+        'step': step,
+        'fitness': {str(i): f for i, f in fitness.items()},
+        'decisions': [dataclasses.asdict(d) for d in copies],
+    }
     self.state.next_round_step = step + self._config.pbt_interval_steps
-    self.state.save(self.dir.state_file)
-    self.lineage.append(step, done, fitness, {m: os.path.basename(p) for m, p in copied.items()})
+    self.state.save(self.dir.state_file)  # The new values first: a member's host reads them at its restart.
+    for d in copies:
+      _write_json(
+          self.dir.copy_request(d.member),
+          {'step': step, 'source': d.source, 'hyperparameters': d.hyperparameters},
+      )
     for i in self._scores:  # Fitness is over the renders since the previous round.
       self._scores[i] = {s: v for s, v in self._scores[i].items() if s > step}
-    for d in done:
-      self._restart_at.pop(d.member, None)  # A member that was down waiting to restart starts now.
-      self._start(d.member)
+    self._answer_copy_requests()  # This host's own copies at once.
+    self._finish_round()
+
+  def _finish_round(self):
+    """Once every copy of the pending round is answered: its lineage lines (once), then no round pending."""
+    pending = self.state.pending
+    step, decisions = pending['step'], [pbt.Decision(**d) for d in pending['decisions']]
+    copied = {}
+    for d in decisions:
+      answer = _read_json(self.dir.copy_answer(d.member))
+      if answer is not None and answer['step'] == step:
+        if answer['checkpoint']:
+          copied[d.member] = answer['checkpoint']
+      elif not self._is_finished(d.member):
+        if d.member not in self._waiting_for:
+          self._waiting_for.add(d.member)
+          console.say(f"[population] PBT round at step {step}: waiting for member {d.member}'s host to copy")
+        return
+    if not any(line['step'] == step for line in self.lineage.read()):
+      fitness = {int(i): f for i, f in pending['fitness'].items()}
+      self.lineage.append(step, [d for d in decisions if d.member in copied], fitness, copied)
+    self.state.pending = None
+    self.state.save(self.dir.state_file)
+    self._waiting_for.clear()
+    for d in decisions:
+      with contextlib.suppress(FileNotFoundError):
+        os.remove(self.dir.copy_answer(d.member))
+
+  def _answer_copy_requests(self):
+    """Does what the lead asked of this host's members: stop, copy the checkpoint, answer, start again."""
+    for i in self.own:
+      request = _read_json(self.dir.copy_request(i))
+      if request is None:
+        continue
+      answer = {'step': request['step'], 'source': request['source'], 'checkpoint': None}
+      if i in self._finished:
+        console.say(f'[population] member {i} finished; not copying member {request["source"]} into it')
+      else:
+        self._stop([i])
+        # Its status is its own, pre-copy self's: the restarted learner writes a new one.
+        with contextlib.suppress(FileNotFoundError):
+          os.remove(self.members[i].status_file)
+        copied = checkpoints.copy_latest(
+            self.members[request['source']].checkpoints, self.members[i].checkpoints
+        )
+        answer['checkpoint'] = os.path.basename(copied)
+        console.say(
+            f'[population] member {i} ← member {request["source"]} ({answer["checkpoint"]}): '
+            + ', '.join(f'{k} {v:.3g}' for k, v in request['hyperparameters'].items())
+        )
+      _write_json(self.dir.copy_answer(i), answer)
+      os.remove(self.dir.copy_request(i))
+      if answer['checkpoint']:
+        self._restart_at.pop(i, None)  # A member that was down waiting to restart starts now.
+        self._start(i)
