@@ -206,7 +206,7 @@ class Population:
 
   # --- members ---------------------------------------------------------------------------------------
 
-  def _single_run_flags(self, role: str, root: str, seed: int) -> list:
+  def _run_command(self, role: str, root: str, seed: int) -> list:
     """train.py's command for one run of the population; later flags win (absl), so these override the
     user's and the flagfile's."""
     return [
@@ -226,7 +226,7 @@ class Population:
       self.state = State.load(self.dir.state_file, self._config)
     hypers = self.state.hyperparameters[i]
     return [
-        *self._single_run_flags('all', self.members[i].root, self._config.seed + i),
+        *self._run_command('all', self.members[i].root, self._config.seed + i),
         f'--policy_learning_rate={hypers["policy_learning_rate"]!r}',
         f'--entropy_cost={hypers["entropy_cost"]!r}',
         *([f'--reverb_port={self._ports[i]}'] if i in self._ports else []),
@@ -291,7 +291,7 @@ class Population:
 
   def _start_discriminator(self, members: list[str]):
     command = [
-        *self._single_run_flags('discriminator', self.dir.discriminator.root, self._config.seed),
+        *self._run_command('discriminator', self.dir.discriminator.root, self._config.seed),
         f'--discriminator_members={",".join(members)}',
     ]
     self._d_proc, self._d_members = self._spawn('discriminator', command), members
