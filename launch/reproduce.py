@@ -24,6 +24,8 @@ Reproductions (each a set of runs of launch/train.py, one per config and seed, u
   r2_retries  r2 for 1,000,000 frames with one change each, side by side: the SPIRAL++ reward
       (reproductions/mnist_unconditional_spiralpp.cfg) and half the entropy cost
       (mnist_unconditional_entropy_cost_half.cfg): r2's report for both, beside r2's stored curves.
+  r2_stroke_penalty  r2 for 1,000,000 frames with the paper's MNIST penalty per new disjoint stroke, 0.25
+      and 1 (reproductions/mnist_unconditional_stroke_penalty{,_high}.cfg): r2's report for both.
   population  issue 18: r1's D agent as a population of 4 with PBT, 4 × 250,000 frames
       (reproductions/mnist_d_population.cfg). Report: every member's held-out MSE as r1's, the best member
       and the spread beside r1's single runs (from results.json), the frames the members' learners
@@ -97,6 +99,8 @@ LABELS = {
     'mnist_unconditional_decayed': 'unconditional MNIST, decayed learning rate',
     'mnist_unconditional_spiralpp': 'unconditional MNIST, SPIRAL++ reward',
     'mnist_unconditional_entropy_cost_half': 'unconditional MNIST, entropy cost 0.005',
+    'mnist_unconditional_stroke_penalty': 'unconditional MNIST, stroke penalty 0.25',
+    'mnist_unconditional_stroke_penalty_high': 'unconditional MNIST, stroke penalty 1',
     'strokes_constant_lr': 'constant learning rate',
     'strokes_mixed_bfloat16': 'mixed_bfloat16 learner',
     'mnist_d_entropy_cost_half': 'D reward, entropy cost 0.005',
@@ -605,8 +609,8 @@ def stored_r2_curves(reproduction, results):
 
 
 def report_unconditional(reproduction, results):
-  """R2's report for `reproduction`'s runs (r2, r2_decayed, r2_retries): digit scores of samples, their
-  curves along the kept exports (beside R2's stored constant-rate curves for a reproduction other than r2),
+  """R2's report for `reproduction`'s runs (r2 and its retries): digit scores of samples, their curves
+  along the kept exports (beside R2's stored constant-rate curves for a reproduction other than r2),
   entropy, reward scale and D scores; figures named <reproduction>_*."""
   out = {'runs': {}}
   classifier = digit_score.train_classifier(FLAGS.data_dir)
@@ -626,8 +630,12 @@ def report_unconditional(reproduction, results):
         learner_steps=run.learner_steps,
         entropy_last_third_median=run.last_third_median('entropy'),
     )
-    figures[f'{reproduction}_samples_seed{run.seed}'] = image_io.write_png(
-        _figure(f'{reproduction}_samples_seed{run.seed}'),
+    # One config: <reproduction>_samples_seed<k>; several (r2_retries): each run's own name.
+    sample_grid = f'{reproduction}_samples_' + (
+        f'seed{run.seed}' if len(REPRODUCTIONS[reproduction]) == 1 else key
+    )
+    figures[sample_grid] = image_io.write_png(
+        _figure(sample_grid),
         image_io.upscale_nearest(_sample_grid(samples[:64], reals[:32].astype(np.float32) / 255), 2),
     )
     # Along the way: the exports train() kept, FLAGS.num_curve_samples samples each.
@@ -899,6 +907,7 @@ def report() -> int:
       'r2': lambda: report_unconditional('r2', results),
       'r2_decayed': lambda: report_unconditional('r2_decayed', results),
       'r2_retries': lambda: report_unconditional('r2_retries', results),
+      'r2_stroke_penalty': lambda: report_unconditional('r2_stroke_penalty', results),
       'r3': lambda: report_strokes('r3', results),
       'precision': lambda: report_strokes('precision', results),
       'r1_entropy_cost': lambda: report_reconstruction('r1_entropy_cost', results),
