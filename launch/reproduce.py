@@ -81,6 +81,10 @@ REPRODUCTIONS = {
         'reproductions/mnist_unconditional_spiralpp',
         'reproductions/mnist_unconditional_entropy_cost_half',
     ),
+    'r2_stroke_penalty': (
+        'reproductions/mnist_unconditional_stroke_penalty',
+        'reproductions/mnist_unconditional_stroke_penalty_high',
+    ),
     'r3': ('strokes', 'reproductions/strokes_constant_lr'),
     'precision': ('strokes', 'reproductions/strokes_mixed_bfloat16'),
     'r1_entropy_cost': ('reproductions/mnist_d', 'reproductions/mnist_d_entropy_cost_half'),
