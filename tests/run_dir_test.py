@@ -81,6 +81,10 @@ def test_population_directory_layout(tmp_path):
   assert population.state_file == str(tmp_path / 'pop' / 'population.json')
   assert population.lineage == str(tmp_path / 'pop' / 'pbt.jsonl')
   assert population.log(1) == str(tmp_path / 'pop' / 'logs' / 'member-1.log')
+  # Across hosts: where member 1 runs, and the lead's copy request and its answer.
+  assert population.host_record(1) == str(tmp_path / 'pop' / 'hosts' / 'member-1.json')
+  assert population.copy_request(1) == str(tmp_path / 'pop' / 'pbt' / 'member-1.copy.json')
+  assert population.copy_answer(1) == str(tmp_path / 'pop' / 'pbt' / 'member-1.copied.json')
   member = population.member(2)
   assert isinstance(member, run_dir.RunDir)
   assert member.checkpoints == str(tmp_path / 'pop' / 'members' / '2' / 'checkpoints')
