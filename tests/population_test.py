@@ -79,6 +79,26 @@ def _wait(condition, what, *watched):
   raise AssertionError(f'{what} did not happen:\n' + '\n'.join(w.tail() for w in watched))
 
 
+def _checkpoint_differences(directory, lineage):
+  """For each copy in `lineage`: (variables compared, names whose values differ) between the checkpoint
+  the copying member holds under the copied name and the source's — before either trains on."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  found = []
+  for line in lineage:
+    copy, source = (
+        tf.train.load_checkpoint(os.path.join(directory.member(i).checkpoints, line['checkpoint']))
+        for i in (line['member'], line['copied_from'])
+    )
+    names = sorted(copy.get_variable_to_shape_map())
+    assert names == sorted(source.get_variable_to_shape_map())
+    found.append(
+        (len(names), [n for n in names if not np.array_equal(copy.get_tensor(n), source.get_tensor(n))])
+    )
+  return found
+
+
 @pytest.fixture(scope='module')
 def population(tmp_path_factory):
   """Trains the population to RUN_STEPS, then resumes it, kills member 1's learner, and SIGTERMs it
@@ -97,6 +117,7 @@ def population(tmp_path_factory):
       'member_logs': [_read(directory.log(i)) for i in range(MEMBERS)],
       'd_status': json.loads(_read(directory.discriminator.status_file)),
   }
+  after_first['copy'] = _checkpoint_differences(directory, after_first['lineage'])
   member_log = directory.log(1)
   offset = os.path.getsize(member_log)
   resumed = ('--max_learner_steps=100000', f'--pbt_interval_steps={RESUMED_INTERVAL}')
@@ -190,6 +211,9 @@ def test_the_worst_member_copies_a_top_member_s_checkpoint_and_perturbed_hyperpa
   copied_step = int(line['checkpoint'].split('-')[1])
   assert INTERVAL <= copied_step <= RUN_STEPS
   assert (os.path.join(member.checkpoints, line['checkpoint']), str(copied_step)) == resumed[0]
+  # Weights, optimizer slots, counters: equal to the source's at the copy.
+  ((compared, differing),) = population['after_first']['copy']
+  assert compared > 20 and differing == []
   # population.json keeps the copied values for a resume, and the others' initial ones.
   state = population['after_first']['state']
   assert all(state['hyperparameters'][i] == _last_values(lineage, i, initial) for i in range(MEMBERS))
