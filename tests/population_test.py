@@ -81,7 +81,7 @@ def _wait(condition, what, *watched):
 
 def _checkpoint_differences(directory, lineage):
   """For each copy in `lineage`: (variables compared, names whose values differ) between the checkpoint
-  the copying member holds under the copied name and the source's — before either trains on."""
+  the copying member holds under the copied name and the source's, as the first run left them."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
