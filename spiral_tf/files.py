@@ -11,9 +11,11 @@ No TensorFlow, no other spiral_tf module.
 Usage:
   with atomic_output('out/painting.png') as tmp:   # '.painting.<random>.tmp.png' beside it
     image.save(tmp)
+  write_json('out/results.json', {'mse': 0.05})    # the same, for a JSON value
 """
 
 import contextlib
+import json
 import os
 import tempfile
 
@@ -35,6 +37,14 @@ def atomic_output(path):
     with contextlib.suppress(FileNotFoundError):
       os.remove(tmp)
     raise
+
+
+def write_json(path, value) -> str:
+  """`value` as indented JSON in `path`, written atomically; returns the path."""
+  with atomic_output(path) as tmp:
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(json.dumps(value, indent=1) + '\n')
+  return os.fspath(path)
 
 
 def _umask():

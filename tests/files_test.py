@@ -1,5 +1,6 @@
 """spiral_tf/files.py: an atomic write replaces the file whole, or not at all."""
 
+import json
 import os
 
 import pytest
@@ -31,3 +32,13 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
         raise error
   assert out.read_bytes() == b'old'
   assert sorted(os.listdir(tmp_path)) == ['cache.npy']
+
+
+def test_write_json_reads_back_and_an_unserialisable_value_keeps_the_old_file(tmp_path):
+  path = tmp_path / 'state.json'
+  assert files.write_json(path, {'step': 3, 'values': [0.5, None]}) == str(path)
+  assert json.loads(path.read_text()) == {'step': 3, 'values': [0.5, None]}
+  with pytest.raises(TypeError):
+    files.write_json(path, {'step': object()})
+  assert json.loads(path.read_text()) == {'step': 3, 'values': [0.5, None]}
+  assert os.listdir(tmp_path) == ['state.json']

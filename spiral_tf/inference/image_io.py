@@ -16,7 +16,6 @@ Usage:
   write_png('painting.png', canvas_float01)
 """
 
-import json
 import os
 
 import numpy as np
@@ -107,8 +106,10 @@ def to_uint8_image(canvas) -> np.ndarray:
   return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
 
 
-# Images are written atomically (spiral_tf/files.py); callers of image_io.atomic_output keep working.
+# Images and JSON are written atomically (spiral_tf/files.py); callers of image_io.atomic_output and
+# image_io.write_json keep working.
 atomic_output = files.atomic_output
+write_json = files.write_json
 
 
 def image_format(path, default='PNG'):
@@ -145,10 +146,6 @@ def write_gif(path, frames, frame_ms=250, last_frame_ms=1500) -> str:
         tmp, format='GIF', save_all=True, append_images=frames[1:], duration=durations, loop=0, disposal=1
     )
   return os.fspath(path)
-
-
-def write_json(path, value) -> str:
-  return write_text(path, json.dumps(value, indent=1) + '\n')
 
 
 def write_text(path, text: str) -> str:

@@ -121,13 +121,7 @@ class State:
     return state
 
   def save(self, path: str):
-    _write_json(path, dataclasses.asdict(self))
-
-
-def _write_json(path: str, value):
-  with files.atomic_output(path) as tmp:
-    with open(tmp, 'w') as f:
-      json.dump(value, f, indent=1)
+    files.write_json(path, dataclasses.asdict(self))
 
 
 def _read_json(path: str) -> dict | None:
@@ -244,7 +238,7 @@ class Population:
     return f'{host}:{self._ports[i]}'
 
   def _write_host_record(self, i: int):
-    _write_json(
+    files.write_json(
         self.dir.host_record(i),
         {
             'hostname': socket.gethostname(),
@@ -385,7 +379,7 @@ class Population:
         for i in set(range(len(self.members))) - set(self.own):
           record = _read_json(self.dir.host_record(i))
           if record is not None and record.get('reverb_address'):
-            _write_json(self.dir.host_record(i), dict(record, reverb_address=None))
+            files.write_json(self.dir.host_record(i), dict(record, reverb_address=None))
       for i in self.own:
         self._write_host_record(i)
       if self.lead and self._config.shared_discriminator:
@@ -508,7 +502,7 @@ class Population:
     self.state.next_round_step = step + self._config.pbt_interval_steps
     self.state.save(self.dir.state_file)  # The new values first: a member's host reads them at its restart.
     for d in copies:
-      _write_json(
+      files.write_json(
           self.dir.copy_request(d.member),
           {'step': step, 'source': d.source, 'hyperparameters': d.hyperparameters},
       )
@@ -564,7 +558,7 @@ class Population:
             f'[population] member {i} ← member {request["source"]} ({answer["checkpoint"]}): '
             + ', '.join(f'{k} {v:.3g}' for k, v in request['hyperparameters'].items())
         )
-      _write_json(self.dir.copy_answer(i), answer)
+      files.write_json(self.dir.copy_answer(i), answer)
       os.remove(self.dir.copy_request(i))
       if answer['checkpoint']:
         self._restart_at.pop(i, None)  # A member that was down waiting to restart starts now.
